@@ -1,0 +1,52 @@
+# kftransfer: `make demo` and `make test` bootstrap .venv from constraints.txt on first use.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+# Real ImageNet weights for offline machines (this repo's CI); users with internet get
+# Keras' own download. Override: make demo DEMO_ARGS="--weights imagenet".
+SHARED_WEIGHTS := $(wildcard ../shared/weights/mobilenet_1.0_224_imagenet_notop.weights.h5)
+DEMO_ARGS ?= $(if $(SHARED_WEIGHTS),--weights $(SHARED_WEIGHTS))
+
+.PHONY: venv demo test lint format bench compile lock clean
+
+venv: $(STAMP)
+
+$(STAMP): constraints.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[cpu,dev]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/kftransfer demo $(DEMO_ARGS)
+
+# pytest exits 5 when it collects nothing: say so, and fail.
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "error: pytest collected no tests" >&2; fi; exit $$rc
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+compile: $(STAMP)
+	$(BIN)/kftransfer compile -o pipeline.yaml
+
+# Re-resolve the lock from pyproject.toml in a scratch venv.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q '.[cpu,dev]'
+	{ sed -n '1,3p' constraints.txt; .lock-venv/bin/pip freeze --exclude kftransfer; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt && rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

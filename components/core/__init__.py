@@ -1,0 +1,1 @@
+"""Pure Python/Keras core of kftransfer: never imports kfp."""

@@ -1,0 +1,113 @@
+"""Hyper-parameters of every step: frozen dataclasses, the one source of truth.
+
+Components, the pipeline's parameters and the CLI's options all take their defaults
+and help text from these classes. Each field carries its documentation in
+`metadata["help"]`; `describe()` renders it.
+"""
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from kftransfer.components.core.errors import UserError
+
+
+def _param(default: Any, help: str) -> Any:  # noqa: A002 - mirrors click's keyword
+    return field(default=default, metadata={"help": help})
+
+
+def describe(config_cls: type) -> dict[str, str]:
+    """Maps each field of a config dataclass to its help text (with its default)."""
+    return {
+        f.name: f"{f.metadata.get('help', '')} [default: {f.default}]"
+        for f in dataclasses.fields(config_cls)
+    }
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise UserError(message)
+
+
+class _Config:
+    """Base of the config dataclasses: coerces numeric types, then validates."""
+
+    def __post_init__(self):
+        """Coerces whole floats to int fields (KFP may deliver 3.0 for 3), then validates."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type is int and isinstance(value, float) and value.is_integer():
+                object.__setattr__(self, f.name, int(value))
+            elif f.type is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, f.name, float(value))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raises UserError naming the first impossible value; nothing by default."""
+
+
+@dataclass(frozen=True)
+class SplitConfig(_Config):
+    """How images are validated and assigned to train / validation / test."""
+
+    val_fraction: float = _param(0.15, "Fraction of each class assigned to validation.")
+    test_fraction: float = _param(0.15, "Fraction of each class assigned to test.")
+    seed: int = _param(0, "Seed of the content-hash split; changing it reshuffles every split.")
+    min_images_per_class: int = _param(
+        10, "Fewest valid images a class may have; fewer is an error."
+    )
+    min_image_side: int = _param(16, "Images with a side shorter than this (px) are skipped.")
+    max_image_pixels: int = _param(
+        50_000_000, "Images with more pixels are skipped as decompression bombs."
+    )
+
+    def validate(self) -> None:
+        """Rejects impossible values with a message naming the option."""
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            _check(0 <= value < 1, f"--{name.replace('_', '-')} must be in [0, 1), got {value}")
+        _check(
+            self.val_fraction + self.test_fraction < 1,
+            "--val-fraction + --test-fraction must be < 1: nothing would be left to train on",
+        )
+        _check(self.min_images_per_class >= 1, "--min-images-per-class must be >= 1")
+        _check(self.min_image_side >= 1, "--min-image-side must be >= 1")
+        _check(self.max_image_pixels >= 1, "--max-image-pixels must be >= 1")
+
+
+@dataclass(frozen=True)
+class ExtractConfig(_Config):
+    """Which backbone computes the bottleneck features, and how."""
+
+    backbone: str = _param(
+        "mobilenet_v2",
+        "Backbone: vgg16, resnet50, inception_v3, mobilenet, mobilenet_v2, efficientnet_b0, "
+        "densenet121, or the URI of a complete .keras model (bring your own).",
+    )
+    weights: str = _param(
+        "imagenet",
+        "imagenet (Keras download), none (random; tests, air-gapped), or the URI of a "
+        ".weights.h5/.keras file for the backbone.",
+    )
+    image_size: int = _param(0, "Input size in pixels; 0 = the backbone's default.")
+    pooling: str = _param("avg", "Feature pooling: avg, max, or flatten (e.g. VGG16's 4x4x512).")
+    batch_size: int = _param(32, "Images per forward pass.")
+    feature_dtype: str = _param("float16", "Stored feature dtype: float16 or float32.")
+    feature_layer: str = _param(
+        "", "Bring-your-own backbone: its feature layer (default: the last pooling layer)."
+    )
+    preprocessing: str = _param(
+        "", "Bring-your-own backbone: caffe, tf, torch or none (default tf)."
+    )
+
+    def validate(self) -> None:
+        """Rejects impossible values with a message naming the option."""
+        _check(
+            self.pooling in ("avg", "max", "flatten"),
+            f"--pooling {self.pooling!r}: use avg, max or flatten",
+        )
+        _check(
+            self.feature_dtype in ("float16", "float32"), "--feature-dtype: use float16 or float32"
+        )
+        _check(self.batch_size >= 1, "--batch-size must be >= 1")
+        _check(self.image_size >= 0, "--image-size must be >= 0 (0 = the backbone's default)")

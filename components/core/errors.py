@@ -1,0 +1,9 @@
+"""The one exception type for problems a user can fix."""
+
+
+class UserError(Exception):
+    """Bad input or setup that the user can fix: a one-line message naming both.
+
+    The CLI prints `error: <message>` and exits with status 2; a pipeline step
+    fails with the same message in its log.
+    """

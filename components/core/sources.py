@@ -1,0 +1,138 @@
+"""Finding the labelled images of a source: class folders, a pre-split tree, or a CSV."""
+
+import csv
+import io
+import os
+import posixpath
+from dataclasses import dataclass, field
+
+from kftransfer.components.core import storage
+from kftransfer.components.core.errors import UserError
+
+SPLITS = ("train", "validation", "test")
+SPLIT_FOLDERS = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
+
+CLASS_FOLDERS = "class_folders"
+PRESPLIT = "presplit"
+CSV_FILE = "csv"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A file claimed to be an image of class `label` (and, pre-split, of `split`)."""
+
+    uri: str
+    label: str
+    split: str | None = None
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file left out before or during validation, and why."""
+
+    uri: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass
+class Discovery:
+    """What a source holds: its layout, the candidate images and what was skipped."""
+
+    layout: str
+    candidates: list[Candidate] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+
+def discover(source: str) -> Discovery:
+    """Lists the candidate images of `source` (local path or `gs://` URI).
+
+    Raises:
+        UserError: the source does not exist, is empty, or its CSV is unreadable.
+    """
+    source = source.rstrip("/") if source not in ("/", "gs://") else source
+    if source.lower().endswith(".csv"):
+        return _discover_csv(source)
+    if not storage.is_folder(source):
+        raise UserError(
+            f"source {source} does not exist: give a folder of class folders "
+            "(SOURCE/<class>/*.jpg), a train/validation/test tree, or a CSV of uri,label"
+        )
+    files = storage.list_files(source)
+    if not files:
+        raise UserError(f"source {source} is empty: expected class folders like {source}/cats/")
+    relative = [(info.uri, storage.relative_to(info.uri, source).split("/")) for info in files]
+    top = {parts[0] for _, parts in relative if len(parts) > 1 and not _hidden(parts)}
+    if "train" in top and top <= set(SPLIT_FOLDERS) and len(top) > 1:
+        return _discover_tree(relative, PRESPLIT, depth=2)
+    return _discover_tree(relative, CLASS_FOLDERS, depth=1)
+
+
+def _hidden(parts: list[str]) -> bool:
+    return any(part.startswith(".") for part in parts)
+
+
+def _discover_tree(relative: list[tuple[str, list[str]]], layout: str, depth: int) -> Discovery:
+    found = Discovery(layout)
+    where = "a split/class folder" if depth == 2 else "a class folder"
+    for uri, parts in relative:
+        if _hidden(parts):
+            found.skipped.append(Skipped(uri, "hidden_file", "dot files are ignored"))
+        elif len(parts) <= depth:
+            found.skipped.append(Skipped(uri, "outside_class_folder", f"not inside {where}"))
+        elif depth == 2:
+            found.candidates.append(Candidate(uri, parts[1], SPLIT_FOLDERS[parts[0]]))
+        else:
+            found.candidates.append(Candidate(uri, parts[0]))
+    return found
+
+
+def _discover_csv(csv_uri: str) -> Discovery:
+    try:
+        text = storage.read_text(csv_uri)
+        rows = list(csv.reader(io.StringIO(text)))
+    except (storage.NotFoundError, UnicodeDecodeError, csv.Error) as err:
+        raise UserError(
+            f"cannot read CSV {csv_uri}: {err}; expected a UTF-8 file of `uri,label` rows"
+        ) from err
+    first_line = 1
+    if rows and [cell.strip().lower() for cell in rows[0][:2]] == ["uri", "label"]:
+        rows, first_line = rows[1:], 2
+    if not rows:
+        raise UserError(f"CSV {csv_uri} has no rows: expected `uri,label` lines")
+    found = Discovery(CSV_FILE)
+    base = storage.parent(csv_uri)
+    for number, row in enumerate(rows, start=first_line):
+        _add_csv_row(found, csv_uri, base, number, row)
+    if not found.candidates:
+        raise UserError(f"CSV {csv_uri} has no usable `uri,label` row, e.g. `cats/1.jpg,cat`")
+    return found
+
+
+def _add_csv_row(found: Discovery, csv_uri: str, base: str, number: int, row: list[str]) -> None:
+    where = f"{csv_uri}:{number}"
+    if not any(cell.strip() for cell in row):
+        return
+    if len(row) < 2 or not row[0].strip() or not row[1].strip():
+        found.skipped.append(Skipped(where, "bad_csv_row", "expected `uri,label`"))
+        return
+    try:
+        uri = resolve_csv_uri(base, row[0].strip())
+    except UserError as err:
+        found.skipped.append(Skipped(where, "path_escape", str(err)))
+        return
+    found.candidates.append(Candidate(uri, row[1].strip()))
+
+
+def resolve_csv_uri(base: str, uri: str) -> str:
+    """Resolves a CSV entry: absolute URIs as given, relative ones inside the CSV's folder.
+
+    Raises:
+        UserError: a relative path climbs out of the CSV's folder (`../`).
+    """
+    if storage.is_gcs(uri) or os.path.isabs(uri):
+        return uri
+    normal = posixpath.normpath(uri.replace("\\", "/"))
+    if normal == ".." or normal.startswith("../") or normal.startswith("/"):
+        raise UserError(f"{uri} escapes the CSV's folder; use a path inside it or an absolute URI")
+    return storage.join(base, normal)

@@ -1,0 +1,221 @@
+"""The train / validation / test split: validated, stratified, stable under additions.
+
+Each image's split is a pure function of its content hash and the seed (`assign_split`),
+applied within every class: adding images never moves an existing one, and identical
+content always lands in one split, so a scheduled retraining can never leak test images
+into training. Per-class counts therefore follow the fractions in expectation (binomial
+noise), not to the image: that is the price of stability.
+"""
+
+import collections
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+
+from kftransfer.components.core import storage
+from kftransfer.components.core.config import SplitConfig
+from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.parallel import map_ordered
+from kftransfer.components.core.progress import LOGGER, Progress
+from kftransfer.components.core.sources import SPLITS, Candidate, Skipped, discover
+from kftransfer.components.core.validation import ImageCheck, check_image
+
+LABELS_FILE = "labels.json"
+STATS_FILE = "stats.json"
+CSV_HEADER = ("uri", "label", "sha256")
+SPLIT_PRIORITY = {"test": 0, "validation": 1, "train": 2}  # who keeps a duplicate
+CHECK_THREADS = 16
+
+
+@dataclass(frozen=True)
+class Row:
+    """One image of the split: where it is, its class, its content hash and its split."""
+
+    uri: str
+    label: str
+    sha256: str
+    split: str
+
+
+@dataclass
+class SplitResult:
+    """The outcome of `split_dataset`: class names, rows and the statistics."""
+
+    labels: list[str]
+    rows: list[Row]
+    stats: dict
+
+
+def assign_split(sha256: str, seed: int, val_fraction: float, test_fraction: float) -> str:
+    """The split of one image, a pure function of its content hash and the seed.
+
+    `u = first 8 bytes of sha256("{seed}:{sha256}")` as a fraction of 2**64; test when
+    `u < test_fraction`, validation when `u < test_fraction + val_fraction`, else train.
+    This formula is a contract: changing it would reshuffle every user's splits.
+    """
+    digest = hashlib.sha256(f"{seed}:{sha256}".encode()).digest()
+    position = int.from_bytes(digest[:8], "big") / 2**64
+    if position < test_fraction:
+        return "test"
+    if position < test_fraction + val_fraction:
+        return "validation"
+    return "train"
+
+
+def split_dataset(source: str, config: SplitConfig) -> SplitResult:
+    """Validates every image of `source` and splits the valid ones.
+
+    Raises:
+        UserError: the source is missing or empty, has fewer than two classes, a class
+            below `config.min_images_per_class`, or no valid image at all.
+    """
+    found = discover(source)
+    LOGGER.info("%s: %s layout, %d candidate files", source, found.layout, len(found.candidates))
+    checks = _check_all(found.candidates, config)
+    skipped = list(found.skipped)
+    valid = []
+    for candidate, check in zip(found.candidates, checks, strict=True):
+        if check.problem:
+            skipped.append(Skipped(candidate.uri, check.problem, check.detail))
+        else:
+            valid.append((candidate, check))
+    kept, duplicates, conflicts = _resolve_duplicates(valid)
+    skipped += duplicates
+    rows = [_row(candidate, check, config) for candidate, check in kept]
+    labels = _require_usable(source, rows, skipped, config)
+    notes = [{"uri": c.uri, "note": check.note} for c, check in valid if check.note]
+    stats = _stats(source, found.layout, config, labels, rows, skipped, notes, conflicts)
+    return SplitResult(labels, sorted(rows, key=lambda r: (r.label, r.uri)), stats)
+
+
+def _check_all(candidates: list[Candidate], config: SplitConfig) -> list[ImageCheck]:
+    progress = Progress("validate images", total=len(candidates))
+
+    def check(candidate: Candidate) -> ImageCheck:
+        return check_image(candidate.uri, config.min_image_side, config.max_image_pixels)
+
+    checks = []
+    for result in map_ordered(check, candidates, threads=CHECK_THREADS):
+        checks.append(result)
+        progress.update()
+    progress.finish()
+    return checks
+
+
+def _row(candidate: Candidate, check: ImageCheck, config: SplitConfig) -> Row:
+    split = candidate.split or assign_split(
+        check.sha256, config.seed, config.val_fraction, config.test_fraction
+    )
+    return Row(candidate.uri, candidate.label, check.sha256, split)
+
+
+def _resolve_duplicates(valid: list[tuple[Candidate, ImageCheck]]):
+    """Keeps one file per content hash; a hash with two labels keeps none (reported)."""
+    by_hash: dict[str, list[tuple[Candidate, ImageCheck]]] = collections.defaultdict(list)
+    for candidate, check in valid:
+        by_hash[check.sha256].append((candidate, check))
+    kept, skipped, conflicts = [], [], []
+    for digest, group in by_hash.items():
+        group.sort(key=lambda pair: (SPLIT_PRIORITY.get(pair[0].split or "", 0), pair[0].uri))
+        labels = sorted({candidate.label for candidate, _ in group})
+        if len(labels) > 1:
+            files = [{"uri": c.uri, "label": c.label} for c, _ in group]
+            conflicts.append({"sha256": digest, "files": files})
+            detail = "identical content labelled " + " and ".join(repr(x) for x in labels)
+            skipped += [Skipped(c.uri, "label_conflict", detail) for c, _ in group]
+            continue
+        keeper = group[0][0]
+        kept.append(group[0])
+        skipped += [
+            Skipped(c.uri, "duplicate", f"same content as {keeper.uri}") for c, _ in group[1:]
+        ]
+    return kept, skipped, conflicts
+
+
+def _require_usable(source: str, rows: list[Row], skipped: list[Skipped], config: SplitConfig):
+    """Returns the sorted class names, or raises UserError naming what makes the data unusable."""
+    if not rows:
+        reasons = collections.Counter(s.reason for s in skipped)
+        summary = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+        raise UserError(f"no valid images in {source} ({summary or 'nothing found'})")
+    counts = collections.Counter(row.label for row in rows)
+    if len(counts) < 2:
+        raise UserError(
+            f"only one class ({next(iter(counts))!r}) in {source}: "
+            "a classifier needs at least two class folders"
+        )
+    small = {label: n for label, n in sorted(counts.items()) if n < config.min_images_per_class}
+    if small:
+        listed = ", ".join(f"{label!r} has {n}" for label, n in small.items())
+        raise UserError(
+            f"too few valid images: {listed}, below --min-images-per-class "
+            f"{config.min_images_per_class}; add images or lower the minimum"
+        )
+    empty = [split for split in SPLITS if not any(row.split == split for row in rows)]
+    if empty:
+        raise UserError(
+            f"the {' and '.join(empty)} split of {source} would be empty: "
+            "add images or raise --val-fraction / --test-fraction"
+        )
+    return sorted(counts)
+
+
+def _stats(source, layout, config, labels, rows, skipped, notes, conflicts) -> dict:
+    counts = {label: dict.fromkeys(SPLITS, 0) for label in labels}
+    for row in rows:
+        counts[row.label][row.split] += 1
+    totals = {split: sum(c[split] for c in counts.values()) for split in SPLITS}
+    warnings = [
+        f"class {label!r} has no {split} images"
+        for label in labels
+        for split in SPLITS
+        if counts[label][split] == 0
+    ]
+    for warning in warnings:
+        LOGGER.warning(warning)
+    return {
+        "source": source,
+        "layout": layout,
+        "config": {"val_fraction": config.val_fraction, "test_fraction": config.test_fraction,
+                   "seed": config.seed},
+        "counts": counts,
+        "totals": totals,
+        "skipped_by_reason": dict(collections.Counter(s.reason for s in skipped)),
+        "skipped": [{"uri": s.uri, "reason": s.reason, "detail": s.detail} for s in skipped],
+        "notes": notes,
+        "label_conflicts": conflicts,
+        "warnings": warnings,
+    }  # fmt: skip
+
+
+def split_files(result: SplitResult) -> dict[str, bytes]:
+    """The split's output files by name: three CSVs, `labels.json`, `stats.json`."""
+    files = {}
+    for split in SPLITS:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(CSV_HEADER)
+        writer.writerows((r.uri, r.label, r.sha256) for r in result.rows if r.split == split)
+        files[f"{split}.csv"] = buffer.getvalue().encode()
+    files[LABELS_FILE] = json.dumps(result.labels, indent=1).encode()
+    files[STATS_FILE] = json.dumps(result.stats, indent=1).encode()
+    return files
+
+
+def write_split(result: SplitResult, out_uri: str) -> None:
+    """Writes the split folder at `out_uri` all at once (see `storage.replace_folder`)."""
+    storage.replace_folder(out_uri, split_files(result), marker=STATS_FILE)
+
+
+def read_labels(splits_uri: str) -> list[str]:
+    """The ordered class names of a split folder."""
+    return json.loads(storage.read_text(storage.join(splits_uri, LABELS_FILE)))
+
+
+def read_rows(splits_uri: str, split: str) -> list[Row]:
+    """The rows of one split (`train`, `validation` or `test`) of a split folder."""
+    text = storage.read_text(storage.join(splits_uri, f"{split}.csv"))
+    reader = csv.DictReader(io.StringIO(text))
+    return [Row(r["uri"], r["label"], r["sha256"], split) for r in reader]

@@ -1,0 +1,128 @@
+"""Image validation: decode every candidate as training will, and say why one is rejected."""
+
+import hashlib
+import io
+import os
+from dataclasses import dataclass
+
+from kftransfer.components.core import storage
+
+# Problem codes, in the order they are checked.
+ZERO_BYTES = "zero_bytes"
+UNREADABLE = "unreadable"
+NOT_AN_IMAGE = "not_an_image"
+DECOMPRESSION_BOMB = "decompression_bomb"
+UNSUPPORTED_FORMAT = "unsupported_format"
+CORRUPT = "corrupt"
+TOO_SMALL = "too_small"
+
+# Leading bytes of image formats, to recognise a file whose header is too damaged for PIL.
+MAGIC_NUMBERS = {
+    b"\xff\xd8\xff": "JPEG",
+    b"\x89PNG\r\n\x1a\n": "PNG",
+    b"GIF8": "GIF",
+    b"BM": "BMP",
+    b"II*\x00": "TIFF",
+    b"MM\x00*": "TIFF",
+}
+
+# What each extension promises; a mismatch is accepted if decodable, and noted.
+EXTENSION_FORMATS = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".gif": "GIF",
+    ".bmp": "BMP",
+    ".webp": "WEBP",
+}
+
+
+@dataclass(frozen=True)
+class ImageCheck:
+    """The verdict on one file.
+
+    Attributes:
+        uri: the file.
+        sha256: hex digest of its bytes ("" when it could not be read).
+        problem: None for a valid image, else one of the problem codes above.
+        detail: a human explanation of the problem.
+        note: a remark on a valid image (e.g. its extension lies about its format).
+    """
+
+    uri: str
+    sha256: str
+    problem: str | None = None
+    detail: str = ""
+    note: str = ""
+
+
+def check_image(uri: str, min_side: int, max_pixels: int) -> ImageCheck:
+    """Reads, hashes and fully decodes one file; never raises for a bad file."""
+    try:
+        data = storage.read_bytes(uri)
+    except storage.StorageError as err:
+        return ImageCheck(uri, "", UNREADABLE, str(err))
+    digest = hashlib.sha256(data).hexdigest()
+    return check_image_bytes(uri, digest, data, min_side, max_pixels)
+
+
+def check_image_bytes(
+    uri: str, digest: str, data: bytes, min_side: int, max_pixels: int
+) -> ImageCheck:
+    """Classifies encoded bytes as a valid image or one problem (see the module's codes)."""
+    if not data:
+        return ImageCheck(uri, digest, ZERO_BYTES, "the file is empty")
+    header_format, dims = _sniff(data, max_pixels)
+    if header_format == DECOMPRESSION_BOMB or (dims and dims[0] * dims[1] > max_pixels):
+        detail = f"{dims[0]}x{dims[1]} px" if dims else "PIL refused it"
+        return ImageCheck(uri, digest, DECOMPRESSION_BOMB, f"{detail} > {max_pixels} px cap")
+    import tensorflow as tf
+
+    from kftransfer.components.core.images import decode_rgb
+
+    try:
+        shape = decode_rgb(data).shape
+    except tf.errors.InvalidArgumentError as err:
+        return _decode_failure(uri, digest, header_format, err)
+    height, width = int(shape[0]), int(shape[1])
+    if min(height, width) < min_side:
+        return ImageCheck(uri, digest, TOO_SMALL, f"{width}x{height} px < {min_side} px")
+    return ImageCheck(uri, digest, note=_extension_note(uri, header_format))
+
+
+def _sniff(data: bytes, max_pixels: int) -> tuple[str | None, tuple[int, int] | None]:
+    """Reads the format and size from the header only (no pixel decode)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.format, image.size
+    except Image.DecompressionBombError:
+        return DECOMPRESSION_BOMB, None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return _magic_format(data), None
+
+
+def _magic_format(data: bytes) -> str | None:
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "WEBP"
+    return next((fmt for magic, fmt in MAGIC_NUMBERS.items() if data.startswith(magic)), None)
+
+
+def _decode_failure(uri: str, digest: str, header_format: str | None, err: Exception):
+    message = (str(getattr(err, "message", err)).strip().splitlines() or [""])[0]
+    if header_format is None:
+        return ImageCheck(uri, digest, NOT_AN_IMAGE, "not a recognised image format")
+    if "Unknown image file format" in message:
+        return ImageCheck(
+            uri, digest, UNSUPPORTED_FORMAT, f"{header_format} is not supported (use JPEG/PNG)"
+        )
+    return ImageCheck(uri, digest, CORRUPT, f"{header_format} is truncated or corrupt")
+
+
+def _extension_note(uri: str, header_format: str | None) -> str:
+    extension = os.path.splitext(uri)[1].lower()
+    expected = EXTENSION_FORMATS.get(extension)
+    if header_format and expected and header_format != expected:
+        return f"named {extension} but is {header_format}"
+    return ""

@@ -1,0 +1,1 @@
+"""The kftransfer pipeline and its command-line interface."""

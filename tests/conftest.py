@@ -1,0 +1,115 @@
+"""Shared fixtures: a real GCS emulator on 127.0.0.1, storage roots, kfp.local."""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from kftransfer.components.core import storage
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"GCS emulator exited with {process.returncode}")
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("GCS emulator did not start")
+
+
+def start_emulator(port: int) -> subprocess.Popen:
+    """Starts gcp-storage-emulator (in memory) on 127.0.0.1:port."""
+    binary = shutil.which("gcp-storage-emulator", path=os.path.dirname(sys.executable))
+    process = subprocess.Popen(
+        [binary, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory", "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_for_port(port, process)
+    return process
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator():
+    """A GCS emulator for the whole session; STORAGE_EMULATOR_HOST points at it."""
+    port = free_port()
+    process = start_emulator(port)
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    yield os.environ["STORAGE_EMULATOR_HOST"]
+    process.terminate()
+    process.wait(timeout=10)
+    if previous is None:
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+    else:
+        os.environ["STORAGE_EMULATOR_HOST"] = previous
+
+
+@pytest.fixture
+def gcs_bucket(gcs_emulator) -> str:
+    """A fresh, empty emulator bucket; yields its `gs://name` URI."""
+    name = f"test-{uuid.uuid4().hex[:12]}"
+    storage.gcs_client().create_bucket(name)
+    return f"gs://{name}"
+
+
+@pytest.fixture(params=["local", "gcs"])
+def root(request, tmp_path) -> str:
+    """The same test on a local folder and on a gs:// emulator bucket."""
+    if request.param == "local":
+        return str(tmp_path / "root")
+    return request.getfixturevalue("gcs_bucket") + "/root"
+
+
+@pytest.fixture
+def kfp_local(tmp_path):
+    """kfp.local with the in-environment subprocess runner; yields the pipeline root."""
+    from kfp import local
+
+    pipeline_root = str(tmp_path / "kfp-root")
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=pipeline_root,
+        raise_on_error=True,
+    )
+    return pipeline_root
+
+
+SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "shared")
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> str:
+    """`../shared` (real ImageNet weights and photos); CI has it beside the clone."""
+    if not os.path.isdir(os.path.join(SHARED, "weights")):
+        pytest.skip("../shared (real weights and photos) is not beside this clone")
+    return os.path.abspath(SHARED)
+
+
+@pytest.fixture
+def split_folder(tmp_path) -> str:
+    """A split of 3 learnable generated classes (16 images each at 48 px)."""
+    from kftransfer.components.core.config import SplitConfig
+    from kftransfer.components.core.split import split_dataset, write_split
+    from tests.imagegen import write_class_folders
+
+    root = str(tmp_path / "data")
+    write_class_folders(root, {"red": 16, "green": 16, "blue": 16})
+    config = SplitConfig(val_fraction=0.25, test_fraction=0.25, min_images_per_class=5)
+    out = str(tmp_path / "split")
+    write_split(split_dataset(root, config), out)
+    return out

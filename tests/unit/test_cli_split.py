@@ -1,0 +1,55 @@
+"""`kftransfer split`: the summary, the files, and one-line errors with exit status 2."""
+
+import os
+
+from click.testing import CliRunner
+
+from kftransfer.pipelines.cli import cli
+from tests.imagegen import broken_files, write_class_folders
+
+
+def run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def test_split_prints_counts_and_skips(tmp_path):
+    root = str(tmp_path / "data")
+    write_class_folders(root, {"cat": 12, "dog": 12, "owl": 12})
+    data, _ = broken_files()["cut.png"]
+    (tmp_path / "data" / "owl" / "cut.png").write_bytes(data)
+    out = str(tmp_path / "split")
+    result = run("split", root, "--out", out, "--val-fraction", "0.25", "--test-fraction", "0.25")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["class", "train", "validation", "test"]
+    assert [line.split()[0] for line in lines[1:5]] == ["cat", "dog", "owl", "total"]
+    assert sum(int(n) for n in lines[4].split()[1:]) == 36
+    assert "skipped 1 files (1 corrupt): see stats.json" in result.stdout
+    assert sorted(os.listdir(out)) == [
+        "labels.json", "stats.json", "test.csv", "train.csv", "validation.csv"
+    ]  # fmt: skip
+
+
+def test_bad_source_is_one_line_exit_2_and_writes_nothing(tmp_path):
+    out = tmp_path / "split"
+    result = CliRunner().invoke(cli, ["split", str(tmp_path / "nowhere"), "--out", str(out)])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"error: source {tmp_path / 'nowhere'} does not exist")
+    assert not out.exists()
+
+
+def test_bad_option_value_is_exit_2(tmp_path):
+    write_class_folders(str(tmp_path / "d"), {"a": 12, "b": 12})
+    result = CliRunner().invoke(
+        cli, ["split", str(tmp_path / "d"), "--out", str(tmp_path / "o"), "--val-fraction", "1.5"]
+    )
+    assert result.exit_code == 2
+    assert result.stderr == "error: --val-fraction must be in [0, 1), got 1.5\n"
+    assert not (tmp_path / "o").exists()
+
+
+def test_help_has_examples():
+    result = run("split", "--help")
+    assert "kftransfer split ~/photos --out ~/photos-split" in result.output
+    assert "--min-images-per-class" in result.output

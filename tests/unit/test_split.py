@@ -1,0 +1,196 @@
+"""The split: exact per-class counts under the hash rule, stability, duplicates, layouts."""
+
+import hashlib
+import json
+import os
+
+import pytest
+
+from kftransfer.components.core import storage
+from kftransfer.components.core.config import SplitConfig
+from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.split import assign_split, read_rows, split_dataset, write_split
+from tests.imagegen import broken_files, class_image, encode, write_class_folders
+
+CONFIG = SplitConfig(val_fraction=0.2, test_fraction=0.2, seed=7, min_images_per_class=5)
+COUNTS = {"apple": 30, "banana": 25, "cherry": 20}
+
+
+def reference_split(sha256: str, seed: int, val: float, test: float) -> str:
+    """The documented rule, written out independently."""
+    u = int(hashlib.sha256(f"{seed}:{sha256}".encode()).hexdigest()[:16], 16) / 2**64
+    return "test" if u < test else "validation" if u < test + val else "train"
+
+
+def sha_of(path: str) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def test_assign_split_formula_is_pinned():
+    # Golden values: a change of the formula would silently reshuffle users' test sets.
+    assert [assign_split(f"{i:064x}", 0, 0.15, 0.15) for i in range(8)] == [
+        reference_split(f"{i:064x}", 0, 0.15, 0.15) for i in range(8)
+    ]
+    assert [assign_split("0" * 64, seed, 0.15, 0.15) for seed in range(6)] == [
+        "train", "train", "validation", "train", "train", "test"
+    ]  # fmt: skip
+
+
+def test_assign_split_meets_fractions_over_many_images():
+    splits = [assign_split(f"{i:064x}", 1, 0.1, 0.2) for i in range(20_000)]
+    assert splits.count("test") / 20_000 == pytest.approx(0.2, abs=0.01)
+    assert splits.count("validation") / 20_000 == pytest.approx(0.1, abs=0.01)
+
+
+@pytest.fixture
+def dataset(tmp_path) -> str:
+    root = str(tmp_path / "data")
+    write_class_folders(root, COUNTS)
+    for name, (data, _) in broken_files().items():
+        storage.write_bytes(storage.join(root, "banana", name), data)
+    storage.write_bytes(storage.join(root, "README.txt"), b"about this data")
+    storage.write_bytes(storage.join(root, "apple", ".DS_Store"), b"\0")
+    return root
+
+
+def test_exact_stratified_counts_and_every_skip_reported(dataset):
+    result = split_dataset(dataset, CONFIG)
+    expected = {label: dict.fromkeys(("train", "validation", "test"), 0) for label in COUNTS}
+    for label in COUNTS:
+        for name in os.listdir(os.path.join(dataset, label)):
+            if name.startswith("img_"):
+                sha = sha_of(os.path.join(dataset, label, name))
+                expected[label][reference_split(sha, 7, 0.2, 0.2)] += 1
+    assert result.stats["counts"] == expected
+    assert result.labels == ["apple", "banana", "cherry"]
+    assert sum(sum(c.values()) for c in expected.values()) == 75
+    for label, count in COUNTS.items():  # stratified: each class near its fractions
+        assert 0.05 <= expected[label]["test"] / count <= 0.4
+    skipped = {os.path.basename(s["uri"]): s["reason"] for s in result.stats["skipped"]}
+    assert skipped == {
+        **{name: reason for name, (_, reason) in broken_files().items()},
+        "README.txt": "outside_class_folder",
+        ".DS_Store": "hidden_file",
+    }
+
+
+def test_written_files_follow_the_contract(dataset, tmp_path):
+    result = split_dataset(dataset, CONFIG)
+    out = str(tmp_path / "split")
+    write_split(result, out)
+    assert sorted(os.listdir(out)) == [
+        "labels.json", "stats.json", "test.csv", "train.csv", "validation.csv"
+    ]  # fmt: skip
+    assert json.loads(open(os.path.join(out, "labels.json")).read()) == result.labels
+    header = open(os.path.join(out, "train.csv")).readline().strip()
+    assert header == "uri,label,sha256"
+    rows = read_rows(out, "train")
+    assert len(rows) == result.stats["totals"]["train"]
+    assert all(sha_of(row.uri) == row.sha256 for row in rows)
+    stats = json.loads(open(os.path.join(out, "stats.json")).read())
+    assert stats["skipped_by_reason"]["corrupt"] == 2
+
+
+def test_adding_images_moves_no_existing_image(tmp_path):
+    root = str(tmp_path / "data")
+    write_class_folders(root, COUNTS)
+    before = {row.uri: row.split for row in split_dataset(root, CONFIG).rows}
+    write_class_folders(root, {k: n // 10 for k, n in COUNTS.items()}, start=1000)
+    after = {row.uri: row.split for row in split_dataset(root, CONFIG).rows}
+    assert len(after) == len(before) + 7
+    assert {uri: after[uri] for uri in before} == before
+
+
+def test_seed_changes_the_assignment(tmp_path):
+    root = str(tmp_path / "data")
+    write_class_folders(root, COUNTS)
+    first = {r.uri: r.split for r in split_dataset(root, CONFIG).rows}
+    other = SplitConfig(val_fraction=0.2, test_fraction=0.2, seed=8, min_images_per_class=5)
+    assert first != {r.uri: r.split for r in split_dataset(root, other).rows}
+
+
+def test_duplicates_are_kept_once_and_conflicting_labels_reported(tmp_path):
+    root = str(tmp_path / "data")
+    write_class_folders(root, COUNTS)
+    twin = storage.read_bytes(storage.join(root, "apple", "img_0000.png"))
+    storage.write_bytes(storage.join(root, "apple", "zz-copy.png"), twin)
+    clash = storage.read_bytes(storage.join(root, "apple", "img_0001.png"))
+    storage.write_bytes(storage.join(root, "cherry", "clash.png"), clash)
+    result = split_dataset(root, CONFIG)
+    reasons = {os.path.relpath(s["uri"], root): s["reason"] for s in result.stats["skipped"]}
+    assert reasons == {
+        "apple/zz-copy.png": "duplicate",
+        "apple/img_0001.png": "label_conflict",
+        "cherry/clash.png": "label_conflict",
+    }
+    assert [sorted(f["label"] for f in c["files"]) for c in result.stats["label_conflicts"]] == [
+        ["apple", "cherry"]
+    ]
+    assert len({row.sha256 for row in result.rows}) == len(result.rows)
+
+
+def test_presplit_tree_is_kept_and_duplicates_never_straddle(tmp_path):
+    root = tmp_path / "data"
+    for split, folder, n in [("train", "train", 12), ("validation", "val", 4), ("test", "test", 4)]:
+        write_class_folders(str(root / folder), {"cat": n, "dog": n}, seed=hash(split) % 1000)
+    leaked = (root / "test" / "dog" / "img_0000.png").read_bytes()
+    (root / "train" / "dog" / "leak.png").write_bytes(leaked)
+    result = split_dataset(str(root), CONFIG)
+    assert result.stats["layout"] == "presplit"
+    assert result.stats["counts"] == {
+        "cat": {"train": 12, "validation": 4, "test": 4},
+        "dog": {"train": 12, "validation": 4, "test": 4},
+    }
+    assert [(os.path.relpath(s["uri"], root), s["reason"]) for s in result.stats["skipped"]] == [
+        ("train/dog/leak.png", "duplicate")
+    ]
+
+
+def test_csv_source_resolves_relative_paths_and_refuses_escapes(tmp_path):
+    root = str(tmp_path / "data")
+    uris = write_class_folders(root, {"cat": 6, "dog": 6})
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(encode(class_image(2, 5)))
+    lines = ["uri,label"] + [f"{os.path.relpath(u, root)},{u.split('/')[-2]}" for u in uris[1:]]
+    lines += [f"{uris[0]},cat", "../outside.png,dog", "only-a-uri.png", ""]
+    storage.write_text(storage.join(root, "labels.csv"), "\n".join(lines))
+    config = SplitConfig(val_fraction=0.2, test_fraction=0.2, seed=3, min_images_per_class=5)
+    result = split_dataset(storage.join(root, "labels.csv"), config)
+    assert sorted(r.uri for r in result.rows) == sorted(uris)
+    assert [(s["uri"].rsplit("/", 1)[-1], s["reason"]) for s in result.stats["skipped"]] == [
+        ("labels.csv:14", "path_escape"),
+        ("labels.csv:15", "bad_csv_row"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "make,message",
+    [
+        (lambda root: None, "does not exist"),
+        (lambda root: os.makedirs(root), "is empty"),
+        (lambda root: write_class_folders(root, {"only": 12}), "only one class \\('only'\\)"),
+        (lambda root: write_class_folders(root, {"a": 12, "b": 3}), "'b' has 3, below"),
+        (lambda root: [storage.write_bytes(f"{root}/{c}/x.png", b"") for c in "ab"],
+         "no valid images in .* \\(2 zero_bytes\\)"),
+    ],
+)  # fmt: skip
+def test_unusable_sources_are_one_clear_error(tmp_path, make, message):
+    root = str(tmp_path / "data")
+    make(root)
+    with pytest.raises(UserError, match=message):
+        split_dataset(root, CONFIG)
+
+
+def test_unreadable_csv_is_a_clear_error(tmp_path):
+    (tmp_path / "bad.csv").write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(UserError, match="cannot read CSV .*bad.csv"):
+        split_dataset(str(tmp_path / "bad.csv"), CONFIG)
+    with pytest.raises(UserError, match="missing.csv: not found"):
+        split_dataset(str(tmp_path / "missing.csv"), CONFIG)
+
+
+def test_impossible_fractions_are_refused():
+    with pytest.raises(UserError, match="--val-fraction \\+ --test-fraction must be < 1"):
+        SplitConfig(val_fraction=0.5, test_fraction=0.5)
+    with pytest.raises(UserError, match="--test-fraction must be in"):
+        SplitConfig(test_fraction=-0.1)

@@ -1,0 +1,70 @@
+"""Image validation: every kind of bad file gets its own reason; odd-but-valid images pass."""
+
+import numpy as np
+import pytest
+
+from kftransfer.components.core import validation
+from kftransfer.components.core.validation import check_image
+from tests.imagegen import broken_files, class_image, encode
+
+RGB = class_image(1, 0)
+
+
+def check(tmp_path, name: str, data: bytes, min_side: int = 16, max_pixels: int = 10**8):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return check_image(str(path), min_side, max_pixels)
+
+
+@pytest.mark.parametrize("name", sorted(broken_files()))
+def test_each_broken_file_gets_its_reason(tmp_path, name):
+    data, expected = broken_files()[name]
+    result = check(tmp_path, name, data)
+    assert result.problem == expected
+    assert result.detail
+
+
+@pytest.mark.parametrize(
+    "mode,fmt",
+    [("L", "PNG"), ("RGBA", "PNG"), ("P", "PNG"), ("CMYK", "JPEG"), ("RGB", "GIF"),
+     ("RGB", "BMP"), ("RGB", "WEBP"), ("LA", "PNG")],
+)  # fmt: skip
+def test_any_channel_layout_is_valid(tmp_path, mode, fmt):
+    result = check(tmp_path, f"x.{fmt.lower()}", encode(RGB, fmt, mode=mode))
+    assert result.problem is None, result.detail
+    assert result.note == ""
+
+
+def test_sixteen_bit_png_is_valid(tmp_path):
+    deep = (np.arange(48 * 48).reshape(48, 48) * 20).astype(np.uint16)
+    assert check(tmp_path, "deep.png", encode(deep)).problem is None
+
+
+def test_wrong_extension_is_accepted_and_noted(tmp_path):
+    result = check(tmp_path, "really-webp.jpg", encode(RGB, "WEBP"))
+    assert result.problem is None
+    assert result.note == "named .jpg but is WEBP"
+
+
+def test_pixel_cap_rejects_decompression_bombs_before_decoding(tmp_path):
+    result = check(tmp_path, "big.png", encode(RGB), max_pixels=48 * 48 - 1)
+    assert result.problem == validation.DECOMPRESSION_BOMB
+    assert "48x48 px" in result.detail
+
+
+def test_min_side_is_configurable(tmp_path):
+    assert check(tmp_path, "a.png", encode(RGB[:20, :40]), min_side=21).problem == "too_small"
+    assert check(tmp_path, "b.png", encode(RGB[:20, :40]), min_side=20).problem is None
+
+
+def test_hash_is_the_content_sha256(tmp_path):
+    import hashlib
+
+    data = encode(RGB)
+    assert check(tmp_path, "h.png", data).sha256 == hashlib.sha256(data).hexdigest()
+
+
+def test_unreadable_file_is_reported_not_raised(tmp_path):
+    result = check_image(str(tmp_path / "gone.png"), 16, 10**8)
+    assert result.problem == validation.UNREADABLE
+    assert "gone.png: not found" in result.detail
