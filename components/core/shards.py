@@ -1,0 +1,115 @@
+"""Feature shards: `.npz` files of (features, label ids, sha256) rows, written and streamed.
+
+A features folder holds `manifest.json` and `<split>/NNNNN.npz` shards. Shards are written
+one at a time as rows arrive, so memory never holds more than one shard; they are read
+back with `allow_pickle=False` and checked against the hashes in the manifest.
+"""
+
+import hashlib
+import io
+import json
+
+import numpy as np
+
+from kftransfer.components.core import storage
+from kftransfer.components.core.errors import UserError
+
+MANIFEST = "manifest.json"
+SHARD_BYTES = 64 << 20  # target size of one shard
+
+
+def rows_per_shard(dim: int, dtype: str) -> int:
+    """How many rows of `dim` features of `dtype` make a shard of about SHARD_BYTES."""
+    return max(256, SHARD_BYTES // (dim * np.dtype(dtype).itemsize))
+
+
+def encode_npz(**arrays: np.ndarray) -> bytes:
+    """The bytes of an uncompressed `.npz` holding `arrays`."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def decode_npz(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of `.npz` bytes, loaded without pickle."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+class ShardWriter:
+    """Buffers rows of one split and writes a shard whenever `rows` rows are buffered.
+
+    Args:
+        folder: the features folder (local or gs://).
+        split: the split name, also the shards' subfolder.
+        rows: rows per shard.
+        dtype: the stored feature dtype.
+    """
+
+    def __init__(self, folder: str, split: str, rows: int, dtype: str):
+        self.folder, self.split, self.rows, self.dtype = folder, split, rows, dtype
+        self.shards: list[dict] = []
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._buffered = 0
+
+    def add(self, features: np.ndarray, labels: np.ndarray, sha256: np.ndarray) -> None:
+        """Appends rows; writes full shards out."""
+        self._parts.append((features.astype(self.dtype), labels.astype(np.int32), sha256))
+        self._buffered += len(labels)
+        while self._buffered >= self.rows:
+            self._flush(self.rows)
+
+    def close(self) -> list[dict]:
+        """Writes the last partial shard; returns the manifest entries of all shards."""
+        if self._buffered:
+            self._flush(self._buffered)
+        return self.shards
+
+    def _flush(self, count: int) -> None:
+        features, labels, sha = (
+            np.concatenate(column) for column in zip(*self._parts, strict=True)
+        )
+        rest = (features[count:], labels[count:], sha[count:])
+        self._parts = [rest] if len(rest[1]) else []
+        self._buffered = len(rest[1])
+        data = encode_npz(features=features[:count], labels=labels[:count], sha256=sha[:count])
+        name = f"{self.split}/{len(self.shards):05d}.npz"
+        storage.write_bytes(storage.join(self.folder, name), data)
+        self.shards.append(
+            {"file": name, "rows": count, "sha256": hashlib.sha256(data).hexdigest()}
+        )
+
+
+def read_manifest(folder: str) -> dict:
+    """The manifest of a features folder."""
+    try:
+        return json.loads(storage.read_text(storage.join(folder, MANIFEST)))
+    except storage.NotFoundError as err:
+        raise UserError(f"{folder} is not a features folder (no {MANIFEST})") from err
+
+
+def read_shard(folder: str, entry: dict) -> dict[str, np.ndarray]:
+    """One shard's arrays, after checking its bytes against the manifest's hash."""
+    data = storage.read_bytes(storage.join(folder, entry["file"]))
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise UserError(f"feature shard {entry['file']} in {folder} is corrupt: re-run extraction")
+    return decode_npz(data)
+
+
+def iter_shards(folder: str, split: str, manifest: dict | None = None):
+    """Yields the arrays of each shard of `split`, one shard in memory at a time."""
+    manifest = manifest or read_manifest(folder)
+    for entry in manifest["splits"][split]["shards"]:
+        yield read_shard(folder, entry)
+
+
+def load_split(folder: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """All `(features, labels)` of a split in memory (for small sets and evaluation)."""
+    manifest = read_manifest(folder)
+    parts = list(iter_shards(folder, split, manifest))
+    if not parts:
+        return np.zeros((0, manifest["dim"]), manifest["dtype"]), np.zeros((0,), np.int32)
+    return (
+        np.concatenate([p["features"] for p in parts]),
+        np.concatenate([p["labels"] for p in parts]),
+    )
