@@ -1,14 +1,15 @@
-"""The kftransfer DAG: split -> extract bottlenecks (more steps join as they land)."""
+"""The kftransfer DAG: split -> extract bottlenecks -> train head -> fine-tune."""
 
 from kfp import compiler, dsl
 
-from kftransfer.components.core.config import ExtractConfig, SplitConfig
+from kftransfer.components.core.config import ExtractConfig, FineTuneConfig, HeadConfig, SplitConfig
 from kftransfer.components.extract_bottlenecks import extract_bottlenecks
+from kftransfer.components.fine_tune import fine_tune
 from kftransfer.components.split_data import split_data
+from kftransfer.components.train_head import train_head
 
 PIPELINE_NAME = "kftransfer"
-SPLIT = SplitConfig()
-EXTRACT = ExtractConfig()
+SPLIT, EXTRACT, HEAD, TUNE = SplitConfig(), ExtractConfig(), HeadConfig(), FineTuneConfig()
 
 
 @dsl.pipeline(name=PIPELINE_NAME, description="Image-classification transfer learning.")
@@ -23,6 +24,13 @@ def transfer_learning(
     image_size: int = EXTRACT.image_size,
     pooling: str = EXTRACT.pooling,
     cache_uri: str = "",
+    head_epochs: int = HEAD.head_epochs,
+    head_learning_rate: float = HEAD.head_learning_rate,
+    fine_tune_epochs: int = TUNE.fine_tune_epochs,
+    fine_tune_learning_rate: float = TUNE.fine_tune_learning_rate,
+    unfreeze: str = TUNE.unfreeze,
+    augmentation: str = TUNE.augmentation,
+    checkpoint_uri: str = "",
 ):
     """Transfer learning on the labelled images at `source`.
 
@@ -30,13 +38,20 @@ def transfer_learning(
         source: folder of class folders, train/validation/test tree, or uri,label CSV.
         val_fraction: fraction of each class for validation.
         test_fraction: fraction of each class for test.
-        seed: seed of the content-hash split.
+        seed: seed of the split and of training.
         min_images_per_class: fewest valid images a class may have.
         backbone: registry name or .keras URI of the backbone.
         weights: imagenet, none, or a weights file URI.
         image_size: input size in pixels (0: the backbone's default).
         pooling: feature pooling (avg, max, flatten).
         cache_uri: feature cache root (local or gs://); empty for none.
+        head_epochs: most epochs of head training.
+        head_learning_rate: learning rate of head training.
+        fine_tune_epochs: most epochs of fine-tuning.
+        fine_tune_learning_rate: learning rate of fine-tuning.
+        unfreeze: which backbone layers fine-tuning trains.
+        augmentation: training-input augmentation of fine-tuning.
+        checkpoint_uri: resume-after-preemption checkpoints (local or gs://); empty for none.
     """
     split = split_data(
         source=source,
@@ -45,7 +60,7 @@ def transfer_learning(
         seed=seed,
         min_images_per_class=min_images_per_class,
     ).set_display_name("split data")
-    extract_bottlenecks(
+    features = extract_bottlenecks(
         splits=split.outputs["splits"],
         cache_uri=cache_uri,
         part_index=0,
@@ -55,6 +70,28 @@ def transfer_learning(
         image_size=image_size,
         pooling=pooling,
     ).set_display_name("extract bottlenecks")
+    head = train_head(
+        features=features.outputs["features"],
+        checkpoint_uri=checkpoint_uri,
+        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        tensorboard_uri="",
+        head_epochs=head_epochs,
+        head_learning_rate=head_learning_rate,
+        seed=seed,
+    ).set_display_name("train head")
+    fine_tune(
+        splits=split.outputs["splits"],
+        features=features.outputs["features"],
+        head=head.outputs["head"],
+        checkpoint_uri=checkpoint_uri,
+        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
+        tensorboard_uri="",
+        fine_tune_epochs=fine_tune_epochs,
+        fine_tune_learning_rate=fine_tune_learning_rate,
+        unfreeze=unfreeze,
+        augmentation=augmentation,
+        seed=seed,
+    ).set_display_name("fine-tune")
 
 
 def compile_pipeline(output_path: str) -> None:

@@ -113,3 +113,29 @@ def split_folder(tmp_path) -> str:
     out = str(tmp_path / "split")
     write_split(split_dataset(root, config), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def learnable(tmp_path_factory) -> dict[str, str]:
+    """A learnable generated task, split and extracted once: 3 classes x 48 images at 48 px.
+
+    Features come from VGG16 with seeded random weights at 32 px: colour separates the
+    classes. (Random MobileNet features vanish to ~1e-12 through their depth, useless
+    even for this.) Returns the data, split and features folders.
+    """
+    from kftransfer.components.core.config import ExtractConfig, SplitConfig
+    from kftransfer.components.core.features import extract_features
+    from kftransfer.components.core.split import split_dataset, write_split
+    from tests.imagegen import write_class_folders
+
+    root = tmp_path_factory.mktemp("learnable")
+    write_class_folders(str(root / "data"), {"red": 48, "green": 48, "blue": 48})
+    config = SplitConfig(val_fraction=0.25, test_fraction=0.2, min_images_per_class=5)
+    write_split(split_dataset(str(root / "data"), config), str(root / "split"))
+    extract = ExtractConfig(backbone="vgg16", weights="none", image_size=32)
+    extract_features(str(root / "split"), str(root / "features"), extract)
+    return {
+        "data": str(root / "data"),
+        "split": str(root / "split"),
+        "features": str(root / "features"),
+    }

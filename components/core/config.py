@@ -111,3 +111,87 @@ class ExtractConfig(_Config):
         )
         _check(self.batch_size >= 1, "--batch-size must be >= 1")
         _check(self.image_size >= 0, "--image-size must be >= 0 (0 = the backbone's default)")
+
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
+
+
+@dataclass(frozen=True)
+class HeadConfig(_Config):
+    """The small classifier trained on cached features."""
+
+    head_normalize: bool = _param(
+        True, "Standardise features with the train split's mean and variance (inside the head)."
+    )
+    head_units: str = _param("256", "Hidden Dense widths, comma-separated ('' = linear head).")
+    head_dropout: float = _param(0.5, "Dropout after each hidden layer.")
+    head_optimizer: str = _param("adam", "adam, sgd (momentum 0.9), rmsprop or adamw.")
+    head_learning_rate: float = _param(1e-3, "Learning rate of the head.")
+    head_epochs: int = _param(50, "Most epochs; early stopping usually ends sooner.")
+    head_batch_size: int = _param(64, "Feature rows per step.")
+    head_patience: int = _param(5, "Epochs without a better validation loss before stopping.")
+    class_weight: str = _param("none", "none, or balanced (weights inverse to class frequency).")
+    seed: int = _param(0, "Seed of the split, initialisation, dropout and shuffling.")
+
+    def validate(self) -> None:
+        """Rejects impossible values with a message naming the option."""
+        _check(self.head_optimizer in OPTIMIZERS, f"--head-optimizer: use one of {OPTIMIZERS}")
+        _check(0 <= self.head_dropout < 1, "--head-dropout must be in [0, 1)")
+        _check(self.class_weight in ("none", "balanced"), "--class-weight: use none or balanced")
+        _check(
+            self.head_epochs >= 1 and self.head_batch_size >= 1,
+            "--head-epochs and --head-batch-size must be >= 1",
+        )
+        _check(self.head_learning_rate > 0, "--head-learning-rate must be > 0")
+        try:
+            units = self.hidden_units
+        except ValueError:
+            units = [0]
+        _check(
+            all(u > 0 for u in units),
+            f"--head-units {self.head_units!r}: give widths like 256 or 512,128",
+        )
+
+    @property
+    def hidden_units(self) -> list[int]:
+        """The hidden layer widths as integers."""
+        return [int(u) for u in self.head_units.replace(" ", "").split(",") if u]
+
+
+@dataclass(frozen=True)
+class FineTuneConfig(_Config):
+    """Fine-tuning the top of the backbone together with the trained head."""
+
+    unfreeze: str = _param(
+        "default",
+        "Backbone layers to train: default (the backbone's own), top_n_layers=N, "
+        "from_layer=NAME, after_layer=NAME, or all. BatchNorm layers stay frozen.",
+    )
+    fine_tune_optimizer: str = _param("sgd", "sgd (with --momentum), adam, rmsprop or adamw.")
+    fine_tune_learning_rate: float = _param(1e-4, "Learning rate: small, to keep the features.")
+    momentum: float = _param(0.9, "SGD momentum.")
+    fine_tune_epochs: int = _param(10, "Most epochs; early stopping may end sooner.")
+    fine_tune_batch_size: int = _param(32, "Images per step (per replica on several GPUs).")
+    fine_tune_patience: int = _param(3, "Epochs without a better validation loss before stopping.")
+    augmentation: str = _param(
+        "flip,rotation=0.05,zoom=0.1,translation=0.1,contrast=0.1",
+        "Training-input augmentation: comma-separated flip, rotation=F, zoom=F, "
+        "translation=F, contrast=F ('' = none).",
+    )
+    mixed_precision: str = _param("auto", "auto (on for GPUs that support it), on, or off.")
+    seed: int = _param(0, "Seed of the split, initialisation, dropout and shuffling.")
+
+    def validate(self) -> None:
+        """Rejects impossible values with a message naming the option."""
+        _check(
+            self.fine_tune_optimizer in OPTIMIZERS,
+            f"--fine-tune-optimizer: use one of {OPTIMIZERS}",
+        )
+        _check(
+            self.mixed_precision in ("auto", "on", "off"), "--mixed-precision: use auto, on or off"
+        )
+        _check(self.fine_tune_learning_rate > 0, "--fine-tune-learning-rate must be > 0")
+        _check(
+            self.fine_tune_epochs >= 1 and self.fine_tune_batch_size >= 1,
+            "--fine-tune-epochs and --fine-tune-batch-size must be >= 1",
+        )

@@ -140,6 +140,7 @@ def _feature_spec(backbone: Backbone, config: ExtractConfig) -> dict:
         "image_size": backbone.image_size,
         "pooling": config.pooling,
         "preprocessing": backbone.preprocessing,
+        "feature_layer": config.feature_layer,
         "dtype": config.feature_dtype,
     }
 

@@ -1,0 +1,229 @@
+"""Training machinery shared by the head and fine-tuning.
+
+Resumable early stopping, epoch logs, optimizers, and devices (several GPUs, mixed
+precision).
+"""
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+
+import keras
+import tensorflow as tf
+
+from kftransfer.components.core import storage
+from kftransfer.components.core.progress import LOGGER
+
+STATE_FILE = "state.json"
+LAST_WEIGHTS = "last.weights.h5"
+BEST_WEIGHTS = "best.weights.h5"
+
+
+def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9):
+    """A Keras optimizer by name (`sgd` uses `momentum`)."""
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=momentum)
+    optimizers = {
+        "adam": keras.optimizers.Adam,
+        "rmsprop": keras.optimizers.RMSprop,
+        "adamw": keras.optimizers.AdamW,
+    }
+    return optimizers[name](learning_rate)
+
+
+class ResumableTraining(keras.callbacks.Callback):
+    """Early stopping with best-weights restore, checkpointed every epoch so it can resume.
+
+    After each epoch the model's weights (with the optimizer's state), the best weights
+    so far and a state file (epochs done, best validation loss, patience used, history)
+    are written to `checkpoint_uri` (local or gs://; the state file last, as the commit).
+    `resume()` before `fit` restores them and returns the epoch to start from, so a
+    preempted pod that KFP retries loses at most the epoch in flight (Keras'
+    BackupAndRestore semantics, plus early stopping's state). The checkpoint is only
+    used if its `fingerprint` (a hash of the inputs and settings) matches; it is deleted
+    after a successful run, so a later run starts fresh.
+
+    Args:
+        checkpoint_uri: where to checkpoint; empty for a private temp folder.
+        fingerprint: identifies the training inputs and settings.
+        patience: epochs without a better `val_loss` before stopping.
+    """
+
+    def __init__(self, checkpoint_uri: str, fingerprint: str, patience: int):
+        super().__init__()
+        self._tmp = None if checkpoint_uri else tempfile.TemporaryDirectory(prefix="kft-ckpt-")
+        self.uri = checkpoint_uri or self._tmp.name
+        self.fingerprint, self.patience = fingerprint, patience
+        self.state = {"fingerprint": fingerprint, "epoch": 0, "best": None, "best_epoch": None,
+                      "wait": 0, "history": {}}  # fmt: skip
+
+    def resume(self, model: keras.Model) -> int:
+        """Loads a matching checkpoint into `model`; returns the number of epochs done."""
+        state_uri = storage.join(self.uri, STATE_FILE)
+        if not storage.exists(state_uri):
+            return 0
+        state = storage.read_json(state_uri)
+        if state.get("fingerprint") != self.fingerprint:
+            LOGGER.warning(
+                "checkpoint at %s is from other inputs or settings: starting fresh", self.uri
+            )
+            return 0
+        model.optimizer.build(model.trainable_variables)
+        with storage.local_path(storage.join(self.uri, LAST_WEIGHTS)) as path:
+            model.load_weights(path)
+        self.state = state
+        LOGGER.info("resuming from %s after epoch %d", self.uri, state["epoch"])
+        return state["epoch"]
+
+    def set_baseline(self, model: keras.Model, val_loss: float) -> None:
+        """Counts the untrained model as epoch 0: no epoch worse than it will be kept."""
+        self.set_model(model)
+        self.state.update(best=float(val_loss), best_epoch=0, wait=0)
+        self._save_weights(BEST_WEIGHTS)
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """Every epoch's logs so far, including epochs before a resume."""
+        return self.state["history"]
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Records the epoch, keeps the best weights, checkpoints, and stops when patient enough."""
+        logs = logs or {}
+        for name, value in logs.items():
+            self.state["history"].setdefault(name, []).append(float(value))
+        self.state["epoch"] = epoch + 1
+        loss = logs.get("val_loss")
+        diverged = not math.isfinite(logs.get("loss", 0.0))
+        if diverged:
+            LOGGER.warning(
+                "training diverged (loss %s) at epoch %d: stopping", logs["loss"], epoch + 1
+            )
+            self.model.stop_training = True
+        if (
+            not diverged
+            and loss is not None
+            and (self.state["best"] is None or loss < self.state["best"])
+        ):
+            self.state.update(best=float(loss), best_epoch=epoch + 1, wait=0)
+            self._save_weights(BEST_WEIGHTS)
+        else:
+            self.state["wait"] += 1
+        self._save_weights(LAST_WEIGHTS)
+        storage.write_json(storage.join(self.uri, STATE_FILE), self.state)
+        if self.state["wait"] >= self.patience:
+            LOGGER.info("early stopping: no better val_loss for %d epochs", self.patience)
+            self.model.stop_training = True
+
+    def finish(self, model: keras.Model) -> None:
+        """Restores the best weights into `model` and deletes the checkpoint."""
+        best = storage.join(self.uri, BEST_WEIGHTS)
+        if self.state["best_epoch"] is not None and self.state["best_epoch"] != self.state["epoch"]:
+            with storage.local_path(best) as path:
+                model.load_weights(path)
+            if self.state["best_epoch"] == 0:
+                LOGGER.warning("no epoch beat the starting val_loss: kept the starting weights")
+            else:
+                LOGGER.info("restored the best weights (epoch %d)", self.state["best_epoch"])
+        for name in (STATE_FILE, LAST_WEIGHTS, BEST_WEIGHTS):
+            storage.remove(storage.join(self.uri, name))
+
+    def _save_weights(self, name: str) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, name)
+            self.model.save_weights(path)
+            storage.upload_file(path, storage.join(self.uri, name))
+
+
+class EpochLogger(keras.callbacks.Callback):
+    """Logs one line per epoch: metrics, seconds and examples/s.
+
+    Args:
+        what: the stage's name in the log.
+        examples: training examples per epoch.
+        epochs: the planned number of epochs.
+    """
+
+    def __init__(self, what: str, examples: int, epochs: int):
+        super().__init__()
+        self.what, self.examples, self.epochs = what, examples, epochs
+        self._start = 0.0
+        self.seconds: list[float] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        """Starts the epoch's clock."""
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Logs the epoch's metrics and speed."""
+        seconds = time.perf_counter() - self._start
+        self.seconds.append(seconds)
+        metrics = " ".join(f"{k} {v:.4f}" for k, v in sorted((logs or {}).items()))
+        LOGGER.info(
+            "%s epoch %d/%d: %s (%.1f s, %.0f examples/s)",
+            self.what, epoch + 1, self.epochs, metrics, seconds, self.examples / max(seconds, 1e-9),
+        )  # fmt: skip
+
+
+@contextlib.contextmanager
+def quiet_unknown_length() -> Iterator[None]:
+    """Silences Keras' warning that a dataset of unknown length "ran out of data".
+
+    Our datasets drop undecodable files, so their length is unknown until the first
+    epoch ends; Keras then warns on every epoch end although nothing is wrong.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        yield
+
+
+def tensorboard_callbacks(uri: str) -> list[keras.callbacks.Callback]:
+    """A TensorBoard callback logging to `uri` (gs:// works on real GCS), or none."""
+    return [keras.callbacks.TensorBoard(log_dir=uri)] if uri else []
+
+
+def fingerprint_of(*parts: object) -> str:
+    """A short hash of JSON-able parts (inputs and settings of a training run)."""
+    import hashlib
+
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
+
+
+def distribution_strategy() -> tf.distribute.Strategy:
+    """MirroredStrategy over every visible GPU when there are several; else the default."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if len(gpus) > 1:
+        strategy = tf.distribute.MirroredStrategy()
+    else:
+        strategy = tf.distribute.get_strategy()
+    names = [gpu.name for gpu in gpus] or ["CPU"]
+    LOGGER.info("devices: %s (%d replica(s))", ", ".join(names), strategy.num_replicas_in_sync)
+    return strategy
+
+
+def mixed_precision_wanted(setting: str) -> bool:
+    """Whether to train in mixed float16: `on`, `off`, or `auto` (GPUs of capability >= 7.0)."""
+    if setting != "auto":
+        return setting == "on"
+    gpus = tf.config.list_physical_devices("GPU")
+    capabilities = [
+        tf.config.experimental.get_device_details(g).get("compute_capability") for g in gpus
+    ]
+    return bool(gpus) and all(c is not None and c >= (7, 0) for c in capabilities)
+
+
+@contextlib.contextmanager
+def dtype_policy(mixed: bool) -> Iterator[None]:
+    """Builds models under `mixed_float16` for the block when `mixed`, restoring the policy."""
+    previous = keras.config.dtype_policy()
+    if mixed:
+        keras.config.set_dtype_policy("mixed_float16")
+        LOGGER.info("mixed precision: mixed_float16")
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)

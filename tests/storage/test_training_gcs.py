@@ -1,0 +1,21 @@
+"""Checkpoints in a gs:// bucket: a preempted head run resumes from the emulator."""
+
+import pytest
+
+from kftransfer.components.core import storage
+from kftransfer.components.core.config import HeadConfig
+from kftransfer.components.core.heads import train_head
+from tests.unit.test_resume import PreemptAfter, Preempted, Record
+
+
+def test_head_checkpoints_to_gcs_and_resumes(learnable, gcs_bucket):
+    checkpoint = f"{gcs_bucket}/checkpoints/head"
+    config = HeadConfig(head_epochs=4, head_patience=100)
+    with pytest.raises(Preempted):
+        train_head(learnable["features"], config, checkpoint, callbacks=[PreemptAfter(2)])
+    names = sorted(storage.relative_to(i.uri, checkpoint) for i in storage.list_files(checkpoint))
+    assert names == ["best.weights.h5", "last.weights.h5", "state.json"]
+    record = Record()
+    result = train_head(learnable["features"], config, checkpoint, callbacks=[record])
+    assert record.epochs == [3, 4] and len(result.history["loss"]) == 4
+    assert storage.list_files(checkpoint) == []

@@ -1,0 +1,112 @@
+"""Fine-tuning: initialised from the head, exactly the named layers trainable, BN frozen."""
+
+import keras
+import numpy as np
+import pytest
+
+from kftransfer.components.core import fine_tune as ft
+from kftransfer.components.core.backbones import load_backbone
+from kftransfer.components.core.config import FineTuneConfig, HeadConfig
+from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.heads import build_head, train_head
+from kftransfer.components.core.images import image_dataset
+from kftransfer.components.core.model_io import load_model, save_model
+from kftransfer.components.core.split import read_rows
+from kftransfer.components.core.training import dtype_policy
+
+ONE_EPOCH = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def head_file(learnable, tmp_path_factory) -> tuple[str, float]:
+    result = train_head(learnable["features"], HeadConfig(head_epochs=30))
+    path = str(tmp_path_factory.mktemp("head") / "head.keras")
+    save_model(result.model, path)
+    return path, result.summary()["val_accuracy"]
+
+
+def test_first_evaluation_equals_the_heads_accuracy(learnable, head_file):
+    path, head_accuracy = head_file
+    result = ft.fine_tune(learnable["split"], learnable["features"], path, ONE_EPOCH)
+    validation = len(read_rows(learnable["split"], "validation"))
+    # Features were stored as float16; allow one borderline image to flip.
+    assert abs(result.initial_val_accuracy - head_accuracy) <= 1 / validation + 1e-6
+    assert result.trainable_layers == ["block5_conv1", "block5_conv2", "block5_conv3"]
+    assert len(result.history["loss"]) == 1
+
+
+def test_saved_model_takes_raw_uint8_images_and_reloads_safely(learnable, head_file, tmp_path):
+    result = ft.fine_tune(learnable["split"], learnable["features"], head_file[0], ONE_EPOCH)
+    assert result.model.input.dtype == "uint8" and result.model.input_shape == (None, 32, 32, 3)
+    path = save_model(result.model, str(tmp_path / "model.keras"))
+    reloaded = load_model(path)
+    rows = read_rows(learnable["split"], "test")
+    images = next(iter(image_dataset([r.uri for r in rows], [0] * len(rows), 32, 64)))[0]
+    expected = result.model.predict_on_batch(images)
+    np.testing.assert_allclose(reloaded.predict_on_batch(images), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "policy,first_trained",
+    [("default", "block5_conv1"), ("from_layer=block4_conv3", "block4_conv3"),
+     ("after_layer=block4_pool", "block5_conv1"), ("top_n_layers=3", "block5_conv2"),
+     ("all", "block1_conv1")],
+)  # fmt: skip
+def test_unfreeze_policies_name_exactly_the_trainable_layers(policy, first_trained):
+    backbone = load_backbone("vgg16", "none", 32)
+    trained = ft.set_trainable(backbone.base, policy, backbone.unfreeze)
+    names = [layer.name for layer in backbone.base.layers if layer.weights]
+    assert trained == names[names.index(first_trained) :]
+    assert [
+        layer.name for layer in backbone.base.layers if layer.trainable and layer.weights
+    ] == trained
+
+
+def test_batchnorm_stays_frozen_and_compiled_trainables_match(tmp_path):
+    backbone = load_backbone("mobilenet_v2", "none", 32)
+    head = build_head(1280, 3, HeadConfig(head_units="8"))
+    model = ft.build_fine_tune_model(backbone, head, "avg")
+    trained = ft.set_trainable(backbone.base, "default", backbone.unfreeze)
+    layers = backbone.base.layers
+    start = [layer.name for layer in layers].index("block_15_expand")
+    batch_norm = keras.layers.BatchNormalization
+    expected = [x.name for x in layers[start:] if x.weights and not isinstance(x, batch_norm)]
+    assert trained == expected
+    assert not any(x.trainable for x in layers if isinstance(x, batch_norm))
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    per_layer = sum(len(backbone.base.get_layer(n).trainable_weights) for n in trained)
+    assert len(model.trainable_weights) == per_layer + len(head.trainable_weights)
+
+
+def test_policy_and_head_mismatches_are_clear_errors():
+    backbone = load_backbone("vgg16", "none", 32)
+    with pytest.raises(UserError, match="no layer 'block9_conv1' \\(its layers run from"):
+        ft.set_trainable(backbone.base, "from_layer=block9_conv1", backbone.unfreeze)
+    with pytest.raises(UserError, match="--unfreeze 'top_half'"):
+        ft.set_trainable(backbone.base, "top_half", backbone.unfreeze)
+    with pytest.raises(
+        UserError, match="the head takes 1280 features but vgg16 with avg pooling gives 512"
+    ):
+        ft.build_fine_tune_model(backbone, build_head(1280, 3, HeadConfig()), "avg")
+
+
+def test_augmentation_spec():
+    layers = ft.augmentation("flip, zoom=0.2,contrast", seed=0).layers
+    assert [type(layer).__name__ for layer in layers] == [
+        "RandomFlip",
+        "RandomZoom",
+        "RandomContrast",
+    ]
+    assert layers[1].height_factor == 0.2
+    assert ft.augmentation("", seed=0) is None
+    with pytest.raises(UserError, match="--augmentation 'blur'"):
+        ft.augmentation("flip,blur", seed=0)
+
+
+def test_mixed_precision_policy_is_scoped():
+    with dtype_policy(True):
+        assert keras.config.dtype_policy().name == "mixed_float16"
+        head = build_head(4, 3, HeadConfig(head_units="2"))
+    assert keras.config.dtype_policy().name == "float32"
+    assert head.get_layer("head_dense_0").compute_dtype == "float16"
+    assert head.get_layer("head_output").compute_dtype == "float32"

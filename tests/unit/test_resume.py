@@ -1,0 +1,102 @@
+"""Resume after preemption: an interrupted run continues after its last completed epoch."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from kftransfer.components.core import fine_tune as ft
+from kftransfer.components.core.config import FineTuneConfig, HeadConfig
+from kftransfer.components.core.heads import train_head
+from kftransfer.components.core.model_io import save_model
+from kftransfer.components.core.progress import LOGGER
+
+
+class Preempted(Exception):
+    """Stands for the pod being killed."""
+
+
+class PreemptAfter(keras.callbacks.Callback):
+    """Kills the run at the end of epoch `epoch` (1-based), after the checkpoint was written."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch, self.weights = epoch, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            self.weights = [w.copy() for w in self.model.get_weights()]
+            raise Preempted()
+
+
+class Record(keras.callbacks.Callback):
+    """Records the epochs run and the weights at the start of training."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs, self.start_weights = [], None
+
+    def on_train_begin(self, logs=None):
+        self.start_weights = [w.copy() for w in self.model.get_weights()]
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch + 1)
+
+
+def assert_same_weights(a, b):
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(x, y)
+
+
+def run_interrupted_then_resumed(train, checkpoint: str, k: int):
+    preempt, record = PreemptAfter(k), Record()
+    with pytest.raises(Preempted):
+        train(checkpoint, [preempt])
+    state = json.load(open(os.path.join(checkpoint, "state.json")))
+    assert state["epoch"] == k and len(state["history"]["loss"]) == k
+    result = train(checkpoint, [record])
+    assert record.epochs[0] == k + 1
+    assert_same_weights(record.start_weights, preempt.weights)
+    assert result.history["loss"][:k] == state["history"]["loss"]
+    assert not os.path.exists(os.path.join(checkpoint, "state.json"))  # deleted on success
+    return result, record
+
+
+def test_head_resumes_after_the_last_completed_epoch(learnable, tmp_path):
+    config = HeadConfig(head_epochs=6, head_patience=100)
+
+    def train(checkpoint, callbacks):
+        return train_head(learnable["features"], config, checkpoint, callbacks=callbacks)
+
+    result, record = run_interrupted_then_resumed(train, str(tmp_path / "ckpt"), k=3)
+    assert record.epochs == [4, 5, 6] and len(result.history["loss"]) == 6
+
+
+def test_fine_tune_resumes_after_the_last_completed_epoch(learnable, tmp_path):
+    head = train_head(learnable["features"], HeadConfig(head_epochs=5)).model
+    head_path = save_model(head, str(tmp_path / "head.keras"))
+    config = FineTuneConfig(fine_tune_epochs=3, fine_tune_patience=100, fine_tune_batch_size=16)
+
+    def train(checkpoint, callbacks):
+        return ft.fine_tune(learnable["split"], learnable["features"], head_path, config,
+                            checkpoint, callbacks=callbacks)  # fmt: skip
+
+    result, record = run_interrupted_then_resumed(train, str(tmp_path / "ckpt"), k=1)
+    assert record.epochs == [2, 3]
+    assert result.initial_val_accuracy is None  # measured in the first attempt only
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(learnable, tmp_path, caplog, monkeypatch):
+    monkeypatch.setattr(LOGGER, "propagate", True)  # to caplog, whatever setup_logging did
+    checkpoint = str(tmp_path / "ckpt")
+    with pytest.raises(Preempted):
+        train_head(learnable["features"], HeadConfig(head_epochs=4), checkpoint,
+                   callbacks=[PreemptAfter(2)])  # fmt: skip
+    record = Record()
+    other = HeadConfig(head_epochs=4, head_learning_rate=5e-4)
+    train_head(learnable["features"], other, checkpoint, callbacks=[record])
+    assert record.epochs[0] == 1
+    assert "from other inputs or settings: starting fresh" in caplog.text
