@@ -13,14 +13,14 @@ from tests.conftest import free_port, start_emulator
 @contextlib.contextmanager
 def gcs_emulator():
     """Runs a GCS emulator on 127.0.0.1 for the block; yields a fresh bucket's gs:// URI."""
-    from kftransfer.components.core import storage
+    from kftransfer.components.core import gcs
 
     port = free_port()
     process = start_emulator(port)
     os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
     try:
         name = f"bench-{uuid.uuid4().hex[:8]}"
-        storage.gcs_client().create_bucket(name)
+        gcs.client().create_bucket(name)
         yield f"gs://{name}"
     finally:
         process.terminate()

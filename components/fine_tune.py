@@ -78,6 +78,7 @@ def fine_tune(
     )
     save_model(result.model, storage.join(model.path, core.MODEL_FILE))
     storage.write_json(storage.join(model.path, heads.HISTORY_FILE), result.history)
+    storage.write_json(storage.join(model.path, heads.CONFIG_FILE), config.__dict__)
     summary = {**result.summary(), **core.trainable_summary(result.model)}
     if result.initial_val_accuracy is not None:
         summary["initial_val_accuracy"] = result.initial_val_accuracy

@@ -67,6 +67,7 @@ def train_head(
     result = heads.train_head(features.path, config, checkpoint, tensorboard_uri)
     save_model(result.model, storage.join(head.path, heads.HEAD_FILE))
     storage.write_json(storage.join(head.path, heads.HISTORY_FILE), result.history)
+    storage.write_json(storage.join(head.path, heads.CONFIG_FILE), config.__dict__)
     summary = result.summary()
     for name, value in summary.items():
         metrics.log_metric(name, value)

@@ -101,6 +101,50 @@ def demo(out: str) -> None:
     _print_split_summary(result.stats, os.path.join(out, "splits"))
 
 
+@cli.command()
+@click.argument("model")
+@click.argument("images", nargs=-1, required=True)
+@click.option("--top-k", default=3, show_default=True, help="Labels to show per image.")
+@click.option("--batch-size", default=32, show_default=True, help="Images per forward pass.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def predict(
+    model: str, images: tuple[str, ...], top_k: int, batch_size: int, as_json: bool
+) -> None:
+    r"""Classify IMAGES (files or folders, local or gs://) with an exported MODEL.
+
+    MODEL is an export folder (its latest version is used), a version folder, or a
+    .keras file with labels.json beside it. Prints the top-k labels per image; an image
+    that cannot be decoded gets an `error:` line on stderr while the others are still
+    predicted, and the exit status is then 1.
+
+    \b
+    Examples:
+      kftransfer predict models/ photo.jpg
+      kftransfer predict gs://bucket/models/20261123143000 gs://bucket/new-photos/ --json
+      kftransfer predict model.keras a.png b.png --top-k 1
+    """
+    import json
+
+    from kftransfer.components.core import predict as core
+
+    network, labels = core.load_predictor(model)
+    uris = core.find_images(list(images))
+    if not uris:
+        raise UserError(f"no image files in {', '.join(images)}")
+    failed = 0
+    for result in core.predict(network, labels, uris, top_k, batch_size):
+        if result.error:
+            failed += 1
+            click.echo(f"error: {result.uri}: {result.error}", err=True)
+        if as_json:
+            click.echo(json.dumps(result.to_json()))
+        elif not result.error:
+            ranked = ", ".join(f"{label} {p:.3f}" for label, p in result.top)
+            click.echo(f"{result.uri}: {ranked}")
+    if failed:
+        raise SystemExit(1)
+
+
 def main() -> None:
     """Console entry point."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -1,8 +1,16 @@
-"""The kftransfer DAG: split -> extract bottlenecks -> train head -> fine-tune."""
+"""The kftransfer DAG: split -> extract -> train head -> fine-tune -> evaluate -> export."""
 
 from kfp import compiler, dsl
 
-from kftransfer.components.core.config import ExtractConfig, FineTuneConfig, HeadConfig, SplitConfig
+from kftransfer.components.core.config import (
+    EvalConfig,
+    ExtractConfig,
+    FineTuneConfig,
+    HeadConfig,
+    SplitConfig,
+)
+from kftransfer.components.evaluate_model import evaluate_model
+from kftransfer.components.export_model import export_model
 from kftransfer.components.extract_bottlenecks import extract_bottlenecks
 from kftransfer.components.fine_tune import fine_tune
 from kftransfer.components.split_data import split_data
@@ -10,6 +18,7 @@ from kftransfer.components.train_head import train_head
 
 PIPELINE_NAME = "kftransfer"
 SPLIT, EXTRACT, HEAD, TUNE = SplitConfig(), ExtractConfig(), HeadConfig(), FineTuneConfig()
+EVAL = EvalConfig()
 
 
 @dsl.pipeline(name=PIPELINE_NAME, description="Image-classification transfer learning.")
@@ -31,6 +40,11 @@ def transfer_learning(
     unfreeze: str = TUNE.unfreeze,
     augmentation: str = TUNE.augmentation,
     checkpoint_uri: str = "",
+    min_accuracy: float = EVAL.min_accuracy,
+    baseline_tolerance: float = EVAL.baseline_tolerance,
+    min_class_recall: float = EVAL.min_class_recall,
+    export_uri: str = "",
+    tflite: bool = False,
 ):
     """Transfer learning on the labelled images at `source`.
 
@@ -52,6 +66,12 @@ def transfer_learning(
         unfreeze: which backbone layers fine-tuning trains.
         augmentation: training-input augmentation of fine-tuning.
         checkpoint_uri: resume-after-preemption checkpoints (local or gs://); empty for none.
+        min_accuracy: fine-tuned test accuracy required to export.
+        baseline_tolerance: how far below the production model's accuracy still passes.
+        min_class_recall: every class's test recall must reach this (0 = off).
+        export_uri: export folder (local or gs://); its latest version is the production
+            model; empty: evaluate only.
+        tflite: also export model.tflite.
     """
     split = split_data(
         source=source,
@@ -79,7 +99,7 @@ def transfer_learning(
         head_learning_rate=head_learning_rate,
         seed=seed,
     ).set_display_name("train head")
-    fine_tune(
+    tuned = fine_tune(
         splits=split.outputs["splits"],
         features=features.outputs["features"],
         head=head.outputs["head"],
@@ -92,6 +112,27 @@ def transfer_learning(
         augmentation=augmentation,
         seed=seed,
     ).set_display_name("fine-tune")
+    evaluation = evaluate_model(
+        splits=split.outputs["splits"],
+        features=features.outputs["features"],
+        head=head.outputs["head"],
+        model=tuned.outputs["model"],
+        destination=export_uri,
+        min_accuracy=min_accuracy,
+        baseline_tolerance=baseline_tolerance,
+        min_class_recall=min_class_recall,
+    ).set_display_name("evaluate")
+    with dsl.If(evaluation.outputs["Output"] == True, "blessed"):  # noqa: E712 - KFP condition
+        with dsl.If(export_uri != "", "export destination given"):
+            export_model(
+                splits=split.outputs["splits"],
+                features=features.outputs["features"],
+                head=head.outputs["head"],
+                model=tuned.outputs["model"],
+                evaluation=evaluation.outputs["evaluation"],
+                destination=export_uri,
+                tflite=tflite,
+            ).set_display_name("export")
 
 
 def compile_pipeline(output_path: str) -> None:

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import gcs
 
 
 def free_port() -> int:
@@ -63,7 +63,7 @@ def gcs_emulator():
 def gcs_bucket(gcs_emulator) -> str:
     """A fresh, empty emulator bucket; yields its `gs://name` URI."""
     name = f"test-{uuid.uuid4().hex[:12]}"
-    storage.gcs_client().create_bucket(name)
+    gcs.client().create_bucket(name)
     return f"gs://{name}"
 
 
@@ -139,3 +139,20 @@ def learnable(tmp_path_factory) -> dict[str, str]:
         "split": str(root / "split"),
         "features": str(root / "features"),
     }
+
+
+@pytest.fixture(scope="session")
+def tuned(learnable, tmp_path_factory) -> dict[str, str]:
+    """`learnable` plus a trained head and a (one-epoch) fine-tuned model, as files."""
+    from kftransfer.components.core.config import FineTuneConfig, HeadConfig
+    from kftransfer.components.core.fine_tune import fine_tune
+    from kftransfer.components.core.heads import train_head
+    from kftransfer.components.core.model_io import save_model
+
+    folder = tmp_path_factory.mktemp("tuned")
+    head = save_model(train_head(learnable["features"], HeadConfig(head_epochs=20)).model,
+                      str(folder / "head.keras"))  # fmt: skip
+    config = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16)
+    result = fine_tune(learnable["split"], learnable["features"], head, config)
+    model = save_model(result.model, str(folder / "model.keras"))
+    return {**learnable, "head": head, "model": model}

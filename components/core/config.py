@@ -195,3 +195,23 @@ class FineTuneConfig(_Config):
             self.fine_tune_epochs >= 1 and self.fine_tune_batch_size >= 1,
             "--fine-tune-epochs and --fine-tune-batch-size must be >= 1",
         )
+
+
+@dataclass(frozen=True)
+class EvalConfig(_Config):
+    """How the candidate is judged against the threshold and the production model."""
+
+    min_accuracy: float = _param(0.0, "Fine-tuned test accuracy required to export.")
+    baseline_tolerance: float = _param(
+        0.01, "Test accuracy this far below the production model's still counts as good enough."
+    )
+    min_class_recall: float = _param(0.0, "Every class's test recall must reach this (0 = off).")
+    top_k: int = _param(3, "k of the reported top-k accuracy.")
+    misclassified_examples: int = _param(24, "Misclassified test images shown in the report.")
+
+    def validate(self) -> None:
+        """Rejects impossible values with a message naming the option."""
+        for name in ("min_accuracy", "baseline_tolerance", "min_class_recall"):
+            value = getattr(self, name)
+            _check(0 <= value <= 1, f"--{name.replace('_', '-')} must be in [0, 1], got {value}")
+        _check(self.top_k >= 1, "--top-k must be >= 1")

@@ -7,3 +7,15 @@ class UserError(Exception):
     The CLI prints `error: <message>` and exits with status 2; a pipeline step
     fails with the same message in its log.
     """
+
+
+class StorageError(UserError):
+    """A storage operation failed; the message names the URI."""
+
+
+class NotFoundError(StorageError):
+    """The object, file or bucket does not exist."""
+
+
+class PreconditionFailed(StorageError):
+    """A conditional write found the object changed since it was read."""

@@ -26,6 +26,7 @@ from kftransfer.components.core.training import (
 
 HEAD_FILE = "head.keras"
 HISTORY_FILE = "history.json"
+CONFIG_FILE = "config.json"
 IN_MEMORY_BYTES = 512 << 20  # feature sets up to this size are trained from memory
 SHUFFLE_ROWS = 10_000  # shuffle buffer when streaming shards
 VARIANCE_FLOOR = 0.01  # of the mean feature variance, for standardising features

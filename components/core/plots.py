@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402 - after choosing the headless backend
 import numpy as np  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def figure_png(figure) -> bytes:
@@ -38,9 +39,11 @@ def training_curves(history: dict[str, list[float]], title: str) -> bytes:
                 axis.plot(epochs, values, style, marker="o", markersize=3,
                           label="validation" if prefix else "training")  # fmt: skip
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-        axis.legend()
+        if axis.lines:
+            axis.legend()
     figure.suptitle(title)
     return figure_png(figure)
 

@@ -8,7 +8,6 @@ complete). `tf.io.gfile` is not used because it ignores the emulator.
 """
 
 import contextlib
-import functools
 import json
 import os
 import posixpath
@@ -18,19 +17,15 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from kftransfer.components.core.errors import UserError
+from kftransfer.components.core import gcs
+from kftransfer.components.core.errors import NotFoundError, PreconditionFailed, StorageError
+from kftransfer.components.core.gcs import is_gcs, split_gcs
 from kftransfer.components.core.parallel import map_ordered
 
-GCS_SCHEME = "gs://"
-READ_THREADS = 16
+__all__ = ["NotFoundError", "PreconditionFailed", "StorageError", "is_gcs", "split_gcs"]
 
-
-class StorageError(UserError):
-    """A storage operation failed; the message names the URI."""
-
-
-class NotFoundError(StorageError):
-    """The object, file or bucket does not exist."""
+READ_THREADS = 16  # concurrent reads of many small files
+FILE_MODE = 0o644  # written files are readable by other users (e.g. a serving container)
 
 
 @dataclass(frozen=True)
@@ -41,21 +36,8 @@ class FileInfo:
     size: int
 
 
-def is_gcs(uri: str) -> bool:
-    """Whether `uri` names a Google Cloud Storage object (`gs://bucket/name`)."""
-    return uri.startswith(GCS_SCHEME)
-
-
 def _local(uri: str) -> str:
     return uri.removeprefix("file://")
-
-
-def split_gcs(uri: str) -> tuple[str, str]:
-    """Splits `gs://bucket/name` into `(bucket, name)`."""
-    bucket, _, name = uri[len(GCS_SCHEME) :].partition("/")
-    if not bucket:
-        raise StorageError(f"{uri}: not a gs://bucket/path URI")
-    return bucket, name
 
 
 def join(base: str, *parts: str) -> str:
@@ -78,74 +60,8 @@ def basename(uri: str) -> str:
 def relative_to(uri: str, base: str) -> str:
     """`uri`'s path below `base`, with `/` separators."""
     if is_gcs(uri):
-        return posixpath.relpath(uri[len(GCS_SCHEME) :], base.rstrip("/")[len(GCS_SCHEME) :])
+        return posixpath.relpath(uri[len(gcs.SCHEME) :], base.rstrip("/")[len(gcs.SCHEME) :])
     return os.path.relpath(_local(uri), _local(base)).replace(os.sep, "/")
-
-
-# --------------------------------------------------------------------------- GCS client
-
-
-def gcs_client():
-    """The shared `google.cloud.storage.Client`, anonymous when an emulator is configured."""
-    return _gcs_client(os.environ.get("STORAGE_EMULATOR_HOST"))
-
-
-@functools.cache
-def _gcs_client(emulator_host: str | None):
-    import google.auth.exceptions
-    import requests.adapters
-    from google.auth.credentials import AnonymousCredentials
-    from google.cloud import storage
-
-    try:
-        if emulator_host:
-            client = storage.Client(project="emulator", credentials=AnonymousCredentials())
-        else:
-            client = storage.Client()
-    except google.auth.exceptions.DefaultCredentialsError as err:
-        raise StorageError(
-            "no Google Cloud credentials: run `gcloud auth application-default login`, set "
-            "GOOGLE_APPLICATION_CREDENTIALS to a service-account key, or use Workload Identity"
-        ) from err
-    adapter = requests.adapters.HTTPAdapter(pool_maxsize=2 * READ_THREADS)
-    for scheme in ("http://", "https://"):
-        client._http.mount(scheme, adapter)
-    return client
-
-
-def _blob(uri: str):
-    bucket, name = split_gcs(uri)
-    if not name:
-        raise StorageError(f"{uri}: names a bucket, not an object")
-    return gcs_client().bucket(bucket).blob(name)
-
-
-@contextlib.contextmanager
-def _translated_errors(uri: str) -> Iterator[None]:
-    """Turns GCS and OS errors into one-line StorageErrors naming `uri`."""
-    from google.api_core import exceptions as gexc
-
-    try:
-        yield
-    except (FileNotFoundError, gexc.NotFound) as err:
-        raise NotFoundError(f"{uri}: not found") from err
-    except (PermissionError, gexc.Forbidden, gexc.Unauthorized) as err:
-        hint = " (check the credentials' IAM roles on the bucket)" if is_gcs(uri) else ""
-        raise StorageError(f"{uri}: permission denied{hint}") from err
-    except gexc.GoogleAPIError as err:
-        raise StorageError(f"{uri}: {type(err).__name__}: {_first_line(err)}") from err
-    except OSError as err:
-        raise StorageError(f"{uri}: {err.strerror or err}") from err
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
-
-
-def _retry():
-    from google.cloud.storage.retry import DEFAULT_RETRY
-
-    return DEFAULT_RETRY
 
 
 # --------------------------------------------------------------------------- reading
@@ -157,9 +73,10 @@ def list_files(uri: str) -> list[FileInfo]:
     Raises:
         NotFoundError: the folder (or bucket) does not exist.
     """
-    with _translated_errors(uri):
+    with gcs.translated_errors(uri):
         if is_gcs(uri):
-            return _list_gcs(uri)
+            found = [FileInfo(uri, size) for uri, size in gcs.list_objects(uri)]
+            return sorted(found, key=lambda info: info.uri)
         root = _local(uri)
         if not os.path.isdir(root):
             raise FileNotFoundError(root)
@@ -171,42 +88,30 @@ def list_files(uri: str) -> list[FileInfo]:
         return sorted(found, key=lambda info: info.uri)
 
 
-def _list_gcs(uri: str) -> list[FileInfo]:
-    bucket, prefix = split_gcs(uri)
-    prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
-    blobs = gcs_client().list_blobs(bucket, prefix=prefix, retry=_retry())
-    found = [
-        FileInfo(f"{GCS_SCHEME}{bucket}/{blob.name}", blob.size or 0)
-        for blob in blobs
-        if not blob.name.endswith("/")
-    ]
-    return sorted(found, key=lambda info: info.uri)
-
-
 def exists(uri: str) -> bool:
     """Whether the file or object `uri` exists."""
-    with _translated_errors(uri):
+    with gcs.translated_errors(uri):
         if is_gcs(uri):
-            return _blob(uri).exists(retry=_retry())
+            return gcs.blob(uri).exists(retry=gcs.retry())
         return os.path.isfile(_local(uri))
 
 
 def is_folder(uri: str) -> bool:
     """Whether `uri` is a local folder, or a `gs://` prefix holding at least one object."""
-    with _translated_errors(uri):
+    with gcs.translated_errors(uri):
         if not is_gcs(uri):
             return os.path.isdir(_local(uri))
         bucket, prefix = split_gcs(uri)
         prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
-        blobs = gcs_client().list_blobs(bucket, prefix=prefix, max_results=1, retry=_retry())
+        blobs = gcs.client().list_blobs(bucket, prefix=prefix, max_results=1, retry=gcs.retry())
         return any(True for _ in blobs)
 
 
 def read_bytes(uri: str) -> bytes:
     """The whole content of file or object `uri`."""
-    with _translated_errors(uri):
+    with gcs.translated_errors(uri):
         if is_gcs(uri):
-            return _blob(uri).download_as_bytes(retry=_retry())
+            return gcs.blob(uri).download_as_bytes(retry=gcs.retry())
         with open(_local(uri), "rb") as file:
             return file.read()
 
@@ -219,9 +124,9 @@ def read_text(uri: str) -> str:
 @contextlib.contextmanager
 def open_read(uri: str) -> Iterator[BinaryIO]:
     """Opens `uri` for streaming binary reads (GCS: chunked ranged downloads)."""
-    with _translated_errors(uri):
+    with gcs.translated_errors(uri):
         if is_gcs(uri):
-            with _blob(uri).open("rb", retry=_retry()) as stream:
+            with gcs.blob(uri).open("rb", retry=gcs.retry()) as stream:
                 yield stream
         else:
             with open(_local(uri), "rb") as stream:
@@ -284,12 +189,12 @@ def open_write(uri: str) -> Iterator[BinaryIO]:
     Local: a temp file beside the target, renamed over it on success. GCS: a local temp
     file uploaded on success (an object becomes visible only once its upload completes).
     """
-    with _translated_errors(uri):
+    with gcs.translated_errors(uri):
         if is_gcs(uri):
             with tempfile.TemporaryFile() as tmp:
                 yield tmp
                 tmp.seek(0)
-                _blob(uri).upload_from_file(tmp, rewind=True, retry=_retry())
+                gcs.blob(uri).upload_from_file(tmp, rewind=True, retry=gcs.retry())
             return
         path = _local(uri)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -297,6 +202,7 @@ def open_write(uri: str) -> Iterator[BinaryIO]:
         try:
             with os.fdopen(fd, "wb") as tmp:
                 yield tmp
+            os.chmod(tmp_path, FILE_MODE)
             os.replace(tmp_path, path)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
@@ -334,11 +240,11 @@ def upload_file(local_path: str, uri: str) -> None:
 def copy(src: str, dst: str) -> None:
     """Copies a file between any two URIs (server-side within GCS)."""
     if is_gcs(src) and is_gcs(dst):
-        with _translated_errors(src):
-            source = _blob(src)
+        with gcs.translated_errors(src):
+            source = gcs.blob(src)
             dst_bucket, dst_name = split_gcs(dst)
             source.bucket.copy_blob(
-                source, gcs_client().bucket(dst_bucket), dst_name, retry=_retry()
+                source, gcs.client().bucket(dst_bucket), dst_name, retry=gcs.retry()
             )
         return
     with open_read(src) as stream, open_write(dst) as out:
@@ -347,9 +253,9 @@ def copy(src: str, dst: str) -> None:
 
 def remove(uri: str) -> None:
     """Deletes file or object `uri` if it exists."""
-    with contextlib.suppress(NotFoundError), _translated_errors(uri):
+    with contextlib.suppress(NotFoundError), gcs.translated_errors(uri):
         if is_gcs(uri):
-            _blob(uri).delete(retry=_retry())
+            gcs.blob(uri).delete(retry=gcs.retry())
         else:
             os.remove(_local(uri))
 
@@ -393,3 +299,52 @@ def replace_folder(uri: str, files: dict[str, bytes], marker: str) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+# --------------------------------------------------------------------------- compare-and-swap
+
+
+def read_versioned(uri: str) -> tuple[bytes | None, int]:
+    """The content of `uri` and its generation (None and 0 when it does not exist).
+
+    GCS: the object generation. Local: a number that changes whenever the file is
+    replaced (its inode and modification time).
+    """
+    with gcs.translated_errors(uri):
+        if is_gcs(uri):
+            return gcs.read_versioned(uri)
+        try:
+            with open(_local(uri), "rb") as file:
+                return file.read(), _local_generation(os.fstat(file.fileno()))
+        except FileNotFoundError:
+            return None, 0
+
+
+def _local_generation(stat: os.stat_result) -> int:
+    return stat.st_ino * 10**20 + stat.st_mtime_ns
+
+
+def write_if_generation(uri: str, data: bytes, generation: int) -> None:
+    """Writes `uri` only if its generation is still `generation` (0: only if absent).
+
+    GCS: an upload with `ifGenerationMatch`, decided by the server. Local: a check and
+    an atomic rename under an exclusive lock on a hidden file beside it.
+
+    Raises:
+        PreconditionFailed: `uri` changed since `generation` was read.
+    """
+    if is_gcs(uri):
+        with gcs.translated_errors(uri):
+            gcs.write_if_generation(uri, data, generation)
+        return
+    import fcntl
+
+    path = _local(uri)
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    lock_path = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.lock")
+    with open(lock_path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = _local_generation(os.stat(path)) if os.path.exists(path) else 0
+        if current != generation:
+            raise PreconditionFailed(f"{uri}: changed by another writer")
+        write_bytes(uri, data)

@@ -83,6 +83,7 @@ class ResumableTraining(keras.callbacks.Callback):
     def set_baseline(self, model: keras.Model, val_loss: float) -> None:
         """Counts the untrained model as epoch 0: no epoch worse than it will be kept."""
         self.set_model(model)
+        model.optimizer.build(model.trainable_variables)  # so the file holds its state too
         self.state.update(best=float(val_loss), best_epoch=0, wait=0)
         self._save_weights(BEST_WEIGHTS)
 

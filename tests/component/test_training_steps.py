@@ -1,4 +1,4 @@
-"""train_head and fine_tune through kfp.local, wired to split_data and extract_bottlenecks."""
+"""train_head, fine_tune, evaluate_model and export_model through kfp.local."""
 
 import json
 import os
@@ -6,42 +6,91 @@ import os
 from kfp import dsl
 
 from kftransfer.components.core import storage
+from kftransfer.components.evaluate_model import evaluate_model
+from kftransfer.components.export_model import export_model
 from kftransfer.components.extract_bottlenecks import extract_bottlenecks
 from kftransfer.components.fine_tune import fine_tune
 from kftransfer.components.split_data import split_data
 from kftransfer.components.train_head import train_head
-from tests.imagegen import write_class_folders
+from tests.imagegen import class_image, encode, write_class_folders
 
 
 @dsl.pipeline
-def train_both(source: str, checkpoint_uri: str) -> dsl.Model:
-    split = split_data(source=source, val_fraction=0.25, test_fraction=0.2, min_images_per_class=5)
+def train_and_export(source: str, checkpoint_uri: str, destination: str, min_accuracy: float):
+    split = split_data(source=source, min_images_per_class=5)
+    splits = split.outputs["splits"]
     features = extract_bottlenecks(
-        splits=split.outputs["splits"], cache_uri="", part_index=0, part_count=1,
+        splits=splits, cache_uri="", part_index=0, part_count=1,
         backbone="vgg16", weights="none", image_size=32,
     ).outputs["features"]  # fmt: skip
     head = train_head(features=features, checkpoint_uri=checkpoint_uri,
                       run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, tensorboard_uri="",
-                      head_epochs=20)  # fmt: skip
-    return fine_tune(
-        splits=split.outputs["splits"], features=features, head=head.outputs["head"],
-        checkpoint_uri=checkpoint_uri, run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-        tensorboard_uri="", fine_tune_epochs=1, fine_tune_batch_size=16,
+                      head_epochs=20).outputs["head"]  # fmt: skip
+    model = fine_tune(
+        splits=splits, features=features, head=head, checkpoint_uri=checkpoint_uri,
+        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, tensorboard_uri="", fine_tune_epochs=1,
+        fine_tune_batch_size=16,
     ).outputs["model"]  # fmt: skip
+    evaluation = evaluate_model(splits=splits, features=features, head=head, model=model,
+                                destination=destination, min_accuracy=min_accuracy)  # fmt: skip
+    with dsl.If(evaluation.outputs["Output"] == True):  # noqa: E712 - a KFP condition
+        export_model(splits=splits, features=features, head=head, model=model,
+                     evaluation=evaluation.outputs["evaluation"], destination=destination,
+                     tflite=False)  # fmt: skip
 
 
-def test_head_and_fine_tune_components(kfp_local, tmp_path):
-    write_class_folders(str(tmp_path / "data"), {"red": 24, "green": 24, "blue": 24})
-    model = train_both(source=str(tmp_path / "data"), checkpoint_uri=str(tmp_path / "ckpt")).output
-    assert sorted(os.listdir(model.path)) == ["history.json", "model.keras"]
-    assert model.metadata["epochs"] == 1
-    assert 0 <= model.metadata["initial_val_accuracy"] <= 1
-    assert model.metadata["trainable_parameters"] > 0
-    run = os.path.join(kfp_local, os.listdir(kfp_local)[0])
-    head = os.path.join(run, "train-head")
-    assert sorted(os.listdir(os.path.join(head, "head"))) == ["head.keras", "history.json"]
+def task_folder(kfp_local: str, task: str) -> str:
+    runs = sorted(os.listdir(kfp_local))
+    return os.path.join(kfp_local, runs[-1], task)
+
+
+def test_training_evaluation_and_export_components(kfp_local, tmp_path):
+    counts = {"train": 14, "val": 5, "test": 5}
+    for split, n in counts.items():
+        classes = dict.fromkeys(("red", "green", "blue"), n)
+        write_class_folders(str(tmp_path / "data" / split), classes, seed=len(split))
+    destination, checkpoints = str(tmp_path / "models"), str(tmp_path / "ckpt")
+    train_and_export(source=str(tmp_path / "data"), checkpoint_uri=checkpoints,
+                     destination=destination, min_accuracy=0.5)  # fmt: skip
+    head = task_folder(kfp_local, "train-head")
+    assert sorted(os.listdir(os.path.join(head, "head"))) == [
+        "config.json",
+        "head.keras",
+        "history.json",
+    ]
     curves = open(os.path.join(head, "curves")).read()
     assert curves.startswith("<!doctype html>") and "data:image/png;base64," in curves
-    history = json.load(open(os.path.join(head, "head", "history.json")))
-    assert len(history["loss"]) == len(history["val_loss"]) >= 1
-    assert storage.list_files(str(tmp_path / "ckpt")) == []  # deleted after success
+    tuned = task_folder(kfp_local, "fine-tune")
+    assert sorted(os.listdir(os.path.join(tuned, "model"))) == [
+        "config.json",
+        "history.json",
+        "model.keras",
+    ]
+    assert storage.list_files(checkpoints) == []  # per-run checkpoints deleted after success
+
+    evaluated = task_folder(kfp_local, "evaluate-model")
+    evaluation = json.load(open(os.path.join(evaluated, "evaluation")))
+    assert evaluation["verdict"]["blessed"] is True
+    assert evaluation["fine_tuned"]["examples"] == sum(
+        map(sum, evaluation["fine_tuned"]["confusion"])
+    )
+    assert "BLESSED: exported" in open(os.path.join(evaluated, "report")).read()
+    version = open(os.path.join(destination, "latest")).read()
+    assert sorted(os.listdir(os.path.join(destination, version)))[:3] == [
+        "evaluation.json", "fingerprint.pb", "labels.json"
+    ]  # fmt: skip
+    card = open(os.path.join(destination, version, "model_card.md")).read()
+    assert f"version {version}" in card and "Verdict: blessed" in card
+
+    # A red image labelled green in the test split: accuracy 1.0 is out of reach, so a
+    # second run is evaluated against production and reported, and nothing is exported.
+    red = class_image(2, 999)  # class 2 of the sorted names: "red"
+    (tmp_path / "data" / "test" / "green" / "mislabelled.png").write_bytes(encode(red))
+    train_and_export(source=str(tmp_path / "data"), checkpoint_uri=checkpoints,
+                     destination=destination, min_accuracy=1.0)  # fmt: skip
+    second = json.load(open(os.path.join(task_folder(kfp_local, "evaluate-model"), "evaluation")))
+    assert second["production_version"] == version
+    assert second["verdict"]["blessed"] is False
+    assert second["verdict"]["reasons"][0].startswith("FAIL: test accuracy")
+    assert open(os.path.join(destination, "latest")).read() == version
+    assert sorted(os.listdir(destination)) == [".latest.lock", version, "latest"]

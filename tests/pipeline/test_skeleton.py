@@ -16,7 +16,8 @@ def test_compiled_spec_has_the_split_step_in_the_kftransfer_image(tmp_path):
     spec = yaml.safe_load(path.read_text())
     assert spec["pipelineInfo"]["name"] == "kftransfer"
     assert set(spec["root"]["dag"]["tasks"]) == {
-        "split-data", "extract-bottlenecks", "train-head", "fine-tune"
+        "split-data", "extract-bottlenecks", "train-head", "fine-tune", "evaluate-model",
+        "condition-1",
     }  # fmt: skip
     executor = spec["deploymentSpec"]["executors"]["exec-split-data"]["container"]
     assert executor["image"] == DEFAULT_IMAGE

@@ -1,0 +1,51 @@
+"""The blessing: is the new model good enough to export? Every reason is spelled out."""
+
+from dataclasses import dataclass, field
+
+from kftransfer.components.core.config import EvalConfig
+
+
+@dataclass
+class Verdict:
+    """Whether the candidate is blessed, and one line per check (`PASS: ...`/`FAIL: ...`)."""
+
+    blessed: bool
+    reasons: list[str] = field(default_factory=list)
+
+
+def bless(candidate: dict, production: dict | None, config: EvalConfig, note: str = "") -> Verdict:
+    """Judges candidate metrics against the threshold, the production model and the recall floor.
+
+    Args:
+        candidate: the fine-tuned model's `metrics.classification_metrics`.
+        production: the production model's metrics on the same test split, or None.
+        config: the thresholds.
+        note: why there is no production comparison, when `production` is None.
+    """
+    reasons = []
+
+    def check(ok: bool, text: str) -> None:
+        reasons.append(f"{'PASS' if ok else 'FAIL'}: {text}")
+
+    accuracy = candidate["accuracy"]
+    check(accuracy >= config.min_accuracy,
+          f"test accuracy {accuracy:.4f} {'>=' if accuracy >= config.min_accuracy else '<'} "
+          f"the threshold {config.min_accuracy:.4f}")  # fmt: skip
+    if production is None:
+        check(True, note or "no production model to compare with")
+    else:
+        bar = production["accuracy"] - config.baseline_tolerance
+        check(accuracy >= bar,
+              f"test accuracy {accuracy:.4f} {'>=' if accuracy >= bar else '<'} the production "
+              f"model's {production['accuracy']:.4f} minus the tolerance "
+              f"{config.baseline_tolerance:.4f}")  # fmt: skip
+    if config.min_class_recall > 0:
+        low = {
+            c: s["recall"]
+            for c, s in candidate["per_class"].items()
+            if s["recall"] < config.min_class_recall
+        }
+        listed = ", ".join(f"{c!r} {r:.4f}" for c, r in sorted(low.items()))
+        check(not low, f"recall of {listed} below the floor {config.min_class_recall:.4f}" if low
+              else f"every class's recall >= the floor {config.min_class_recall:.4f}")  # fmt: skip
+    return Verdict(all(reason.startswith("PASS") for reason in reasons), reasons)

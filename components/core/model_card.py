@@ -1,0 +1,95 @@
+"""The model card: what a reader of an exported version needs to know, in markdown."""
+
+import datetime
+
+
+def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _fmt(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "–" if value is None else str(value)
+
+
+def model_card(
+    evaluation: dict, manifest: dict, stats: dict, hyper_parameters: dict[str, dict], version: str
+) -> str:
+    """Renders the card of one exported version.
+
+    Args:
+        evaluation: `Evaluation.to_json()`.
+        manifest: the features manifest (backbone, weights, image size, pooling).
+        stats: the split's `stats.json` (source, counts, skipped files).
+        hyper_parameters: stage name -> its config as a dict.
+        version: the version's name.
+    """
+    labels = evaluation["labels"]
+    models = {"head only": evaluation["head"], "fine-tuned": evaluation["fine_tuned"]}
+    if evaluation.get("production"):
+        models[f"production ({evaluation['production_version']})"] = evaluation["production"]
+    top_k = f"top-{evaluation['fine_tuned']['top_k']} accuracy"
+    names = [("accuracy", "accuracy"), (top_k, "top_k_accuracy"), ("macro F1", "macro_f1"),
+             ("log loss", "log_loss")]  # fmt: skip
+    metric_rows = [(name, *(_fmt(m[key]) for m in models.values())) for name, key in names]
+    per_class = [(label, *(_fmt(evaluation["fine_tuned"]["per_class"][label][k])
+                           for k in ("precision", "recall", "f1", "support")))
+                 for label in labels]  # fmt: skip
+    counts = [(label, *stats["counts"][label].values()) for label in labels]
+    verdict = "\n".join(f"- {reason}" for reason in evaluation["verdict"]["reasons"])
+    settings = "\n".join(
+        f"- **{stage}**: " + ", ".join(f"`{k}={v}`" for k, v in sorted(config.items()))
+        for stage, config in hyper_parameters.items()
+    )
+    size = manifest["image_size"]
+    return f"""# Model card: kftransfer image classifier, version {version}
+
+Exported {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC} by kftransfer.
+
+## Use
+
+Classifies an RGB image into one of {len(labels)} classes: {", ".join(labels)}.
+
+`saved_model.pb` (TF Serving / KServe): signature `serving_default` takes `image_bytes`
+(encoded JPEG/PNG/GIF/BMP/WebP, a batch) and returns `probabilities` [N, {len(labels)}]
+and `label` [N]; `serve_images` takes uint8 images [N, {size}, {size}, 3].
+`model.keras` (Keras 3, load with `kftransfer` installed) takes uint8 images
+[N, {size}, {size}, 3]. Decoding and resizing match training exactly.
+
+## Data
+
+- source: `{stats.get("source", "?")}` ({stats.get("layout", "?")})
+- split by content hash, seed {stats.get("config", {}).get("seed", "?")}
+- {len(stats.get("skipped", []))} files skipped by validation
+
+{_table(("class", "train", "validation", "test"), counts)}
+
+## Model
+
+- backbone `{manifest["backbone"]}`, weights `{manifest["weights"]}` (fingerprint
+  `{manifest["weights_fingerprint"][:16]}`)
+- {size}x{size} px input, `{manifest["preprocessing"]}` preprocessing, `{manifest["pooling"]}`
+  pooling, {manifest["dim"]} features
+- a dense head trained on cached features, then fine-tuned with the top of the backbone
+
+{settings}
+
+## Test metrics
+
+{_table(("metric", *models), metric_rows)}
+
+Per class (fine-tuned):
+
+{_table(("class", "precision", "recall", "F1", "support"), per_class)}
+
+## Verdict: {"blessed" if evaluation["verdict"]["blessed"] else "not blessed"}
+
+{verdict}
+
+## Limitations
+
+Measured on {evaluation["fine_tuned"]["examples"]} held-out test images from the same source as the
+training data; accuracy on other data (other cameras, lighting, classes not
+listed above) is unknown. Every image gets one of the classes above, whatever it shows.
+"""

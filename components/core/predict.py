@@ -1,0 +1,79 @@
+"""Predictions of an exported model on image files: top-k labels with probabilities."""
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from kftransfer.components.core import storage
+from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.evaluate import predict_images
+from kftransfer.components.core.export import LABELS_FILE, load_exported, resolve_model_folder
+from kftransfer.components.core.model_io import load_model
+from kftransfer.components.core.validation import EXTENSION_FORMATS, check_image
+
+
+@dataclass
+class Prediction:
+    """The top-k `(label, probability)` of one image, best first, or why there are none."""
+
+    uri: str
+    top: list[tuple[str, float]]
+    error: str = ""
+
+    def to_json(self) -> dict:
+        """`{"image": uri, "predictions": [{"label", "probability"}, ...]}` (or `"error"`)."""
+        if self.error:
+            return {"image": self.uri, "error": self.error}
+        predictions = [{"label": label, "probability": round(p, 6)} for label, p in self.top]
+        return {"image": self.uri, "predictions": predictions}
+
+
+def load_predictor(uri: str) -> tuple[keras.Model, list[str]]:
+    """The model and labels of an export folder, a version folder, or a `.keras` file.
+
+    An export folder means its latest version; a `.keras` file needs `labels.json` beside
+    it. Local or gs://.
+
+    Raises:
+        UserError: no model or no labels there.
+    """
+    if uri.endswith(".keras"):
+        labels_uri = storage.join(storage.parent(uri), LABELS_FILE)
+        if not storage.exists(labels_uri):
+            raise UserError(f"no {LABELS_FILE} beside {uri}: the class names are needed")
+        return load_model(uri), storage.read_json(labels_uri)
+    return load_exported(resolve_model_folder(uri.rstrip("/")))
+
+
+def find_images(paths: list[str]) -> list[str]:
+    """Files as given; folders (local or gs://) expanded to the image files below them."""
+    found = []
+    for path in paths:
+        if storage.is_folder(path):
+            found += [
+                info.uri
+                for info in storage.list_files(path)
+                if os.path.splitext(info.uri)[1].lower() in EXTENSION_FORMATS
+            ]
+        else:
+            found.append(path)
+    return found
+
+
+def predict(
+    model: keras.Model, labels: list[str], uris: list[str], top_k: int = 3, batch_size: int = 32
+) -> Iterator[Prediction]:
+    """Predicts every image in batches; an unreadable one yields its error, the rest go on."""
+    probabilities, kept = predict_images(model, uris, batch_size)
+    by_index = dict(zip(kept.tolist(), probabilities, strict=True))
+    for index, uri in enumerate(uris):
+        if index not in by_index:
+            check = check_image(uri, min_side=1, max_pixels=10**12)
+            reason = f"{check.problem}: {check.detail}" if check.problem else "could not be decoded"
+            yield Prediction(uri, [], reason)
+            continue
+        order = np.argsort(-by_index[index], kind="stable")[:top_k]
+        yield Prediction(uri, [(labels[i], float(by_index[index][i])) for i in order])

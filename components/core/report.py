@@ -1,0 +1,131 @@
+"""The evaluation report: one self-contained HTML page (every image embedded)."""
+
+import html
+import io
+
+import numpy as np
+
+from kftransfer.components.core import storage
+from kftransfer.components.core.evaluate import Evaluation
+from kftransfer.components.core.plots import figure_png, html_page, img_tag, plt, training_curves
+
+THUMBNAIL = 96
+
+
+def confusion_heatmap(matrix: list[list[int]], labels: list[str], title: str) -> bytes:
+    """The confusion matrix as a heatmap with counts (rows: true, columns: predicted)."""
+    matrix = np.asarray(matrix)
+    size = max(4.0, 0.5 * len(labels) + 2)
+    figure, axis = plt.subplots(figsize=(size + 1, size))
+    image = axis.imshow(matrix, cmap="Blues")
+    axis.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    axis.set_yticks(range(len(labels)), labels)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for (i, j), count in np.ndenumerate(matrix):
+        color = "white" if count > threshold else "black"
+        axis.text(j, i, str(count), ha="center", va="center", color=color, fontsize=8)
+    figure.colorbar(image, ax=axis, fraction=0.046)
+    axis.set_title(title)
+    return figure_png(figure)
+
+
+def per_class_bars(models: dict[str, dict], labels: list[str], score: str) -> bytes:
+    """Grouped bars of one per-class score (precision, recall or f1) for each model."""
+    figure, axis = plt.subplots(figsize=(max(6.0, 0.8 * len(labels) + 2), 3.2))
+    width = 0.8 / len(models)
+    for i, (name, metrics) in enumerate(models.items()):
+        values = [metrics["per_class"][label][score] for label in labels]
+        axis.bar(np.arange(len(labels)) + i * width, values, width, label=name)
+    axis.set_xticks(
+        np.arange(len(labels)) + width * (len(models) - 1) / 2, labels, rotation=45, ha="right"
+    )
+    axis.set_ylim(0, 1.05)
+    axis.set_ylabel(score)
+    axis.legend(loc="lower right")
+    axis.grid(axis="y", alpha=0.3)
+    return figure_png(figure)
+
+
+def thumbnail(uri: str) -> bytes:
+    """A THUMBNAIL-pixel PNG of an image file (an empty PNG if it cannot be read)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(storage.read_bytes(uri))) as image:
+            image = image.convert("RGB")
+            image.thumbnail((THUMBNAIL, THUMBNAIL))
+            buffer = io.BytesIO()
+            image.save(buffer, "PNG")
+            return buffer.getvalue()
+    except (OSError, storage.StorageError):
+        return b""
+
+
+def _metrics_table(models: dict[str, dict]) -> str:
+    top_k = next(iter(models.values()))["top_k"]
+    rows = [("test images", "examples", "{:d}"), ("accuracy", "accuracy", "{:.4f}"),
+            (f"top-{top_k} accuracy", "top_k_accuracy", "{:.4f}"),
+            ("macro F1", "macro_f1", "{:.4f}"), ("log loss", "log_loss", "{:.4f}")]  # fmt: skip
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in models)
+    body = ""
+    for title, key, form in rows:
+        cells = "".join(
+            f"<td>{form.format(m[key]) if m[key] is not None else '–'}</td>"
+            for m in models.values()
+        )
+        body += f"<tr><td>{html.escape(title)}</td>{cells}</tr>"
+    return f"<table><tr><th>metric</th>{head}</tr>{body}</table>"
+
+
+def _verdict(evaluation: Evaluation) -> str:
+    status = "BLESSED: exported" if evaluation.verdict.blessed else "NOT BLESSED: not exported"
+    css = "ok" if evaluation.verdict.blessed else "no"
+    items = "".join(f"<li>{html.escape(reason)}</li>" for reason in evaluation.verdict.reasons)
+    return f"<h2 class='{css}'>{status}</h2><ul>{items}</ul>"
+
+
+def _misclassified_grid(evaluation: Evaluation) -> str:
+    if not evaluation.misclassified:
+        return "<p>No misclassified test image.</p>"
+    figures = ""
+    for item in evaluation.misclassified:
+        caption = (
+            f"true: {item['true']}<br>predicted: {item['predicted']} ({item['probability']:.2f})"
+        )
+        alt = f"{item['uri']}: {item['true']} predicted as {item['predicted']}"
+        image = img_tag(thumbnail(item["uri"]), alt)
+        figures += f"<figure>{image}<figcaption>{caption}</figcaption></figure>"
+    return figures
+
+
+def render_report(evaluation: Evaluation, histories: dict[str, dict], stats: dict) -> str:
+    """The whole report: verdict, metrics table, confusion, per-class bars, curves, mistakes."""
+    models = {"head only": evaluation.head, "fine-tuned": evaluation.fine_tuned}
+    if evaluation.production:
+        models[f"production ({evaluation.production_version})"] = evaluation.production
+    labels = evaluation.labels
+    totals = stats.get("totals", {})
+    sections = [
+        _verdict(evaluation),
+        "<h2>Test metrics</h2>" + _metrics_table(models),
+        f"<p>Data: {totals.get('train', '?')} train, {totals.get('validation', '?')} validation, "
+        f"{totals.get('test', '?')} test images; {len(labels)} classes; "
+        f"{len(stats.get('skipped', []))} files skipped by validation.</p>",
+        "<h2>Confusion matrix (fine-tuned)</h2>"
+        + img_tag(
+            confusion_heatmap(evaluation.fine_tuned["confusion"], labels, "fine-tuned"),
+            "confusion matrix",
+        ),
+        "<h2>Per-class recall and F1</h2>"
+        + img_tag(per_class_bars(models, labels, "recall"), "per-class recall")
+        + img_tag(per_class_bars(models, labels, "f1"), "per-class F1"),
+        "<h2>Training curves</h2>"
+        + "".join(
+            img_tag(training_curves(h, name), f"{name} curves") for name, h in histories.items()
+        ),
+        "<h2>Misclassified test images (fine-tuned, most confident first)</h2>"
+        + _misclassified_grid(evaluation),
+    ]
+    return html_page("kftransfer evaluation report", "".join(sections))

@@ -1,0 +1,70 @@
+"""Export to a gs:// destination, predict from it, and the generation precondition on `latest`."""
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+from kftransfer.components.core import export, gcs, storage
+from kftransfer.components.core.model_io import load_model
+from kftransfer.components.core.split import read_labels, read_rows
+from kftransfer.pipelines.cli import cli
+
+
+def test_export_to_gcs_then_predict_from_it(tuned, gcs_bucket):
+    destination = f"{gcs_bucket}/models"
+    labels = read_labels(tuned["split"])
+    target = export.export_model(load_model(tuned["model"]), labels, destination, "# card", {})
+    version = storage.basename(target)
+    assert storage.read_text(f"{destination}/latest") == version
+    names = {storage.relative_to(i.uri, target) for i in storage.list_files(target)}
+    assert {"saved_model.pb", "model.keras", "labels.json", "model_card.md"} <= names
+    assert any(name.startswith("variables/") for name in names)
+    image = read_rows(tuned["split"], "test")[0]
+    storage.write_bytes(f"{gcs_bucket}/new/photo.png", open(image.uri, "rb").read())
+    result = CliRunner().invoke(cli, ["predict", destination, f"{gcs_bucket}/new/", "--json"])
+    assert result.exit_code == 0, result.output
+    record = json.loads(result.stdout)
+    assert record["image"] == f"{gcs_bucket}/new/photo.png"
+    assert record["predictions"][0]["label"] == image.label
+
+
+class RequestLog:
+    """Records the URL of every request the storage client sends."""
+
+    def __init__(self):
+        self.urls = []
+
+    def __call__(self, response, *args, **kwargs):
+        self.urls.append(response.request.url)
+
+
+def test_latest_is_written_with_a_generation_precondition(gcs_bucket):
+    # The emulator ignores ifGenerationMatch (../shared/notes.md): assert what is sent.
+    log = RequestLog()
+    session = gcs.client()._http
+    session.hooks["response"].append(log)
+    try:
+        pointer = f"{gcs_bucket}/models/latest"
+        storage.write_if_generation(pointer, b"1", 0)
+        _, generation = storage.read_versioned(pointer)
+        assert generation > 0
+        storage.write_if_generation(pointer, b"2", generation)
+    finally:
+        session.hooks["response"].remove(log)
+    uploads = [url for url in log.urls if "/upload/" in url]
+    assert "ifGenerationMatch=0" in uploads[0]
+    assert f"ifGenerationMatch={generation}" in uploads[1]
+    assert storage.read_text(pointer) == "2"
+
+
+@pytest.mark.skipif(not os.environ.get("KFTRANSFER_REAL_GCS_BUCKET"), reason="needs real GCS")
+def test_real_gcs_rejects_a_stale_generation():
+    """Run against a real bucket: KFTRANSFER_REAL_GCS_BUCKET=gs://my-scratch-bucket."""
+    pointer = f"{os.environ['KFTRANSFER_REAL_GCS_BUCKET']}/kftransfer-test/latest"
+    storage.write_text(pointer, "1")
+    _, generation = storage.read_versioned(pointer)
+    storage.write_if_generation(pointer, b"2", generation)
+    with pytest.raises(storage.PreconditionFailed):
+        storage.write_if_generation(pointer, b"3", generation)

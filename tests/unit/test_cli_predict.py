@@ -1,0 +1,81 @@
+"""`kftransfer predict`: top-k lines, JSON lines, per-file errors, model lookup."""
+
+import json
+import os
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from kftransfer.components.core import export
+from kftransfer.components.core.model_io import load_model
+from kftransfer.components.core.split import read_labels, read_rows
+from kftransfer.pipelines.cli import cli
+
+
+@pytest.fixture(scope="module")
+def exported(tuned, tmp_path_factory) -> str:
+    destination = str(tmp_path_factory.mktemp("exports") / "models")
+    labels = read_labels(tuned["split"])
+    export.export_model(load_model(tuned["model"]), labels, destination, "# card", {})
+    return destination
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, ["predict", *args], catch_exceptions=False)
+
+
+def test_predicts_files_and_folders_with_top_k(tuned, exported, tmp_path):
+    rows = read_rows(tuned["split"], "test")[:3]
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for i, row in enumerate(rows):
+        shutil.copy(row.uri, folder / f"{i}.png")
+    (folder / "notes.txt").write_text("not an image, and not picked from a folder")
+    result = invoke(exported, str(folder), rows[0].uri, "--top-k", "2")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [
+        str(folder / "0.png"), str(folder / "1.png"), str(folder / "2.png"), rows[0].uri
+    ]  # fmt: skip
+    first = lines[0].split(": ", 1)[1].split(", ")
+    assert len(first) == 2
+    probabilities = [float(part.split()[1]) for part in first]
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert first[0].split()[0] == rows[0].label  # the learnable task is learnt
+
+
+def test_json_lines_and_a_per_file_error(tuned, exported, tmp_path):
+    good = read_rows(tuned["split"], "test")[0].uri
+    bad = tmp_path / "fake.jpg"
+    bad.write_text("this is text")
+    version = os.path.join(exported, export.latest_version(exported))
+    result = invoke(version, str(bad), good, "--json", "--top-k", "3")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"error: {bad}: not_an_image: not a recognised image format"
+    records = [json.loads(line) for line in result.stdout.splitlines()]
+    assert records[0] == {"image": str(bad), "error": "not_an_image: not a recognised image format"}
+    assert records[1]["image"] == good
+    assert [p["label"] for p in records[1]["predictions"]][0] == read_rows(tuned["split"], "test")[
+        0
+    ].label
+    assert len(records[1]["predictions"]) == 3
+    assert sum(p["probability"] for p in records[1]["predictions"]) == pytest.approx(1, abs=1e-5)
+
+
+def test_keras_file_needs_labels_beside_it(tuned, tmp_path):
+    path = tmp_path / "model.keras"
+    shutil.copy(tuned["model"], path)
+    result = CliRunner().invoke(cli, ["predict", str(path), tuned["split"]])
+    assert result.exit_code == 2
+    assert result.stderr == f"error: no labels.json beside {path}: the class names are needed\n"
+    (tmp_path / "labels.json").write_text(json.dumps(read_labels(tuned["split"])))
+    image = read_rows(tuned["split"], "test")[0].uri
+    assert invoke(str(path), image, "--top-k", "1").stdout.startswith(f"{image}: ")
+
+
+def test_export_folder_without_labels_is_exit_2(tmp_path):
+    (tmp_path / "models").mkdir()
+    result = CliRunner().invoke(cli, ["predict", str(tmp_path / "models"), str(tmp_path)])
+    assert result.exit_code == 2
+    assert "has no labels.json: give an export folder or a version folder" in result.stderr

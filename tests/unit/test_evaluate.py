@@ -1,0 +1,85 @@
+"""evaluate: metrics of both models, the production comparison, and the report's contents."""
+
+import html
+import re
+
+from kftransfer.components.core import export
+from kftransfer.components.core.backbones import load_backbone
+from kftransfer.components.core.config import EvalConfig, HeadConfig
+from kftransfer.components.core.evaluate import evaluate
+from kftransfer.components.core.fine_tune import build_fine_tune_model
+from kftransfer.components.core.heads import build_head
+from kftransfer.components.core.model_io import load_model, save_model
+from kftransfer.components.core.report import render_report
+from kftransfer.components.core.split import read_labels, read_rows
+
+
+def run(tuned, destination="", **config):
+    return evaluate(tuned["split"], tuned["features"], tuned["head"], tuned["model"], destination,
+                    EvalConfig(**config))  # fmt: skip
+
+
+def test_both_models_are_measured_on_the_whole_test_split(tuned):
+    result = run(tuned, min_accuracy=0.5)
+    tests = len(read_rows(tuned["split"], "test"))
+    assert result.head["examples"] == result.fine_tuned["examples"] == tests
+    assert result.head["accuracy"] >= 0.9  # the learnable task
+    assert sum(map(sum, result.fine_tuned["confusion"])) == tests
+    assert result.production is None
+    assert result.verdict.reasons[1] == "PASS: no export destination given: nothing to compare with"
+    wrong = tests - round(result.fine_tuned["accuracy"] * tests)
+    assert len(result.misclassified) == min(wrong, 24)
+
+
+def test_the_production_model_is_compared_on_the_same_images(tuned, tmp_path):
+    destination = str(tmp_path / "models")
+    assert (
+        run(tuned, destination)
+        .verdict.reasons[1]
+        .endswith(f"no production model at {destination} yet")
+    )
+    export.export_model(
+        load_model(tuned["model"]), read_labels(tuned["split"]), destination, "#", {}
+    )
+    result = run(tuned, destination, baseline_tolerance=0.0)
+    assert result.production == result.fine_tuned  # the same model is in production
+    assert result.verdict.blessed
+    assert re.match(r"PASS: test accuracy .* >= the production model's .* minus the tolerance",
+                    result.verdict.reasons[1])  # fmt: skip
+
+
+def test_a_production_model_of_other_classes_is_not_compared(tuned, tmp_path):
+    destination = str(tmp_path / "models")
+    export.export_model(load_model(tuned["model"]), ["x", "y", "z"], destination, "#", {})
+    result = run(tuned, destination)
+    assert result.production is None and result.production_version is not None
+    assert "has other classes (x, y, z): not compared" in result.verdict.reasons[1]
+
+
+def test_a_weak_model_is_not_blessed_and_says_why(tuned, tmp_path):
+    backbone = load_backbone("vgg16", "none", 32)
+    untrained = build_fine_tune_model(backbone, build_head(512, 3, HeadConfig()), "avg")
+    weak = {**tuned, "model": save_model(untrained, str(tmp_path / "weak.keras"))}
+    result = run(weak, min_accuracy=0.9, min_class_recall=0.9)
+    assert result.fine_tuned["accuracy"] < 0.9
+    assert not result.verdict.blessed
+    assert result.verdict.reasons[0].startswith("FAIL: test accuracy")
+    assert result.verdict.reasons[2].startswith("FAIL: recall of")
+
+
+def test_report_contains_every_plot_and_the_verdict(tuned):
+    result = run(tuned)
+    histories = {"head training": {"loss": [1.0, 0.5], "val_loss": [1.1, 0.7],
+                                   "sparse_categorical_accuracy": [0.5, 0.9],
+                                   "val_sparse_categorical_accuracy": [0.4, 0.8]},
+                 "fine-tuning": {"loss": [0.4], "val_loss": [0.6]}}  # fmt: skip
+    page = render_report(result, histories, {"totals": {"train": 1, "validation": 2, "test": 3}})
+    alts = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,', page)
+    assert alts[:5] == ["confusion matrix", "per-class recall", "per-class F1",
+                        "head training curves", "fine-tuning curves"]  # fmt: skip
+    assert len(alts) == 5 + len(result.misclassified)
+    assert 'src="http' not in page and "<script" not in page  # self-contained
+    for reason in result.verdict.reasons:
+        assert html.escape(reason) in page
+    assert "BLESSED: exported" in page
+    assert "<th>head only</th><th>fine-tuned</th>" in page

@@ -1,0 +1,96 @@
+"""Metrics against values computed by hand, and the blessing truth table."""
+
+import numpy as np
+import pytest
+
+from kftransfer.components.core.blessing import bless
+from kftransfer.components.core.config import EvalConfig
+from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.metrics import classification_metrics
+
+LABELS = ["cat", "dog", "owl"]
+# Six examples; the argmax predictions are cat, dog, dog, owl, cat, dog.
+Y_TRUE = np.array([0, 0, 1, 2, 2, 1])
+PROBABILITIES = np.array([
+    [0.7, 0.2, 0.1],
+    [0.3, 0.6, 0.1],  # cat predicted as dog
+    [0.1, 0.8, 0.1],
+    [0.2, 0.1, 0.7],
+    [0.5, 0.1, 0.4],  # owl predicted as cat; owl second
+    [0.2, 0.5, 0.3],
+])  # fmt: skip
+
+
+def test_metrics_match_a_hand_computed_case():
+    m = classification_metrics(Y_TRUE, PROBABILITIES, LABELS, top_k=2)
+    assert m["examples"] == 6
+    assert m["accuracy"] == pytest.approx(4 / 6)
+    assert m["confusion"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    # cat: precision 1/2 (predicted twice, once right), recall 1/2; dog: 2/3, 1; owl: 1, 1/2.
+    assert m["per_class"]["cat"] == pytest.approx(
+        {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    )
+    assert m["per_class"]["dog"] == pytest.approx(
+        {"precision": 2 / 3, "recall": 1.0, "f1": 0.8, "support": 2}
+    )
+    assert m["per_class"]["owl"] == pytest.approx(
+        {"precision": 1.0, "recall": 0.5, "f1": 2 / 3, "support": 2}
+    )
+    assert m["macro_f1"] == pytest.approx((0.5 + 0.8 + 2 / 3) / 3)
+    # top-2: row 2 (cat: 0.3 is second) and row 5 (owl: 0.4 is second) become hits: 6/6.
+    assert m["top_k_accuracy"] == pytest.approx(1.0)
+    expected_loss = -np.mean(np.log([0.7, 0.3, 0.8, 0.7, 0.4, 0.5]))
+    assert m["log_loss"] == pytest.approx(expected_loss)
+
+
+def test_top_k_is_omitted_when_k_covers_every_class():
+    assert classification_metrics(Y_TRUE, PROBABILITIES, LABELS, top_k=3)["top_k_accuracy"] is None
+
+
+def test_a_class_never_predicted_has_zero_precision_not_a_crash():
+    m = classification_metrics(np.array([0, 1]), np.array([[0.9, 0.1], [0.8, 0.2]]), ["a", "b"])
+    assert m["per_class"]["b"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+
+
+def candidate(accuracy, recalls=(0.9, 0.9)):
+    return {
+        "accuracy": accuracy,
+        "per_class": {f"c{i}": {"recall": r} for i, r in enumerate(recalls)},
+    }
+
+
+@pytest.mark.parametrize(
+    "accuracy,production,config,blessed,failing",
+    [
+        (0.80, None, EvalConfig(min_accuracy=0.75), True, []),
+        (0.70, None, EvalConfig(min_accuracy=0.75), False, ["threshold"]),
+        (0.80, 0.78, EvalConfig(), True, []),  # better than production
+        (0.80, 0.805, EvalConfig(baseline_tolerance=0.01), True, []),  # within tolerance
+        (0.80, 0.85, EvalConfig(baseline_tolerance=0.01), False, ["production"]),
+        (0.70, 0.85, EvalConfig(min_accuracy=0.75), False, ["threshold", "production"]),
+    ],
+)
+def test_blessing_truth_table(accuracy, production, config, blessed, failing):
+    prod = None if production is None else {"accuracy": production}
+    verdict = bless(candidate(accuracy), prod, config, note="no production model at x yet")
+    assert verdict.blessed is blessed
+    failed = [r for r in verdict.reasons if r.startswith("FAIL")]
+    assert len(failed) == len(failing)
+    for word, reason in zip(failing, failed, strict=True):
+        assert word in reason
+    assert len(verdict.reasons) == 2  # threshold + production, each spelled out
+    if production is None:
+        assert "PASS: no production model at x yet" in verdict.reasons
+
+
+def test_recall_floor_names_the_weak_classes():
+    config = EvalConfig(min_class_recall=0.5)
+    verdict = bless(candidate(0.9, recalls=(0.4, 0.8)), None, config)
+    assert not verdict.blessed
+    assert verdict.reasons[-1] == "FAIL: recall of 'c0' 0.4000 below the floor 0.5000"
+    assert bless(candidate(0.9, recalls=(0.6, 0.8)), None, config).blessed
+
+
+def test_eval_config_bounds():
+    with pytest.raises(UserError, match="--min-accuracy must be in \\[0, 1\\], got 1.5"):
+        EvalConfig(min_accuracy=1.5)
