@@ -75,6 +75,8 @@ def evaluate_model(
                 metrics.log_metric(f"{name}_{key}", stage[key])
     metrics.log_metric("blessed", float(result.verdict.blessed))
     confusion.log_confusion_matrix(result.labels, result.fine_tuned["confusion"])
+    storage.write_json(metrics.path, {"accuracy": result.fine_tuned["accuracy"]})
+    storage.write_json(confusion.path, result.fine_tuned["confusion"])
     storage.write_json(evaluation.path, result.to_json())
     histories = {
         "head training": storage.read_json(storage.join(head.path, heads.HISTORY_FILE)),

@@ -15,7 +15,6 @@ def fine_tune(
     metrics: Output[Metrics],
     curves: Output[HTML],
     checkpoint_uri: str,
-    run_id: str,
     tensorboard_uri: str,
     unfreeze: str,
     fine_tune_optimizer: str,
@@ -38,8 +37,8 @@ def fine_tune(
         metrics: validation accuracy before and after, epochs, trainable parameters.
         curves: loss and accuracy per epoch (HTML).
         checkpoint_uri: resume-after-preemption checkpoints (local or gs://); empty for none.
-        run_id: the pipeline run's id: checkpoints go to checkpoint_uri/run_id/<step>, so a
-            retry of this run resumes and another run starts fresh.
+            Each task writes below a folder named after its output artifact, so a retry
+            of the task resumes and another run starts fresh.
         tensorboard_uri: TensorBoard log folder; empty for none.
         unfreeze: see `FineTuneConfig`.
         fine_tune_optimizer: see `FineTuneConfig`.
@@ -55,11 +54,11 @@ def fine_tune(
     from kftransfer.components.core import fine_tune as core
     from kftransfer.components.core import heads, plots, storage
     from kftransfer.components.core.config import FineTuneConfig
-    from kftransfer.components.core.model_io import save_model
     from kftransfer.components.core.progress import setup_logging
+    from kftransfer.components.core.training import checkpoint_folder
 
     setup_logging()
-    checkpoint = storage.join(checkpoint_uri, run_id, "fine_tune") if checkpoint_uri else ""
+    checkpoint = checkpoint_folder(checkpoint_uri, model.uri, "fine_tune")
     config = FineTuneConfig(
         unfreeze=unfreeze,
         fine_tune_optimizer=fine_tune_optimizer,
@@ -76,14 +75,13 @@ def fine_tune(
     result = core.fine_tune(
         splits.path, features.path, head_uri, config, checkpoint, tensorboard_uri
     )
-    save_model(result.model, storage.join(model.path, core.MODEL_FILE))
-    storage.write_json(storage.join(model.path, heads.HISTORY_FILE), result.history)
-    storage.write_json(storage.join(model.path, heads.CONFIG_FILE), config.__dict__)
+    result.save(model.path, core.MODEL_FILE, config)
     summary = {**result.summary(), **core.trainable_summary(result.model)}
     if result.initial_val_accuracy is not None:
         summary["initial_val_accuracy"] = result.initial_val_accuracy
     for name, value in summary.items():
         metrics.log_metric(name, value)
+    storage.write_json(metrics.path, summary)  # kfp.local's cache skips artifacts without a file
     model.metadata.update(summary)
     storage.write_text(
         curves.path, plots.curves_page(result.history, "Fine-tuning", result.best_epoch)

@@ -16,6 +16,7 @@ def split_data(
     min_images_per_class: int,
     min_image_side: int,
     max_image_pixels: int,
+    source_fingerprint: str = "",
 ):
     """Validates and splits the labelled images at `source` (local path or gs:// URI).
 
@@ -28,6 +29,8 @@ def split_data(
         min_images_per_class: see `SplitConfig`.
         min_image_side: see `SplitConfig`.
         max_image_pixels: see `SplitConfig`.
+        source_fingerprint: what the source held when listed (fingerprint_source); part of
+            the step's cache key, recorded in stats.json.
     """
     from kftransfer.components.core import split as core
     from kftransfer.components.core.config import SplitConfig
@@ -43,6 +46,7 @@ def split_data(
         max_image_pixels=max_image_pixels,
     )
     result = core.split_dataset(source, config)
+    result.stats["source_fingerprint"] = source_fingerprint
     core.write_split(result, splits.path)
     splits.metadata.update(result.stats["totals"])
     splits.metadata["classes"] = len(result.labels)

@@ -13,8 +13,8 @@ def train_head(
     metrics: Output[Metrics],
     curves: Output[HTML],
     checkpoint_uri: str,
-    run_id: str,
     tensorboard_uri: str,
+    head_normalize: bool,
     head_units: str,
     head_dropout: float,
     head_optimizer: str,
@@ -33,9 +33,10 @@ def train_head(
         metrics: best validation accuracy and loss, epochs run.
         curves: loss and accuracy per epoch (HTML).
         checkpoint_uri: resume-after-preemption checkpoints (local or gs://); empty for none.
-        run_id: the pipeline run's id: checkpoints go to checkpoint_uri/run_id/<step>, so a
-            retry of this run resumes and another run starts fresh.
+            Each task writes below a folder named after its output artifact, so a retry
+            of the task resumes and another run starts fresh.
         tensorboard_uri: TensorBoard log folder; empty for none.
+        head_normalize: see `HeadConfig`.
         head_units: see `HeadConfig`.
         head_dropout: see `HeadConfig`.
         head_optimizer: see `HeadConfig`.
@@ -48,12 +49,13 @@ def train_head(
     """
     from kftransfer.components.core import heads, plots, storage
     from kftransfer.components.core.config import HeadConfig
-    from kftransfer.components.core.model_io import save_model
     from kftransfer.components.core.progress import setup_logging
+    from kftransfer.components.core.training import checkpoint_folder
 
     setup_logging()
-    checkpoint = storage.join(checkpoint_uri, run_id, "head") if checkpoint_uri else ""
+    checkpoint = checkpoint_folder(checkpoint_uri, head.uri, "head")
     config = HeadConfig(
+        head_normalize=head_normalize,
         head_units=head_units,
         head_dropout=head_dropout,
         head_optimizer=head_optimizer,
@@ -65,12 +67,11 @@ def train_head(
         seed=seed,
     )
     result = heads.train_head(features.path, config, checkpoint, tensorboard_uri)
-    save_model(result.model, storage.join(head.path, heads.HEAD_FILE))
-    storage.write_json(storage.join(head.path, heads.HISTORY_FILE), result.history)
-    storage.write_json(storage.join(head.path, heads.CONFIG_FILE), config.__dict__)
+    result.save(head.path, heads.HEAD_FILE, config)
     summary = result.summary()
     for name, value in summary.items():
         metrics.log_metric(name, value)
+    storage.write_json(metrics.path, summary)  # kfp.local's cache skips artifacts without a file
     head.metadata.update(summary)
     storage.write_text(
         curves.path, plots.curves_page(result.history, "Head training", result.best_epoch)

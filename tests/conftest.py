@@ -31,11 +31,13 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) 
     raise RuntimeError("GCS emulator did not start")
 
 
-def start_emulator(port: int) -> subprocess.Popen:
-    """Starts gcp-storage-emulator (in memory) on 127.0.0.1:port."""
+def start_emulator(port: int, data_dir: str | None = None) -> subprocess.Popen:
+    """Starts gcp-storage-emulator on 127.0.0.1:port, in memory or keeping data in `data_dir`."""
     binary = shutil.which("gcp-storage-emulator", path=os.path.dirname(sys.executable))
+    where = ["-d", data_dir] if data_dir else []
+    start = ["start", "--host", "127.0.0.1", "--port", str(port), "-q"]
     process = subprocess.Popen(
-        [binary, "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory", "-q"],
+        [binary, *where, *start, *([] if data_dir else ["--in-memory"])],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -150,8 +152,8 @@ def tuned(learnable, tmp_path_factory) -> dict[str, str]:
     from kftransfer.components.core.model_io import save_model
 
     folder = tmp_path_factory.mktemp("tuned")
-    head = save_model(train_head(learnable["features"], HeadConfig(head_epochs=20)).model,
-                      str(folder / "head.keras"))  # fmt: skip
+    trained = train_head(learnable["features"], HeadConfig(head_epochs=20, head_normalize=True))
+    head = save_model(trained.model, str(folder / "head.keras"))
     config = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16)
     result = fine_tune(learnable["split"], learnable["features"], head, config)
     model = save_model(result.model, str(folder / "model.keras"))

@@ -13,7 +13,13 @@ class Verdict:
     reasons: list[str] = field(default_factory=list)
 
 
-def bless(candidate: dict, production: dict | None, config: EvalConfig, note: str = "") -> Verdict:
+def bless(
+    candidate: dict,
+    production: dict | None,
+    config: EvalConfig,
+    note: str = "",
+    same_weights: bool = False,
+) -> Verdict:
     """Judges candidate metrics against the threshold, the production model and the recall floor.
 
     Args:
@@ -21,6 +27,8 @@ def bless(candidate: dict, production: dict | None, config: EvalConfig, note: st
         production: the production model's metrics on the same test split, or None.
         config: the thresholds.
         note: why there is no production comparison, when `production` is None.
+        same_weights: the candidate's weights equal the production model's (a rerun on
+            unchanged data, every step cached): nothing new to export.
     """
     reasons = []
 
@@ -39,6 +47,8 @@ def bless(candidate: dict, production: dict | None, config: EvalConfig, note: st
               f"test accuracy {accuracy:.4f} {'>=' if accuracy >= bar else '<'} the production "
               f"model's {production['accuracy']:.4f} minus the tolerance "
               f"{config.baseline_tolerance:.4f}")  # fmt: skip
+    if same_weights:
+        check(False, "the same weights as the production model: nothing new to export")
     if config.min_class_recall > 0:
         low = {
             c: s["recall"]

@@ -121,7 +121,9 @@ class HeadConfig(_Config):
     """The small classifier trained on cached features."""
 
     head_normalize: bool = _param(
-        True, "Standardise features with the train split's mean and variance (inside the head)."
+        False,
+        "Standardise features with the train split's mean and variance (inside the head); "
+        "for backbones whose features are tiny, e.g. random weights.",
     )
     head_units: str = _param("256", "Hidden Dense widths, comma-separated ('' = linear head).")
     head_dropout: float = _param(0.5, "Dropout after each hidden layer.")
@@ -167,14 +169,14 @@ class FineTuneConfig(_Config):
         "Backbone layers to train: default (the backbone's own), top_n_layers=N, "
         "from_layer=NAME, after_layer=NAME, or all. BatchNorm layers stay frozen.",
     )
-    fine_tune_optimizer: str = _param("sgd", "sgd (with --momentum), adam, rmsprop or adamw.")
-    fine_tune_learning_rate: float = _param(1e-4, "Learning rate: small, to keep the features.")
+    fine_tune_optimizer: str = _param("adam", "adam, sgd (with --momentum), rmsprop or adamw.")
+    fine_tune_learning_rate: float = _param(3e-5, "Learning rate: small, to keep the features.")
     momentum: float = _param(0.9, "SGD momentum.")
-    fine_tune_epochs: int = _param(10, "Most epochs; early stopping may end sooner.")
+    fine_tune_epochs: int = _param(15, "Most epochs; early stopping may end sooner.")
     fine_tune_batch_size: int = _param(32, "Images per step (per replica on several GPUs).")
-    fine_tune_patience: int = _param(3, "Epochs without a better validation loss before stopping.")
+    fine_tune_patience: int = _param(4, "Epochs without a better validation loss before stopping.")
     augmentation: str = _param(
-        "flip,rotation=0.05,zoom=0.1,translation=0.1,contrast=0.1",
+        "flip,translation=0.05",
         "Training-input augmentation: comma-separated flip, rotation=F, zoom=F, "
         "translation=F, contrast=F ('' = none).",
     )

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from kftransfer.components.core import shards
+from kftransfer.components.core.backbones import fingerprint
 from kftransfer.components.core.blessing import Verdict, bless
 from kftransfer.components.core.config import EvalConfig
 from kftransfer.components.core.export import latest_version, load_exported
@@ -74,10 +75,13 @@ def evaluate(
     rows = read_rows(splits_uri, "test")
     y_true = np.array([labels.index(row.label) for row in rows])
     uris = [row.uri for row in rows]
-    probabilities, kept = predict_images(load_model(model_uri), uris)
+    candidate = load_model(model_uri)
+    probabilities, kept = predict_images(candidate, uris)
     fine_tuned = classification_metrics(y_true[kept], probabilities, labels, config.top_k)
-    production, version, note = _production(destination, labels, uris, y_true, config)
-    verdict = bless(fine_tuned, production, config, note)
+    production, version, note, same = _production(
+        destination, labels, uris, y_true, config, candidate
+    )
+    verdict = bless(fine_tuned, production, config, note, same_weights=same)
     LOGGER.info("test accuracy: head-only %.4f, fine-tuned %.4f%s; blessed: %s",
                 head["accuracy"], fine_tuned["accuracy"],
                 f", production {production['accuracy']:.4f}" if production else "",
@@ -90,21 +94,28 @@ def evaluate(
     return Evaluation(labels, head, fine_tuned, production, version, verdict, mistakes)
 
 
-def _production(destination: str, labels: list[str], uris: list[str], y_true, config: EvalConfig):
-    """The production model's test metrics, its version, and a note when not compared."""
+def _production(destination, labels, uris, y_true, config: EvalConfig, candidate: keras.Model):
+    """What the production model (`destination`'s latest version) scores on the same images.
+
+    Returns:
+        its metrics (None when not compared), its version, a note saying why it was not
+        compared, and whether its weights equal the candidate's.
+    """
     if not destination:
-        return None, None, "no export destination given: nothing to compare with"
+        return None, None, "no export destination given: nothing to compare with", False
     version = latest_version(destination)
     if version is None:
-        return None, None, f"no production model at {destination} yet"
+        return None, None, f"no production model at {destination} yet", False
     model, production_labels = load_exported(join(destination, version))
     if production_labels != labels:
-        return None, version, (
-            f"the production model (version {version}) has other classes "
-            f"({', '.join(production_labels)}): not compared"
-        )  # fmt: skip
+        listed = ", ".join(production_labels)
+        note = (
+            f"the production model (version {version}) has other classes ({listed}): not compared"
+        )
+        return None, version, note, False
     probabilities, kept = predict_images(model, uris)
-    return classification_metrics(y_true[kept], probabilities, labels, config.top_k), version, ""
+    metrics = classification_metrics(y_true[kept], probabilities, labels, config.top_k)
+    return metrics, version, "", fingerprint(model) == fingerprint(candidate)
 
 
 def _misclassified(uris, y_true, probabilities, kept, labels, limit: int) -> list[dict]:

@@ -30,6 +30,7 @@ from kftransfer.components.core.training import (
     distribution_strategy,
     dtype_policy,
     fingerprint_of,
+    fit,
     make_optimizer,
     mixed_precision_wanted,
     quiet_unknown_length,
@@ -195,30 +196,21 @@ def fine_tune(
         config.fine_tune_patience,
     )
     initial_epoch = resumable.resume(model)
-    initial = None
     if initial_epoch == 0:
         with quiet_unknown_length():
             scores = model.evaluate(val, verbose=0, return_dict=True)
-        initial = float(scores[accuracy_name(model)])
-        resumable.set_baseline(model, scores["loss"])
-        LOGGER.info(
-            "fine-tune: validation accuracy before the first step %.4f (the head's)", initial
-        )
+        resumable.set_baseline(model, scores)
+        LOGGER.info("fine-tune: validation accuracy before the first step %.4f (the head's)",
+                    scores[accuracy_name(model)])  # fmt: skip
     logger = EpochLogger("fine-tune", rows, config.fine_tune_epochs)
     callbacks = [logger, resumable, *tensorboard_callbacks(tensorboard_uri), *callbacks]
-    with quiet_unknown_length():
-        model.fit(
-            train,
-            validation_data=val,
-            epochs=config.fine_tune_epochs,
-            initial_epoch=initial_epoch,
-            callbacks=callbacks,
-            shuffle=False,  # the dataset shuffles
-            verbose=0,
-        )
+    fit(model, train, val, config.fine_tune_epochs, initial_epoch, callbacks)
     resumable.finish(model)
-    return FineTuneResult(model, resumable.history, resumable.state["best_epoch"], logger.seconds,
-                          initial, trained)  # fmt: skip
+    baseline = resumable.state.get("baseline")
+    return FineTuneResult(
+        model, resumable.history, resumable.state["best_epoch"], logger.seconds, baseline,
+        baseline[f"val_{accuracy_name(model)}"] if baseline else None, trained,
+    )  # fmt: skip
 
 
 def trainable_summary(model: keras.Model) -> dict[str, int]:

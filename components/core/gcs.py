@@ -67,19 +67,28 @@ def blob(uri: str):
 
 
 def retry():
-    """The client's default retry policy (transient errors, with backoff)."""
+    """The client's default retry policy: transient errors retried with backoff.
+
+    For at most `KFTRANSFER_GCS_RETRY_SECONDS` (default 120) per call.
+    """
     from google.cloud.storage.retry import DEFAULT_RETRY
 
-    return DEFAULT_RETRY
+    return DEFAULT_RETRY.with_timeout(float(os.environ.get("KFTRANSFER_GCS_RETRY_SECONDS", "120")))
 
 
 @contextlib.contextmanager
 def translated_errors(uri: str) -> Iterator[None]:
     """Turns GCS and OS errors into one-line StorageErrors naming `uri`."""
+    import requests
     from google.api_core import exceptions as gexc
 
     try:
         yield
+    except gexc.RetryError as err:
+        cause = type(err.cause).__name__ if err.cause else "timeout"
+        raise StorageError(f"{uri}: storage unreachable ({cause}), gave up after retrying") from err
+    except requests.exceptions.ConnectionError as err:
+        raise StorageError(f"{uri}: storage unreachable ({type(err).__name__})") from err
     except (FileNotFoundError, gexc.NotFound) as err:
         raise NotFoundError(f"{uri}: not found") from err
     except (PermissionError, gexc.Forbidden, gexc.Unauthorized) as err:
@@ -92,12 +101,16 @@ def translated_errors(uri: str) -> Iterator[None]:
         raise StorageError(f"{uri}: {err.strerror or err}") from err
 
 
-def list_objects(uri: str) -> list[tuple[str, int]]:
-    """`(uri, size)` of every object below the prefix `uri` (a "folder")."""
+def list_objects(uri: str) -> list[tuple[str, int, str]]:
+    """`(uri, size, generation)` of every object below the prefix `uri` (a "folder")."""
     bucket, prefix = split_gcs(uri)
     prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
     blobs = client().list_blobs(bucket, prefix=prefix, retry=retry())
-    return [(f"{SCHEME}{bucket}/{b.name}", b.size or 0) for b in blobs if not b.name.endswith("/")]
+    return [
+        (f"{SCHEME}{bucket}/{b.name}", b.size or 0, str(b.generation or ""))
+        for b in blobs
+        if not b.name.endswith("/")
+    ]
 
 
 def read_versioned(uri: str) -> tuple[bytes | None, int]:
@@ -113,11 +126,8 @@ def read_versioned(uri: str) -> tuple[bytes | None, int]:
 def write_if_generation(uri: str, data: bytes, generation: int) -> None:
     """Uploads with `ifGenerationMatch=generation`: the server refuses a stale writer."""
     from google.api_core import exceptions as gexc
-    from google.cloud.storage.retry import DEFAULT_RETRY_IF_GENERATION_SPECIFIED
 
-    try:
-        blob(uri).upload_from_string(
-            data, if_generation_match=generation, retry=DEFAULT_RETRY_IF_GENERATION_SPECIFIED
-        )
+    try:  # a conditional write is idempotent, so it is safe to retry
+        blob(uri).upload_from_string(data, if_generation_match=generation, retry=retry())
     except gexc.PreconditionFailed as err:
         raise PreconditionFailed(f"{uri}: changed by another writer") from err

@@ -13,13 +13,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kftransfer.components.core import shards
+from kftransfer.components.core import shards, storage
 from kftransfer.components.core.config import HeadConfig
 from kftransfer.components.core.progress import LOGGER
 from kftransfer.components.core.training import (
     EpochLogger,
     ResumableTraining,
     fingerprint_of,
+    fit,
     make_optimizer,
     tensorboard_callbacks,
 )
@@ -168,20 +169,37 @@ class TrainResult:
     history: dict[str, list[float]]
     best_epoch: int | None
     epoch_seconds: list[float]
+    baseline: dict[str, float] | None = None
 
     def summary(self) -> dict[str, float]:
-        """Validation accuracy and loss at the best epoch, epochs run, mean epoch seconds."""
-        best = (self.best_epoch or len(self.history.get("loss", [1]))) - 1
-        accuracy = accuracy_name(self.model)
-        summary = {
-            "val_accuracy": self.history[f"val_{accuracy}"][best],
-            "val_loss": self.history["val_loss"][best],
-            "epochs": float(len(self.history["loss"])),
-            "best_epoch": float(best + 1),
-        }
+        """Validation accuracy and loss of the kept weights, epochs run, mean epoch seconds.
+
+        The kept weights are the best epoch's, or the starting weights (epoch 0) when no
+        epoch beat the `baseline`.
+        """
+        accuracy = f"val_{accuracy_name(self.model)}"
+        epochs = len(self.history.get("loss", []))
+        if self.best_epoch == 0 and self.baseline:
+            kept = {"val_accuracy": self.baseline[accuracy], "val_loss": self.baseline["val_loss"]}
+        else:
+            best = (self.best_epoch or epochs) - 1
+            kept = {
+                "val_accuracy": self.history[accuracy][best],
+                "val_loss": self.history["val_loss"][best],
+            }
+        best_epoch = self.best_epoch if self.best_epoch is not None else epochs
+        summary = {**kept, "epochs": float(epochs), "best_epoch": float(best_epoch)}
         if self.epoch_seconds:
             summary["seconds_per_epoch"] = float(np.mean(self.epoch_seconds))
         return summary
+
+    def save(self, folder: str, model_file: str, config) -> None:
+        """Writes the model, `history.json` and the stage's `config.json` into `folder`."""
+        from kftransfer.components.core.model_io import save_model
+
+        save_model(self.model, storage.join(folder, model_file))
+        storage.write_json(storage.join(folder, HISTORY_FILE), self.history)
+        storage.write_json(storage.join(folder, CONFIG_FILE), config.__dict__)
 
 
 def train_head(
@@ -229,15 +247,6 @@ def train_head(
         rows,
         num_classes,
     )
-    model.fit(
-        train,
-        validation_data=validation,
-        epochs=config.head_epochs,
-        initial_epoch=initial_epoch,
-        class_weight=weights,
-        callbacks=callbacks,
-        shuffle=False,  # the dataset shuffles
-        verbose=0,
-    )
+    fit(model, train, validation, config.head_epochs, initial_epoch, callbacks, weights)
     resumable.finish(model)
     return TrainResult(model, resumable.history, resumable.state["best_epoch"], logger.seconds)

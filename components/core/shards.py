@@ -113,3 +113,51 @@ def load_split(folder: str, split: str) -> tuple[np.ndarray, np.ndarray]:
         np.concatenate([p["features"] for p in parts]),
         np.concatenate([p["labels"] for p in parts]),
     )
+
+
+SPEC_KEYS = (
+    "backbone",
+    "weights_fingerprint",
+    "image_size",
+    "pooling",
+    "preprocessing",
+    "dtype",
+    "dim",
+    "labels",
+)
+
+
+def merge_parts(part_uris: list[str], out_uri: str) -> dict:
+    """Merges the features folders of parallel extraction parts into one; returns its manifest.
+
+    Shards are copied (renumbered), never loaded; counts are summed.
+
+    Raises:
+        UserError: the parts were extracted with different settings.
+    """
+    manifests = [read_manifest(uri) for uri in part_uris]
+    first = manifests[0]
+    for uri, manifest in zip(part_uris, manifests, strict=True):
+        differing = [key for key in SPEC_KEYS if manifest.get(key) != first.get(key)]
+        if differing:
+            raise UserError(f"feature part {uri} differs from the first part in {differing}")
+    merged = {
+        **first,
+        "part": {"index": 0, "count": 1},
+        "splits": {},
+        "parts": len(part_uris),
+        "images_per_second": sum(m.get("images_per_second", 0) for m in manifests),
+    }
+    for split in first["splits"]:
+        entries, summary = [], {"rows": 0, "reused": 0, "extracted": 0, "skipped": []}
+        for uri, manifest in zip(part_uris, manifests, strict=True):
+            info = manifest["splits"][split]
+            for key in ("rows", "reused", "extracted", "skipped"):
+                summary[key] += info[key]
+            for entry in info["shards"]:
+                name = f"{split}/{len(entries):05d}.npz"
+                storage.copy(storage.join(uri, entry["file"]), storage.join(out_uri, name))
+                entries.append({**entry, "file": name})
+        merged["splits"][split] = {**summary, "shards": entries}
+    storage.write_json(storage.join(out_uri, MANIFEST), merged)
+    return merged

@@ -1,6 +1,7 @@
 """Finding the labelled images of a source: class folders, a pre-split tree, or a CSV."""
 
 import csv
+import hashlib
 import io
 import os
 import posixpath
@@ -136,3 +137,20 @@ def resolve_csv_uri(base: str, uri: str) -> str:
     if normal == ".." or normal.startswith("../") or normal.startswith("/"):
         raise UserError(f"{uri} escapes the CSV's folder; use a path inside it or an absolute URI")
     return storage.join(base, normal)
+
+
+def fingerprint(source: str) -> str:
+    """A hash of what `source` holds now: every file's path, size and version (or a CSV's bytes).
+
+    Cheap (a listing, no reads): it changes when a file is added, removed or replaced, so
+    a cached split is reused only while the data is unchanged. A CSV's rows may point
+    anywhere; its fingerprint covers the CSV itself, not the files it names.
+    """
+    digest = hashlib.sha256()
+    if source.lower().endswith(".csv"):
+        digest.update(storage.read_bytes(source))
+    else:
+        for info in storage.list_files(source.rstrip("/")):
+            relative = storage.relative_to(info.uri, source)
+            digest.update(f"{relative}\t{info.size}\t{info.version}\n".encode())
+    return digest.hexdigest()

@@ -30,10 +30,14 @@ FILE_MODE = 0o644  # written files are readable by other users (e.g. a serving c
 
 @dataclass(frozen=True)
 class FileInfo:
-    """One listed file: its full URI and size in bytes."""
+    """One listed file: its full URI, size in bytes, and a version that changes with it.
+
+    The version is the object generation on GCS, the modification time (ns) locally.
+    """
 
     uri: str
     size: int
+    version: str = ""
 
 
 def _local(uri: str) -> str:
@@ -75,7 +79,7 @@ def list_files(uri: str) -> list[FileInfo]:
     """
     with gcs.translated_errors(uri):
         if is_gcs(uri):
-            found = [FileInfo(uri, size) for uri, size in gcs.list_objects(uri)]
+            found = [FileInfo(*entry) for entry in gcs.list_objects(uri)]
             return sorted(found, key=lambda info: info.uri)
         root = _local(uri)
         if not os.path.isdir(root):
@@ -84,7 +88,8 @@ def list_files(uri: str) -> list[FileInfo]:
         for folder, _, names in os.walk(root):
             for name in names:
                 path = os.path.join(folder, name)
-                found.append(FileInfo(path, os.path.getsize(path)))
+                stat = os.stat(path)
+                found.append(FileInfo(path, stat.st_size, str(stat.st_mtime_ns)))
         return sorted(found, key=lambda info: info.uri)
 
 

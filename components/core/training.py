@@ -5,6 +5,7 @@ precision).
 """
 
 import contextlib
+import hashlib
 import json
 import math
 import os
@@ -80,11 +81,17 @@ class ResumableTraining(keras.callbacks.Callback):
         LOGGER.info("resuming from %s after epoch %d", self.uri, state["epoch"])
         return state["epoch"]
 
-    def set_baseline(self, model: keras.Model, val_loss: float) -> None:
-        """Counts the untrained model as epoch 0: no epoch worse than it will be kept."""
+    def set_baseline(self, model: keras.Model, scores: dict[str, float]) -> None:
+        """Counts the untrained model as epoch 0: no epoch worse than it will be kept.
+
+        Args:
+            model: the compiled, untrained model.
+            scores: its validation scores (`model.evaluate(..., return_dict=True)`).
+        """
         self.set_model(model)
         model.optimizer.build(model.trainable_variables)  # so the file holds its state too
-        self.state.update(best=float(val_loss), best_epoch=0, wait=0)
+        baseline = {f"val_{name}": float(value) for name, value in scores.items()}
+        self.state.update(best=baseline["val_loss"], best_epoch=0, wait=0, baseline=baseline)
         self._save_weights(BEST_WEIGHTS)
 
     @property
@@ -163,7 +170,7 @@ class EpochLogger(keras.callbacks.Callback):
         """Logs the epoch's metrics and speed."""
         seconds = time.perf_counter() - self._start
         self.seconds.append(seconds)
-        metrics = " ".join(f"{k} {v:.4f}" for k, v in sorted((logs or {}).items()))
+        metrics = " ".join(f"{_short(k)} {v:.4f}" for k, v in sorted((logs or {}).items()))
         LOGGER.info(
             "%s epoch %d/%d: %s (%.1f s, %.0f examples/s)",
             self.what, epoch + 1, self.epochs, metrics, seconds, self.examples / max(seconds, 1e-9),
@@ -182,15 +189,50 @@ def quiet_unknown_length() -> Iterator[None]:
         yield
 
 
+def _short(metric: str) -> str:
+    """`val_sparse_categorical_accuracy` -> `val_accuracy` (for log lines)."""
+    return metric.replace("sparse_categorical_accuracy", "accuracy").replace(
+        "binary_accuracy", "accuracy"
+    )
+
+
+def fit(model: keras.Model, train, validation, epochs: int, initial_epoch: int, callbacks,
+        class_weight: dict | None = None) -> None:  # fmt: skip
+    """`model.fit` as both stages run it: no progress bars (EpochLogger logs), our shuffling."""
+    with quiet_unknown_length():
+        model.fit(
+            train,
+            validation_data=validation,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            class_weight=class_weight,
+            callbacks=callbacks,
+            shuffle=False,  # the datasets shuffle themselves
+            verbose=0,
+        )
+
+
 def tensorboard_callbacks(uri: str) -> list[keras.callbacks.Callback]:
     """A TensorBoard callback logging to `uri` (gs:// works on real GCS), or none."""
     return [keras.callbacks.TensorBoard(log_dir=uri)] if uri else []
 
 
+def checkpoint_folder(checkpoint_uri: str, artifact_uri: str, stage: str) -> str:
+    """`checkpoint_uri/<hash of the task's output artifact URI>/stage`, or "" without a base.
+
+    A KFP retry of a task writes the same output artifact, so it finds its checkpoint;
+    another run (or a cached step's rerun) has another artifact URI and starts fresh. The
+    run id is deliberately not an input: it would defeat KFP's step cache.
+    """
+    if not checkpoint_uri:
+        return ""
+    return storage.join(
+        checkpoint_uri, hashlib.sha256(artifact_uri.encode()).hexdigest()[:16], stage
+    )
+
+
 def fingerprint_of(*parts: object) -> str:
     """A short hash of JSON-able parts (inputs and settings of a training run)."""
-    import hashlib
-
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 

@@ -23,13 +23,11 @@ def train_and_export(source: str, checkpoint_uri: str, destination: str, min_acc
         splits=splits, cache_uri="", part_index=0, part_count=1,
         backbone="vgg16", weights="none", image_size=32,
     ).outputs["features"]  # fmt: skip
-    head = train_head(features=features, checkpoint_uri=checkpoint_uri,
-                      run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, tensorboard_uri="",
-                      head_epochs=20).outputs["head"]  # fmt: skip
+    head = train_head(features=features, checkpoint_uri=checkpoint_uri, tensorboard_uri="",
+                      head_epochs=20, head_normalize=True).outputs["head"]  # fmt: skip
     model = fine_tune(
         splits=splits, features=features, head=head, checkpoint_uri=checkpoint_uri,
-        run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER, tensorboard_uri="", fine_tune_epochs=1,
-        fine_tune_batch_size=16,
+        tensorboard_uri="", fine_tune_epochs=1, fine_tune_batch_size=16,
     ).outputs["model"]  # fmt: skip
     evaluation = evaluate_model(splits=splits, features=features, head=head, model=model,
                                 destination=destination, min_accuracy=min_accuracy)  # fmt: skip

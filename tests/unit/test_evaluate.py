@@ -43,9 +43,13 @@ def test_the_production_model_is_compared_on_the_same_images(tuned, tmp_path):
     )
     result = run(tuned, destination, baseline_tolerance=0.0)
     assert result.production == result.fine_tuned  # the same model is in production
-    assert result.verdict.blessed
     assert re.match(r"PASS: test accuracy .* >= the production model's .* minus the tolerance",
                     result.verdict.reasons[1])  # fmt: skip
+    # a rerun on unchanged data (every step cached) must not export a duplicate version
+    assert not result.verdict.blessed
+    assert result.verdict.reasons[2] == (
+        "FAIL: the same weights as the production model: nothing new to export"
+    )
 
 
 def test_a_production_model_of_other_classes_is_not_compared(tuned, tmp_path):

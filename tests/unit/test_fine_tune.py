@@ -6,8 +6,9 @@ import pytest
 
 from kftransfer.components.core import fine_tune as ft
 from kftransfer.components.core.backbones import load_backbone
-from kftransfer.components.core.config import FineTuneConfig, HeadConfig
+from kftransfer.components.core.config import ExtractConfig, FineTuneConfig, HeadConfig
 from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.features import build_backbone
 from kftransfer.components.core.heads import build_head, train_head
 from kftransfer.components.core.images import image_dataset
 from kftransfer.components.core.model_io import load_model, save_model
@@ -19,7 +20,7 @@ ONE_EPOCH = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16)
 
 @pytest.fixture(scope="module")
 def head_file(learnable, tmp_path_factory) -> tuple[str, float]:
-    result = train_head(learnable["features"], HeadConfig(head_epochs=30))
+    result = train_head(learnable["features"], HeadConfig(head_epochs=30, head_normalize=True))
     path = str(tmp_path_factory.mktemp("head") / "head.keras")
     save_model(result.model, path)
     return path, result.summary()["val_accuracy"]
@@ -68,7 +69,7 @@ def test_batchnorm_stays_frozen_and_compiled_trainables_match(tmp_path):
     model = ft.build_fine_tune_model(backbone, head, "avg")
     trained = ft.set_trainable(backbone.base, "default", backbone.unfreeze)
     layers = backbone.base.layers
-    start = [layer.name for layer in layers].index("block_15_expand")
+    start = [layer.name for layer in layers].index("block_11_expand")
     batch_norm = keras.layers.BatchNormalization
     expected = [x.name for x in layers[start:] if x.weights and not isinstance(x, batch_norm)]
     assert trained == expected
@@ -110,3 +111,20 @@ def test_mixed_precision_policy_is_scoped():
     assert keras.config.dtype_policy().name == "float32"
     assert head.get_layer("head_dense_0").compute_dtype == "float16"
     assert head.get_layer("head_output").compute_dtype == "float32"
+
+
+def test_a_diverging_fine_tune_keeps_the_starting_weights(learnable, head_file):
+    exploding = FineTuneConfig(
+        fine_tune_epochs=2, fine_tune_learning_rate=50.0, fine_tune_batch_size=16
+    )
+    result = ft.fine_tune(learnable["split"], learnable["features"], head_file[0], exploding)
+    assert result.best_epoch == 0  # no epoch beat the untrained model
+    summary = result.summary()
+    assert summary["val_accuracy"] == result.initial_val_accuracy
+    assert summary["best_epoch"] == 0
+    rows = read_rows(learnable["split"], "validation")
+    images = next(iter(image_dataset([r.uri for r in rows], [0] * len(rows), 32, 64)))[0]
+    backbone = build_backbone(ExtractConfig(backbone="vgg16", weights="none", image_size=32))
+    start = ft.build_fine_tune_model(backbone, load_model(head_file[0]), "avg")
+    kept, initial = result.model.predict_on_batch(images), start.predict_on_batch(images)
+    np.testing.assert_allclose(kept, initial, atol=1e-4)

@@ -18,7 +18,7 @@ from kftransfer.components.core.heads import (
     train_statistics,
 )
 
-FAST = HeadConfig(head_epochs=30, head_patience=5)
+FAST = HeadConfig(head_epochs=30, head_patience=5, head_normalize=True)
 
 
 def test_head_learns_the_generated_task(learnable):
@@ -50,7 +50,7 @@ def test_shuffled_labels_stay_near_chance(learnable, tmp_path):
 
 
 def test_two_classes_get_a_sigmoid_and_probabilities_of_two_columns():
-    model = build_head(8, 2, HeadConfig(head_units="4,3"))
+    model = build_head(8, 2, HeadConfig(head_units="4,3", head_normalize=True))
     assert model.output_shape == (None, 1)
     assert [layer.name for layer in model.layers[1:]] == [
         "head_normalize", "head_dense_0", "head_dropout_0",
@@ -72,19 +72,17 @@ def test_train_statistics_and_balanced_class_weights(learnable):
     assert statistics.balanced_class_weights() == pytest.approx(
         {c: len(labels) / (3 * counts[c]) for c in range(3)}
     )
-    config = HeadConfig(head_epochs=3, class_weight="balanced")
+    config = HeadConfig(head_epochs=3, class_weight="balanced", head_normalize=True)
     assert len(train_head(learnable["features"], config).history["loss"]) == 3
 
 
 def test_the_head_standardises_its_input(learnable):
-    model = train_head(learnable["features"], HeadConfig(head_epochs=1)).model
+    model = train_head(learnable["features"], HeadConfig(head_epochs=1, head_normalize=True)).model
     features, _ = shards.load_split(learnable["features"], "train")
     normalize = model.get_layer("head_normalize")
     standardised = np.asarray(normalize(features.astype(np.float32)))
     np.testing.assert_allclose(standardised.mean(0), 0, atol=1e-3)
-    assert "head_normalize" not in [
-        layer.name for layer in build_head(8, 3, HeadConfig(head_normalize=False)).layers
-    ]
+    assert "head_normalize" not in [layer.name for layer in build_head(8, 3, HeadConfig()).layers]
 
 
 def test_streamed_features_equal_in_memory_ones(learnable, monkeypatch):

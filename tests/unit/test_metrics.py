@@ -94,3 +94,12 @@ def test_recall_floor_names_the_weak_classes():
 def test_eval_config_bounds():
     with pytest.raises(UserError, match="--min-accuracy must be in \\[0, 1\\], got 1.5"):
         EvalConfig(min_accuracy=1.5)
+
+
+def test_identical_weights_are_not_blessed_again():
+    verdict = bless(candidate(0.9), {"accuracy": 0.9}, EvalConfig(), same_weights=True)
+    assert not verdict.blessed
+    assert (
+        verdict.reasons[-1]
+        == "FAIL: the same weights as the production model: nothing new to export"
+    )

@@ -194,3 +194,17 @@ def test_impossible_fractions_are_refused():
         SplitConfig(val_fraction=0.5, test_fraction=0.5)
     with pytest.raises(UserError, match="--test-fraction must be in"):
         SplitConfig(test_fraction=-0.1)
+
+
+def test_source_fingerprint_changes_only_with_the_files(tmp_path):
+    from kftransfer.components.core.sources import fingerprint
+
+    root = str(tmp_path / "data")
+    write_class_folders(root, {"cat": 3, "dog": 3})
+    first = fingerprint(root)
+    assert fingerprint(root) == first
+    write_class_folders(root, {"cat": 1}, start=10)  # a new image
+    grown = fingerprint(root)
+    assert grown != first
+    os.utime(os.path.join(root, "cat", "img_0000.png"), ns=(1, 1))  # a replaced file
+    assert fingerprint(root) not in (first, grown)

@@ -1,0 +1,245 @@
+"""The local commands: split, run, demo, predict."""
+
+import json
+import os
+
+import click
+
+from kftransfer.components.core.config import SplitConfig
+from kftransfer.components.core.errors import UserError
+from kftransfer.pipelines.options import (
+    config_options,
+    pipeline_options,
+    pop_config,
+    pop_pipeline_arguments,
+)
+
+DEMO_BACKBONE = "mobilenet"
+DEMO_IMAGE_SIZE = 128
+
+
+@click.command()
+@click.argument("source")
+@click.option("--out", required=True, help="Folder (local or gs://) to write the split to.")
+@config_options(SplitConfig)
+def split(source: str, out: str, **kwargs) -> None:
+    r"""Validate the images of SOURCE and split them into train / validation / test.
+
+    SOURCE is a folder of class folders (SOURCE/<class>/*.jpg), a pre-split
+    train/ validation|val/ test/ tree (kept as given), or a CSV of `uri,label` rows;
+    local or gs://. Writes train.csv, validation.csv, test.csv, labels.json and
+    stats.json (counts, and every skipped file with its reason) to --out.
+
+    \b
+    Examples:
+      kftransfer split ~/photos --out ~/photos-split
+      kftransfer split gs://my-bucket/photos --out gs://my-bucket/splits/v1
+      kftransfer split labels.csv --out split/ --val-fraction 0.1 --test-fraction 0.1
+    """
+    from kftransfer.components.core.split import split_dataset, write_split
+
+    result = split_dataset(source, pop_config(SplitConfig, kwargs))
+    write_split(result, out)
+    _print_split_summary(result.stats, out)
+
+
+def _print_split_summary(stats: dict, out: str) -> None:
+    splits = list(stats["totals"])
+    width = max(len(label) for label in [*stats["counts"], "class"])
+    click.echo(f"{'class':<{width}}  " + "  ".join(f"{s:>10}" for s in splits))
+    rows = [*stats["counts"].items(), ("total", stats["totals"])]
+    for label, counts in rows:
+        click.echo(f"{label:<{width}}  " + "  ".join(f"{counts[s]:>10}" for s in splits))
+    skipped = stats["skipped_by_reason"]
+    if skipped:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
+        click.echo(f"skipped {sum(skipped.values())} files ({reasons}): see stats.json")
+    click.echo(f"wrote {out}")
+
+
+@click.command()
+@click.argument("source")
+@pipeline_options
+@click.option(
+    "--pipeline-root",
+    default="kftransfer-runs",
+    show_default=True,
+    help="Where kfp.local writes each run's artifacts.",
+)
+@click.option(
+    "--extract-parts",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Extraction parts (a ParallelFor, as on a cluster).",
+)
+@click.option(
+    "--cache/--no-cache",
+    default=False,
+    show_default=True,
+    help="Reuse outputs of identical earlier steps (kfp.local's step cache).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary.")
+@click.pass_obj
+def run(
+    obj: dict,
+    source: str,
+    pipeline_root: str,
+    extract_parts: int,
+    cache: bool,
+    as_json: bool,
+    **kwargs,
+) -> None:
+    r"""Run the whole pipeline locally (kfp.local) on SOURCE.
+
+    SOURCE is a folder of class folders, a train/validation/test tree, or a CSV of
+    `uri,label` rows; local or gs://. Every option is a pipeline parameter.
+
+    \b
+    Examples:
+      kftransfer run ~/photos --backbone mobilenet_v2 --export models/
+      kftransfer run gs://bucket/photos --cache-uri gs://bucket/cache --export gs://bucket/models
+      kftransfer run ~/photos --weights none --fine-tune-epochs 1 --json
+    """
+    from kftransfer.pipelines.runs import run_locally
+    from kftransfer.pipelines.settings import ClusterSettings
+
+    arguments = {"source": source, **pop_pipeline_arguments(kwargs)}
+    summary = run_locally(
+        arguments, pipeline_root, ClusterSettings(extract_parts=extract_parts), cache
+    )
+    click.echo(json.dumps(summary, indent=1) if as_json else format_summary(summary))
+
+
+def format_summary(summary: dict) -> str:
+    """The human summary of a run: both stages' accuracy, the verdict, where things are."""
+
+    def cell(value):
+        return f"{value:10.4f}" if isinstance(value, float) else f"{'-':>10}"
+
+    lines = [f"{'':12}{'validation':>12}{'test':>10}"]
+    for name, key in (("head only", "head"), ("fine-tuned", "fine_tuned")):
+        stage = summary[key]
+        lines.append(f"{name:12}  {cell(stage['val_accuracy'])}{cell(stage['test_accuracy'])}")
+    lines.append(f"blessed: {'yes' if summary['blessed'] else 'no'}")
+    lines += [f"  {reason}" for reason in summary["reasons"]]
+    lines.append(f"report:   {summary['report']}")
+    if summary["exported"]:
+        lines.append(f"exported: {summary['exported']}")
+    return "\n".join(lines)
+
+
+def resolve_demo_weights(weights: str) -> str:
+    """The weights file given, else `imagenet` if Keras can download it, else `none` (warned)."""
+    if weights:
+        return weights
+    import keras
+
+    try:
+        shape = (DEMO_IMAGE_SIZE, DEMO_IMAGE_SIZE, 3)
+        keras.applications.MobileNet(include_top=False, weights="imagenet", input_shape=shape)
+        return "imagenet"
+    except Exception as err:  # noqa: BLE001 - offline, proxy, certificate: all the same here
+        click.echo(
+            f"warning: cannot download the ImageNet weights ({type(err).__name__}); the demo "
+            "runs with random weights and will learn little. Pass --weights FILE (a MobileNet "
+            "notop .weights.h5) or set KFTRANSFER_WEIGHTS.",
+            err=True,
+        )
+        return "none"
+
+
+@click.command()
+@click.option(
+    "--weights",
+    envvar="KFTRANSFER_WEIGHTS",
+    default="",
+    help="MobileNet notop .weights.h5 file (env KFTRANSFER_WEIGHTS); default: "
+    "Keras' ImageNet download.",
+)
+@click.option(
+    "--out",
+    default="kftransfer-demo",
+    show_default=True,
+    help="Folder for runs, the feature cache and exported models.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary.")
+@click.pass_obj
+def demo(obj: dict, weights: str, out: str, as_json: bool) -> None:
+    r"""Run the whole pipeline locally on 600 bundled Fashion-MNIST photos.
+
+    MobileNet with ImageNet weights at 128 px: split, bottleneck features, head, fine-tuning,
+    evaluation, export to OUT/models. A few minutes on a laptop CPU.
+
+    \b
+    Examples:
+      kftransfer demo
+      kftransfer demo --weights ~/mobilenet_1.0_224_imagenet_notop.weights.h5
+    """
+    from importlib import resources
+
+    from kftransfer.pipelines.runs import run_locally
+
+    source = str(resources.files("kftransfer.pipelines") / "demo_data" / "fashion-mnist")
+    arguments = {
+        "source": source,
+        "backbone": DEMO_BACKBONE,
+        "image_size": DEMO_IMAGE_SIZE,
+        "weights": resolve_demo_weights(weights),
+        "cache_uri": os.path.join(out, "cache"),
+        "export_uri": os.path.abspath(os.path.join(out, "models")),
+    }
+    summary = run_locally(arguments, os.path.join(out, "runs"), verbose=obj["verbose"])
+    if as_json:
+        click.echo(json.dumps(summary, indent=1))
+        return
+    click.echo(format_summary(summary))
+    if summary["exported"]:
+        example = os.path.join(
+            source, "sneaker", sorted(os.listdir(os.path.join(source, "sneaker")))[0]
+        )
+        click.echo(f"try:      kftransfer predict {arguments['export_uri']} {example}")
+
+
+@click.command()
+@click.argument("model")
+@click.argument("images", nargs=-1, required=True)
+@click.option("--top-k", default=3, show_default=True, help="Labels to show per image.")
+@click.option("--batch-size", default=32, show_default=True, help="Images per forward pass.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def predict(
+    model: str, images: tuple[str, ...], top_k: int, batch_size: int, as_json: bool
+) -> None:
+    r"""Classify IMAGES (files or folders, local or gs://) with an exported MODEL.
+
+    MODEL is an export folder (its latest version is used), a version folder, or a
+    .keras file with labels.json beside it. Prints the top-k labels per image; an image
+    that cannot be decoded gets an `error:` line on stderr while the others are still
+    predicted, and the exit status is then 1.
+
+    \b
+    Examples:
+      kftransfer predict models/ photo.jpg
+      kftransfer predict gs://bucket/models/20261123143000 gs://bucket/new-photos/ --json
+      kftransfer predict model.keras a.png b.png --top-k 1
+    """
+    import json
+
+    from kftransfer.components.core import predict as core
+
+    network, labels = core.load_predictor(model)
+    uris = core.find_images(list(images))
+    if not uris:
+        raise UserError(f"no image files in {', '.join(images)}")
+    failed = 0
+    for result in core.predict(network, labels, uris, top_k, batch_size):
+        if result.error:
+            failed += 1
+            click.echo(f"error: {result.uri}: {result.error}", err=True)
+        if as_json:
+            click.echo(json.dumps(result.to_json()))
+        elif not result.error:
+            ranked = ", ".join(f"{label} {p:.3f}" for label, p in result.top)
+            click.echo(f"{result.uri}: {ranked}")
+    if failed:
+        raise SystemExit(1)

@@ -1,0 +1,290 @@
+"""Running the pipeline: locally with kfp.local, or on a KFP server (runs and schedules)."""
+
+import contextlib
+import dataclasses
+import io
+import json
+import logging
+import os
+import re
+import sys
+import tempfile
+import time
+import warnings
+from typing import Any
+
+from kftransfer.components.core.errors import UserError
+from kftransfer.pipelines.settings import ClusterSettings
+from kftransfer.pipelines.transfer_learning import PIPELINE_NAME, build_pipeline, compile_pipeline
+
+# Task folders of a local run, in DAG order.
+TASKS = (
+    "fingerprint-source",
+    "split-data",
+    "extract-bottlenecks",
+    "train-head",
+    "fine-tune",
+    "evaluate-model",
+    "export-model",
+)
+
+
+def run_locally(
+    arguments: dict[str, Any],
+    pipeline_root: str,
+    settings: ClusterSettings = ClusterSettings(),  # noqa: B008 - frozen
+    caching: bool = False,
+    verbose: bool = False,
+) -> dict:
+    """Runs the whole DAG with `kfp.local.SubprocessRunner(use_venv=False)`; returns a summary.
+
+    Args:
+        arguments: the pipeline's arguments (`source` and any others).
+        pipeline_root: where kfp.local writes the run's artifacts.
+        settings: compile-time settings (only `extract_parts` matters locally).
+        caching: reuse the outputs of identical earlier steps (kfp.local's step cache).
+        verbose: show kfp.local's whole output, not only the steps' progress lines. It is
+            always kept in the run folder's `run.log`.
+    """
+    from kfp import local
+
+    os.makedirs(pipeline_root, exist_ok=True)
+    before = set(os.listdir(pipeline_root))
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=pipeline_root,
+        raise_on_error=True,
+        enable_caching=caching,
+    )
+    start = time.time()
+    log_path = os.path.join(pipeline_root, "last-run.log")
+    root_handlers = logging.getLogger().handlers[:]  # kfp.local may leave one on our stdout
+    with (
+        open(log_path, "w") as log,
+        contextlib.redirect_stdout(StepLog(log, verbose)),
+        _restored(logging.getLogger(), root_handlers),
+    ):
+        warnings.filterwarnings("ignore", "Task .* have no effect in the current local runner")
+        warnings.filterwarnings("ignore", "You may be attemping to run a task that uses custom")
+        try:
+            build_pipeline(settings)(**arguments)
+        except RuntimeError as err:  # kfp.local: "... Inner task failed: 'X'."
+            log.flush()
+            raise UserError(f"{failure(str(err), log_path)}; full log: {log_path}") from err
+    new = sorted(set(os.listdir(pipeline_root)) - before - {"last-run.log"})
+    run = os.path.join(pipeline_root, new[-1])
+    os.replace(log_path, os.path.join(run, "run.log"))
+    return summarize(run, start)
+
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def failure(kfp_message: str, log_path: str) -> str:
+    """`step X failed: <the step's own error line>`, from kfp.local's message and the log."""
+    task = re.search(r"task failed: '([^']+)'", ANSI.sub("", kfp_message))
+    errors = re.findall(
+        r"^\s*(?:\w+\.)*(\w*(?:Error|Exception)): (.+)$", open(log_path).read(), re.M
+    )
+    where = f"step {task.group(1)} failed" if task else "the local run failed"
+    return f"{where}: {errors[-1][1]}" if errors else where
+
+
+@contextlib.contextmanager
+def _restored(logger: logging.Logger, handlers: list):
+    """Puts `logger`'s handlers back as they were when the block ends."""
+    try:
+        yield
+    finally:
+        logger.handlers[:] = handlers
+
+
+class StepLog(io.TextIOBase):
+    """Where kfp.local prints: everything to `log`; to stderr, only what a user reads.
+
+    That is kftransfer's own log lines (progress, epochs, verdicts), warnings, the lines
+    of exceptions, and kfp's task status lines; not the executor inputs and outputs nor
+    tracebacks. With `verbose`, everything goes to stderr too.
+    """
+
+    KEEP = re.compile(
+        r"^\s*(\d\d:\d\d:\d\d (INFO|WARNING|ERROR) |\S*Error\b|warning:)"
+        r"|Task .* finished with status"
+    )
+
+    def __init__(self, log, verbose: bool = False):
+        super().__init__()
+        self.log, self.verbose, self._partial = log, verbose, ""
+
+    def writable(self) -> bool:
+        """Always."""
+        return True
+
+    def write(self, text: str) -> int:
+        """Logs `text`; forwards its complete lines that matter."""
+        self.log.write(text)
+        self._partial += text
+        *lines, self._partial = self._partial.split("\n")
+        for line in lines:
+            if self.verbose:
+                sys.stderr.write(line + "\n")
+            elif self.KEEP.search(line):
+                sys.stderr.write(line.strip() + "\n")
+        return len(text)
+
+
+def _executor_output(run: str, task: str) -> dict:
+    path = os.path.join(run, task, "executor_output.json")
+    return json.load(open(path)) if os.path.exists(path) else {}
+
+
+def _artifact_metadata(output: dict, name: str) -> dict:
+    artifacts = output.get("artifacts", {}).get(name, {}).get("artifacts", [{}])
+    return artifacts[0].get("metadata", {})
+
+
+def summarize(run: str, start: float) -> dict:
+    """Metrics of both stages, the verdict, artifact paths and step times of a local run."""
+    evaluation_path = os.path.join(run, "evaluate-model", "evaluation")
+    evaluation = json.load(open(evaluation_path)) if os.path.exists(evaluation_path) else {}
+    head = _artifact_metadata(_executor_output(run, "train-head"), "metrics")
+    tuned = _artifact_metadata(_executor_output(run, "fine-tune"), "metrics")
+    exported = _artifact_metadata(_executor_output(run, "export-model"), "exported")
+    ends = {
+        t: os.path.getmtime(p)
+        for t in TASKS
+        if os.path.exists(p := os.path.join(run, t, "executor_output.json"))
+    }
+    seconds, previous = {}, start
+    for task, end in sorted(ends.items(), key=lambda item: item[1]):
+        seconds[task], previous = round(end - previous, 1), end
+    return {
+        "run": run,
+        "head": {
+            "val_accuracy": head.get("val_accuracy"),
+            "test_accuracy": evaluation.get("head", {}).get("accuracy"),
+        },
+        "fine_tuned": {
+            "initial_val_accuracy": tuned.get("initial_val_accuracy"),
+            "val_accuracy": tuned.get("val_accuracy"),
+            "test_accuracy": evaluation.get("fine_tuned", {}).get("accuracy"),
+        },
+        "blessed": evaluation.get("verdict", {}).get("blessed"),
+        "reasons": evaluation.get("verdict", {}).get("reasons", []),
+        "report": os.path.join(run, "evaluate-model", "report"),
+        "exported": exported.get("version")
+        and os.path.join(exported["destination"], exported["version"]),
+        "artifacts": {
+            task: sorted(os.listdir(os.path.join(run, task)))
+            for task in TASKS
+            if os.path.isdir(os.path.join(run, task))
+        },
+        "seconds": {**seconds, "total": round(time.time() - start, 1)},
+    }
+
+
+def kfp_client(host: str, namespace: str, token: str | None):
+    """A `kfp.Client` for `host` (token, or the usual kubeconfig / in-cluster credentials)."""
+    import kfp
+
+    warnings.filterwarnings("ignore", "This client only works with Kubeflow Pipeline v2")
+    try:
+        with quiet_kfp():
+            return kfp.Client(host=host, namespace=namespace, existing_token=token or None)
+    except Exception as err:  # noqa: BLE001 - connection, auth and HTTP errors all mean this
+        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        raise UserError(f"cannot reach the KFP API at {host}: {detail}") from err
+
+
+@contextlib.contextmanager
+def quiet_kfp():
+    """Sends what kfp.Client prints (experiment and run links) to stderr, keeping stdout ours."""
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def submit(
+    client,
+    arguments: dict,
+    settings: ClusterSettings,
+    *,
+    experiment: str,
+    run_name: str,
+    namespace: str,
+    pipeline_root: str,
+    caching: bool,
+) -> str:
+    """Compiles and submits one run; returns its id."""
+    with tempfile.TemporaryDirectory() as tmp:
+        package = os.path.join(tmp, "pipeline.yaml")
+        compile_pipeline(package, dataclasses.replace(settings, caching=caching))
+        with quiet_kfp():
+            result = client.create_run_from_pipeline_package(
+                package,
+                arguments=arguments,
+                run_name=run_name or None,
+                experiment_name=experiment,
+                namespace=namespace,
+                pipeline_root=pipeline_root or None,
+                enable_caching=caching,
+            )
+    return result.run_id
+
+
+def check_cron(cron: str) -> str:
+    """KFP's cron has six fields, seconds first; a five-field cron is a clear error."""
+    if len(cron.split()) != 6:
+        raise UserError(
+            f"--cron {cron!r}: KFP cron has 6 fields, seconds first, e.g. '0 0 3 * * *' "
+            "for 03:00 every day"
+        )
+    return cron
+
+
+def schedule(
+    client,
+    arguments: dict,
+    settings: ClusterSettings,
+    *,
+    experiment: str,
+    name: str,
+    namespace: str,
+    cron: str,
+    max_concurrency: int,
+    catchup: bool,
+    pipeline_root: str,
+    caching: bool,
+) -> str:
+    """Creates a recurring run; returns its id."""
+    settings = dataclasses.replace(settings, caching=caching)
+    with quiet_kfp():
+        found = client.create_experiment(experiment, namespace=namespace)
+    with tempfile.TemporaryDirectory() as tmp:
+        package = os.path.join(tmp, "pipeline.yaml")
+        compile_pipeline(package, settings)
+        recurring = client.create_recurring_run(
+            experiment_id=found.experiment_id,
+            job_name=name or f"{PIPELINE_NAME}-retraining",
+            cron_expression=check_cron(cron),
+            max_concurrency=max_concurrency,
+            no_catchup=not catchup,
+            params=arguments,
+            pipeline_package_path=package,
+            pipeline_root=pipeline_root or None,
+            enable_caching=caching,
+        )
+    return recurring.recurring_run_id
+
+
+def list_schedules(client, namespace: str) -> list[dict]:
+    """The recurring runs: id, name, cron, status."""
+    response = client.list_recurring_runs(namespace=namespace, page_size=100)
+    return [
+        {
+            "id": r.recurring_run_id,
+            "name": r.display_name,
+            "status": r.status,
+            "cron": getattr(getattr(r.trigger, "cron_schedule", None), "cron", None),
+        }
+        for r in response.recurring_runs or []
+    ]

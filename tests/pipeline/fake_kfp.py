@@ -1,0 +1,88 @@
+"""A fake KFP v2beta1 REST API on 127.0.0.1: records requests, answers like the real one."""
+
+import json
+import re
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class FakeKfp:
+    """Start with `with FakeKfp() as kfp:`; `kfp.host` for kfp.Client, `kfp.requests` to assert."""
+
+    def __init__(self):
+        self.requests: list[dict] = []
+        self.experiments: dict[str, dict] = {}
+        self.recurring: dict[str, dict] = {}
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.host = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def bodies(self, method: str, path: str) -> list[dict]:
+        """The JSON bodies of the requests to `method path`."""
+        return [r["body"] for r in self.requests if r["method"] == method and r["path"] == path]
+
+    def answer(self, method: str, path: str, body: dict) -> tuple[int, dict]:
+        """The response to one request."""
+        api = "/apis/v2beta1"
+        if path == f"{api}/healthz":
+            return 200, {"multi_user": False, "pipeline_store": "database"}
+        if method == "GET" and path == f"{api}/experiments":
+            return 200, {
+                "experiments": list(self.experiments.values()),
+                "total_size": len(self.experiments),
+            }
+        if method == "POST" and path == f"{api}/experiments":
+            experiment = {**body, "experiment_id": str(uuid.uuid4())}
+            self.experiments[experiment["experiment_id"]] = experiment
+            return 200, experiment
+        if method == "POST" and path == f"{api}/runs":
+            return 200, {**body, "run_id": str(uuid.uuid4()), "state": "PENDING"}
+        if method == "POST" and path == f"{api}/recurringruns":
+            recurring = {**body, "recurring_run_id": str(uuid.uuid4()), "status": "ENABLED"}
+            self.recurring[recurring["recurring_run_id"]] = recurring
+            return 200, recurring
+        if method == "GET" and path == f"{api}/recurringruns":
+            return 200, {
+                "recurringRuns": list(self.recurring.values()),
+                "total_size": len(self.recurring),
+            }
+        match = re.fullmatch(f"{api}/recurringruns/([^/]+)", path)
+        if method == "DELETE" and match and match.group(1) in self.recurring:
+            del self.recurring[match.group(1)]
+            return 200, {}
+        return 404, {"error": f"fake KFP: no route for {method} {path}"}
+
+    def _handler(self):
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _serve(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                body = json.loads(raw) if raw else {}
+                path, _, query = self.path.partition("?")
+                fake.requests.append(
+                    {"method": self.command, "path": path, "query": query, "body": body}
+                )
+                status, answer = fake.answer(self.command, path, body)
+                data = json.dumps(answer).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = _serve
+
+            def log_message(self, *args):
+                pass
+
+        return Handler

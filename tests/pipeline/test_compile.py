@@ -1,0 +1,156 @@
+"""The compiled pipeline spec: steps, GPUs on GPU steps only, placement, retries, caching."""
+
+import yaml
+from click.testing import CliRunner
+
+from kftransfer.components.component import DEFAULT_IMAGE
+from kftransfer.components.core.config import EvalConfig, FineTuneConfig, HeadConfig, SplitConfig
+from kftransfer.pipelines.cli import cli
+from kftransfer.pipelines.settings import ClusterSettings, Toleration
+from kftransfer.pipelines.transfer_learning import compile_pipeline
+
+GPU_FLAGS = [
+    "--gpu-count", "2", "--gpu-type", "nvidia.com/gpu",
+    "--node-selector", "cloud.google.com/gke-accelerator=nvidia-tesla-t4",
+    "--toleration", "nvidia.com/gpu:NoSchedule", "--toleration", "dedicated=ml:NoExecute",
+    "--cpu", "fine_tune=6:12", "--memory", "fine_tune=20G:40G", "--retries", "5",
+    "--image", "registry.example.com/kftransfer:test",
+]  # fmt: skip
+EXECUTORS = {
+    "fingerprint-source": "fingerprint", "split-data": "split", "extract-bottlenecks": "extract",
+    "train-head": "head",
+    "fine-tune": "fine_tune", "evaluate-model": "evaluate", "export-model": "export",
+}  # fmt: skip
+
+
+def compiled(tmp_path, *flags):
+    path = tmp_path / "pipeline.yaml"
+    result = CliRunner().invoke(cli, ["compile", "-o", str(path), *flags], catch_exceptions=False)
+    assert result.exit_code == 0 and result.stdout == f"wrote {path}\n"
+    documents = list(yaml.safe_load_all(path.read_text()))
+    return documents[0], documents[1] if len(documents) > 1 else {}  # platform spec, if any
+
+
+def all_tasks(dag: dict, components: dict) -> dict:
+    """Every task of the DAG, recursing into condition and loop sub-DAGs."""
+    found = {}
+    for name, task in dag["tasks"].items():
+        found[name] = task
+        sub = components[task["componentRef"]["name"]].get("dag")
+        if sub:
+            found.update(all_tasks(sub, components))
+    return found
+
+
+def test_every_step_with_gpus_only_on_gpu_steps(tmp_path):
+    spec, platform = compiled(tmp_path, *GPU_FLAGS)
+    tasks = all_tasks(spec["root"]["dag"], spec["components"])
+    assert set(EXECUTORS) <= set(tasks)
+    executors = spec["deploymentSpec"]["executors"]
+    for executor, step in EXECUTORS.items():
+        container = executors[f"exec-{executor}"]["container"]
+        assert container["image"] == "registry.example.com/kftransfer:test"
+        accelerator = container["resources"].get("accelerator")
+        if step in ("extract", "fine_tune"):
+            assert accelerator["resourceType"] == "nvidia.com/gpu"
+            assert accelerator["resourceCount"] == "2"
+        else:
+            assert accelerator is None, executor
+    tune = executors["exec-fine-tune"]["container"]["resources"]
+    assert (tune["cpuRequest"], tune["cpuLimit"]) == (6, 12)
+    assert (tune["memoryRequest"], tune["memoryLimit"]) == (20, 40)
+    split = executors["exec-split-data"]["container"]["resources"]
+    assert (split["cpuLimit"], split["memoryLimit"]) == (2, 4)
+
+    kubernetes = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert set(kubernetes) == {"exec-extract-bottlenecks", "exec-fine-tune"}
+    for config in kubernetes.values():
+        labels = config["nodeSelector"]["labels"]
+        assert labels == {"cloud.google.com/gke-accelerator": "nvidia-tesla-t4"}
+        assert config["tolerations"] == [
+            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"},
+            {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoExecute"},
+        ]
+
+
+def test_retries_on_training_steps_and_caching_where_outputs_follow_inputs(tmp_path):
+    spec, _ = compiled(tmp_path, "--retries", "4")
+    tasks = all_tasks(spec["root"]["dag"], spec["components"])
+    for name in EXECUTORS:
+        # the listing, the evaluation against production and the export always run
+        cached = name not in ("fingerprint-source", "evaluate-model", "export-model")
+        assert tasks[name]["cachingOptions"] == ({"enableCache": True} if cached else {}), name
+        retried = name in ("extract-bottlenecks", "train-head", "fine-tune")
+        policy = tasks[name].get("retryPolicy")
+        if retried:
+            assert policy["maxRetryCount"] == 4
+            assert policy["backoffDuration"] == "60s" and policy["backoffFactor"] == 2
+        else:
+            assert policy is None, name
+
+
+def test_cpu_only_and_gpu_on_head(tmp_path):
+    spec, platform = compiled(tmp_path, "--gpu-count", "0", "--node-selector", "a=b")
+    assert platform == {}  # node placement applies to GPU steps only
+    executors = spec["deploymentSpec"]["executors"]
+    assert not any("accelerator" in e["container"]["resources"] for e in executors.values())
+    assert (
+        spec["deploymentSpec"]["executors"]["exec-split-data"]["container"]["image"]
+        == DEFAULT_IMAGE
+    )
+    spec, _ = compiled(tmp_path, "--gpu-on-head")
+    head = spec["deploymentSpec"]["executors"]["exec-train-head"]["container"]["resources"]
+    assert head["accelerator"]["resourceCount"] == "1"
+
+
+def test_parallel_extraction_fans_out_and_merges(tmp_path):
+    spec, _ = compiled(tmp_path, "--extract-parts", "4")
+    tasks = all_tasks(spec["root"]["dag"], spec["components"])
+    loop = tasks["for-loop-2"]
+    assert loop["parameterIterator"]["items"]["raw"] == "[0, 1, 2, 3]"
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 4
+    assert "merge-features" in tasks and "extract-bottlenecks" in tasks
+    inputs = tasks["merge-features"]["inputs"]["artifacts"]["parts"]
+    assert inputs["taskOutputArtifact"]["producerTask"] == "for-loop-2"
+
+
+def test_parameter_defaults_come_from_the_dataclasses(tmp_path):
+    spec = compile_pipeline(
+        str(tmp_path / "p.yaml"), ClusterSettings(tolerations=(Toleration("x"),))
+    )
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["val_fraction"]["defaultValue"] == SplitConfig.val_fraction
+    assert params["head_epochs"]["defaultValue"] == HeadConfig.head_epochs
+    assert (
+        params["fine_tune_learning_rate"]["defaultValue"] == FineTuneConfig.fine_tune_learning_rate
+    )
+    assert params["augmentation"]["defaultValue"] == FineTuneConfig.augmentation
+    assert params["min_accuracy"]["defaultValue"] == EvalConfig.min_accuracy
+    assert "defaultValue" not in params["source"]
+
+
+def test_bad_cluster_flags_are_usage_errors(tmp_path):
+    result = CliRunner().invoke(
+        cli, ["compile", "-o", str(tmp_path / "p.yaml"), "--toleration", "gpu"]
+    )
+    assert result.exit_code == 2 and "--toleration 'gpu': use KEY:EFFECT" in result.output
+    result = CliRunner().invoke(cli, ["compile", "--cpu", "train=4"])
+    assert result.exit_code == 2 and "no step 'train'" in result.output
+    result = CliRunner().invoke(cli, ["compile", "--node-selector", "novalue"])
+    assert result.exit_code == 2 and "--node-selector 'novalue': use KEY=VALUE" in result.output
+
+
+def test_volumes_are_mounted_into_every_step(tmp_path):
+    _, platform = compiled(tmp_path, "--gpu-count", "0", "--pvc", "kftransfer-data=/mnt/kftransfer")
+    executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert {f"exec-{name}" for name in EXECUTORS} <= set(executors)
+    for config in executors.values():
+        [mount] = config["pvcMount"]
+        assert (mount["constant"], mount["mountPath"]) == ("kftransfer-data", "/mnt/kftransfer")
+
+
+def test_pipeline_root_becomes_the_default_artifact_root(tmp_path):
+    spec, _ = compiled(tmp_path, "--pipeline-root", "gs://bucket/kfp")
+    assert spec["defaultPipelineRoot"] == "gs://bucket/kfp"
+    spec, _ = compiled(tmp_path)
+    assert "defaultPipelineRoot" not in spec
