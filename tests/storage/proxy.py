@@ -1,0 +1,83 @@
+"""An HTTP proxy in front of the GCS emulator: transient failures, or latency like real GCS."""
+
+import http.client
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+class Proxy:
+    """Forwards to `target` (http://host:port), with faults or latency added.
+
+    Args:
+        target: the emulator's URL.
+        fail_first: answer 503 to the first try of each request (its method and path);
+            `failures` counts them.
+        latency: seconds to wait before forwarding each request.
+    """
+
+    def __init__(self, target: str, fail_first: bool = False, latency: float = 0.0):
+        parts = urlsplit(target)
+        self.target = (parts.hostname, parts.port)
+        self.fail_first, self.latency = fail_first, latency
+        self.seen: set[tuple[str, str]] = set()
+        self.failures = 0
+        self.lock = threading.Lock()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _first_try(self, method: str, path: str) -> bool:
+        if not self.fail_first:
+            return False
+        with self.lock:
+            key = (method, path.split("?")[0])
+            if key in self.seen:
+                return False
+            self.seen.add(key)
+            self.failures += 1
+            return True
+
+    def _handler(self):
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _forward(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else None
+                if proxy._first_try(self.command, self.path):
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                time.sleep(proxy.latency)
+                upstream = http.client.HTTPConnection(*proxy.target, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
+                upstream.request(self.command, self.path, body=body, headers=headers)
+                answer = upstream.getresponse()
+                data = answer.read()
+                self.send_response(answer.status)
+                for key, value in answer.getheaders():
+                    if key.lower() not in HOP_HEADERS:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                upstream.close()
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _forward
+
+            def log_message(self, *args):
+                pass
+
+        return Handler

@@ -1,0 +1,63 @@
+"""A whole local run with everything in a gs:// bucket (GCS emulator), then a retraining run."""
+
+import json
+import os
+
+from click.testing import CliRunner
+
+from kftransfer.components.core import storage
+from kftransfer.pipelines.cli import cli
+from tests.imagegen import write_class_folders
+
+
+def run(bucket: str, pipeline_root: str) -> dict:
+    result = CliRunner().invoke(cli, [
+        "run", f"{bucket}/data", "--pipeline-root", pipeline_root,
+        "--cache-uri", f"{bucket}/cache", "--export", f"{bucket}/models",
+        "--checkpoint-uri", f"{bucket}/checkpoints",
+        "--backbone", "vgg16", "--weights", "none", "--image-size", "32", "--head-normalize",
+        "--min-images-per-class", "5", "--head-epochs", "15", "--fine-tune-epochs", "1",
+        "--fine-tune-batch-size", "16", "--json",
+    ], catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def extraction(summary: dict) -> dict:
+    manifest = os.path.join(summary["run"], "extract-bottlenecks", "features", "manifest.json")
+    splits = json.load(open(manifest))["splits"].values()
+    return {key: sum(s[key] for s in splits) for key in ("extracted", "reused")}
+
+
+def names(uri: str) -> set[str]:
+    return {storage.relative_to(info.uri, uri) for info in storage.list_files(uri)}
+
+
+def test_run_on_gcs_then_retrain_after_adding_ten_percent(gcs_bucket, tmp_path):
+    write_class_folders(f"{gcs_bucket}/data", {"red": 20, "green": 20, "blue": 20})
+    first = run(gcs_bucket, str(tmp_path / "runs"))
+    assert extraction(first) == {"extracted": 60, "reused": 0}
+    assert first["blessed"] is True
+    version = storage.read_text(f"{gcs_bucket}/models/latest")
+    assert first["exported"] == f"{gcs_bucket}/models/{version}"
+    exported = names(f"{gcs_bucket}/models/{version}")
+    assert {"saved_model.pb", "fingerprint.pb", "model.keras", "labels.json", "model_card.md",
+            "evaluation.json", "variables/variables.index"} <= exported  # fmt: skip
+    cache = names(f"{gcs_bucket}/cache")
+    assert sum(name.endswith("/spec.json") for name in cache) == 1
+    assert (
+        sum(name.endswith(".keys") for name in cache)
+        == sum(name.endswith(".npz") for name in cache)
+        >= 1
+    )
+    assert names(f"{gcs_bucket}/checkpoints") == set()  # deleted after each successful stage
+
+    write_class_folders(f"{gcs_bucket}/data", {"red": 2, "green": 2, "blue": 2}, start=500)
+    second = run(gcs_bucket, str(tmp_path / "runs"))
+    assert extraction(second) == {"extracted": 6, "reused": 60}  # the backbone ran on the new 10%
+    assert storage.read_text(f"{gcs_bucket}/models/latest") in (
+        version,
+        storage.basename(second["exported"] or ""),
+    )
+    evaluation = json.load(open(os.path.join(second["run"], "evaluate-model", "evaluation")))
+    assert evaluation["production_version"] == version  # compared with the first run's model
