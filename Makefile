@@ -10,7 +10,12 @@ PYTEST_ARGS ?=
 SHARED_WEIGHTS := $(wildcard ../shared/weights/mobilenet_1.0_224_imagenet_notop.weights.h5)
 DEMO_ARGS ?= $(if $(SHARED_WEIGHTS),--weights $(SHARED_WEIGHTS))
 
-.PHONY: venv demo test lint format bench compile lock clean
+# Container images: tag = package version (components/__init__.py); GPU images add -gpu.
+VERSION  := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' components/__init__.py)
+IMAGE    ?= ghcr.io/kftransfer/kftransfer
+REGISTRY ?=
+
+.PHONY: venv demo test lint format bench compile lock clean image image-gpu push
 
 venv: $(STAMP)
 
@@ -47,6 +52,21 @@ lock:
 	.lock-venv/bin/pip install -q '.[cpu,dev]'
 	{ sed -n '1,3p' constraints.txt; .lock-venv/bin/pip freeze --exclude kftransfer; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt && rm -rf .lock-venv
+
+image:
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
+
+image-gpu:
+	docker build --build-arg VERSION=$(VERSION) --build-arg VARIANT=-gpu -t $(IMAGE):$(VERSION)-gpu .
+
+# make push REGISTRY=us-docker.pkg.dev/my-project/ml  (then: kftransfer submit --image ...)
+push:
+	test -n "$(REGISTRY)" || { echo "error: set REGISTRY=host/path" >&2; exit 2; }
+	for tag in $(VERSION) $(VERSION)-gpu; do \
+	  if docker image inspect $(IMAGE):$$tag >/dev/null 2>&1; then \
+	    docker tag $(IMAGE):$$tag $(REGISTRY)/kftransfer:$$tag && docker push $(REGISTRY)/kftransfer:$$tag; \
+	  fi; \
+	done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
