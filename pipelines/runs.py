@@ -61,7 +61,7 @@ def run_locally(
     root_handlers = logging.getLogger().handlers[:]  # kfp.local may leave one on our stdout
     with (
         open(log_path, "w") as log,
-        contextlib.redirect_stdout(StepLog(log, verbose)),
+        contextlib.redirect_stdout(steps := StepLog(log, verbose)),
         _restored(logging.getLogger(), root_handlers),
     ):
         warnings.filterwarnings("ignore", "Task .* have no effect in the current local runner")
@@ -74,7 +74,7 @@ def run_locally(
     new = sorted(set(os.listdir(pipeline_root)) - before - {"last-run.log"})
     run = os.path.join(pipeline_root, new[-1])
     os.replace(log_path, os.path.join(run, "run.log"))
-    return summarize(run, start)
+    return summarize(run, start, steps.finished)
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -112,9 +112,12 @@ class StepLog(io.TextIOBase):
         r"|Task .* finished with status"
     )
 
+    FINISHED = re.compile(r"Task '([^']+)' finished with status")
+
     def __init__(self, log, verbose: bool = False):
         super().__init__()
         self.log, self.verbose, self._partial = log, verbose, ""
+        self.finished: dict[str, float] = {}  # task -> when kfp.local reported it done
 
     def writable(self) -> bool:
         """Always."""
@@ -126,6 +129,8 @@ class StepLog(io.TextIOBase):
         self._partial += text
         *lines, self._partial = self._partial.split("\n")
         for line in lines:
+            if done := self.FINISHED.search(ANSI.sub("", line)):
+                self.finished[done.group(1)] = time.time()
             if self.verbose:
                 sys.stderr.write(line + "\n")
             elif self.KEEP.search(line):
@@ -143,8 +148,18 @@ def _artifact_metadata(output: dict, name: str) -> dict:
     return artifacts[0].get("metadata", {})
 
 
-def summarize(run: str, start: float) -> dict:
-    """Metrics of both stages, the verdict, artifact paths and step times of a local run."""
+def summarize(run: str, start: float, finished: dict[str, float] | None = None) -> dict:
+    """Metrics of both stages, the verdict, artifact paths and step times of a local run.
+
+    Args:
+        run: the run's folder under the pipeline root.
+        start: when the run started (`time.time()`).
+        finished: when kfp.local reported each task done; a task without it (say, taken
+            from the cache) is timed by its executor output file.
+
+    Returns:
+        The summary `kftransfer run --json` prints.
+    """
     evaluation_path = os.path.join(run, "evaluate-model", "evaluation")
     evaluation = json.load(open(evaluation_path)) if os.path.exists(evaluation_path) else {}
     head = _artifact_metadata(_executor_output(run, "train-head"), "metrics")
@@ -154,7 +169,7 @@ def summarize(run: str, start: float) -> dict:
         t: os.path.getmtime(p)
         for t in TASKS
         if os.path.exists(p := os.path.join(run, t, "executor_output.json"))
-    }
+    } | (finished or {})
     seconds, previous = {}, start
     for task, end in sorted(ends.items(), key=lambda item: item[1]):
         seconds[task], previous = round(end - previous, 1), end

@@ -44,6 +44,8 @@ def test_whole_dag_runs_locally_then_is_cached(tmp_path):
     ]  # fmt: skip
     assert seconds < 300, f"the local DAG took {seconds:.0f} s"
     assert set(summary["seconds"]) >= {"split-data", "train-head", "fine-tune", "total"}
+    steps = sum(value for task, value in summary["seconds"].items() if task != "total")
+    assert steps <= summary["seconds"]["total"] + 0.5  # each step timed once, none overlap
 
     # The same run again, step cache on: only the source listing and the evaluation run,
     # and the identical model is not exported a second time.
