@@ -103,8 +103,8 @@ def submit(
       kftransfer submit gs://bucket/photos --host https://kfp.example.com --no-cache \
         --gpu-count 2 --backbone efficientnet_b0 --fine-tune-epochs 20
     """
-    from kftransfer.pipelines.runs import kfp_client
-    from kftransfer.pipelines.runs import submit as submit_run
+    from kftransfer.pipelines.kfp_server import kfp_client
+    from kftransfer.pipelines.kfp_server import submit as submit_run
 
     settings = pop_cluster_settings(kwargs)
     arguments = {"source": source, **pop_pipeline_arguments(kwargs)}
@@ -177,11 +177,11 @@ def schedule(
       kftransfer schedule --list --host http://localhost:8080
       kftransfer schedule --delete 5a1e... --host http://localhost:8080
     """
-    from kftransfer.pipelines import runs
+    from kftransfer.pipelines import kfp_server
 
-    client = runs.kfp_client(host, namespace, token)
+    client = kfp_server.kfp_client(host, namespace, token)
     if list_them:
-        for item in runs.list_schedules(client, namespace):
+        for item in kfp_server.list_schedules(client, namespace):
             click.echo(f"{item['id']}  {item['status']}  {item['cron']}  {item['name']}")
         return
     if delete_id:
@@ -192,7 +192,7 @@ def schedule(
         raise UserError("schedule needs SOURCE (or --list / --delete ID)")
     settings = pop_cluster_settings(kwargs)
     arguments = {"source": source, **pop_pipeline_arguments(kwargs)}
-    recurring_id = runs.schedule(
+    recurring_id = kfp_server.schedule(
         client,
         arguments,
         settings,

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from kftransfer.pipelines.runs import kfp_client, submit
+from kftransfer.pipelines.kfp_server import kfp_client, submit
 from kftransfer.pipelines.settings import ClusterSettings
 
 HOST = os.environ.get("KFTRANSFER_KFP_HOST", "")
