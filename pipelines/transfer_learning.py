@@ -76,22 +76,33 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):  # noqa: B008
         test_fraction: float = SPLIT.test_fraction,
         seed: int = SPLIT.seed,
         min_images_per_class: int = SPLIT.min_images_per_class,
+        min_image_side: int = SPLIT.min_image_side,
+        max_image_pixels: int = SPLIT.max_image_pixels,
         backbone: str = EXTRACT.backbone,
         weights: str = EXTRACT.weights,
         image_size: int = EXTRACT.image_size,
         pooling: str = EXTRACT.pooling,
+        batch_size: int = EXTRACT.batch_size,
+        feature_dtype: str = EXTRACT.feature_dtype,
+        feature_layer: str = EXTRACT.feature_layer,
+        preprocessing: str = EXTRACT.preprocessing,
         cache_uri: str = "",
         head_normalize: bool = HEAD.head_normalize,
         head_units: str = HEAD.head_units,
         head_dropout: float = HEAD.head_dropout,
-        head_epochs: int = HEAD.head_epochs,
+        head_optimizer: str = HEAD.head_optimizer,
         head_learning_rate: float = HEAD.head_learning_rate,
+        head_epochs: int = HEAD.head_epochs,
+        head_batch_size: int = HEAD.head_batch_size,
+        head_patience: int = HEAD.head_patience,
         class_weight: str = HEAD.class_weight,
         unfreeze: str = TUNE.unfreeze,
         fine_tune_optimizer: str = TUNE.fine_tune_optimizer,
         fine_tune_learning_rate: float = TUNE.fine_tune_learning_rate,
+        momentum: float = TUNE.momentum,
         fine_tune_epochs: int = TUNE.fine_tune_epochs,
         fine_tune_batch_size: int = TUNE.fine_tune_batch_size,
+        fine_tune_patience: int = TUNE.fine_tune_patience,
         augmentation: str = TUNE.augmentation,
         mixed_precision: str = TUNE.mixed_precision,
         checkpoint_uri: str = "",
@@ -99,6 +110,8 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):  # noqa: B008
         min_accuracy: float = EVAL.min_accuracy,
         baseline_tolerance: float = EVAL.baseline_tolerance,
         min_class_recall: float = EVAL.min_class_recall,
+        top_k: int = EVAL.top_k,
+        misclassified_examples: int = EVAL.misclassified_examples,
         export_uri: str = "",
         tflite: bool = False,
     ):
@@ -110,22 +123,33 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):  # noqa: B008
             test_fraction: fraction of each class for test.
             seed: seed of the split and of training.
             min_images_per_class: fewest valid images a class may have.
+            min_image_side: images with a shorter side are skipped.
+            max_image_pixels: images with more pixels are skipped (decompression bombs).
             backbone: registry name or .keras URI of the backbone.
             weights: imagenet, none, or a weights file URI.
             image_size: input size in pixels (0: the backbone's default).
             pooling: feature pooling (avg, max, flatten).
+            batch_size: images per extraction batch.
+            feature_dtype: stored feature dtype (float16 or float32).
+            feature_layer: layer a custom .keras backbone is cut at ('' = last pooling).
+            preprocessing: preprocessing of a custom .keras backbone.
             cache_uri: feature cache root (local or gs://); empty for none.
             head_normalize: standardise features inside the head.
             head_units: hidden Dense widths of the head, comma-separated.
             head_dropout: dropout of the head.
-            head_epochs: most epochs of head training.
+            head_optimizer: optimizer of head training.
             head_learning_rate: learning rate of head training.
+            head_epochs: most epochs of head training.
+            head_batch_size: feature rows per head training step.
+            head_patience: epochs without a better validation loss before the head stops.
             class_weight: none or balanced.
             unfreeze: which backbone layers fine-tuning trains.
             fine_tune_optimizer: sgd, adam, rmsprop or adamw.
             fine_tune_learning_rate: learning rate of fine-tuning.
+            momentum: momentum of the sgd optimizer.
             fine_tune_epochs: most epochs of fine-tuning.
             fine_tune_batch_size: images per step (per GPU).
+            fine_tune_patience: epochs without a better validation loss before stopping.
             augmentation: training-input augmentation of fine-tuning.
             mixed_precision: auto, on or off.
             checkpoint_uri: resume-after-preemption checkpoints; empty for none.
@@ -133,6 +157,8 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):  # noqa: B008
             min_accuracy: fine-tuned test accuracy required to export.
             baseline_tolerance: how far below the production model's accuracy still passes.
             min_class_recall: every class's test recall must reach this (0 = off).
+            top_k: k of the top-k accuracy.
+            misclassified_examples: misclassified test images shown in the report.
             export_uri: export folder; its latest version is the production model.
             tflite: also export model.tflite.
         """
@@ -145,6 +171,8 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):  # noqa: B008
             test_fraction=test_fraction,
             seed=seed,
             min_images_per_class=min_images_per_class,
+            min_image_side=min_image_side,
+            max_image_pixels=max_image_pixels,
         )
         configure(split.set_display_name("split data"), "split", settings)
         features = _extract(
@@ -155,6 +183,10 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):  # noqa: B008
             weights=weights,
             image_size=image_size,
             pooling=pooling,
+            batch_size=batch_size,
+            feature_dtype=feature_dtype,
+            feature_layer=feature_layer,
+            preprocessing=preprocessing,
         ).outputs["features"]
         head = train_head(
             features=features,
@@ -163,8 +195,11 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):  # noqa: B008
             head_normalize=head_normalize,
             head_units=head_units,
             head_dropout=head_dropout,
-            head_epochs=head_epochs,
+            head_optimizer=head_optimizer,
             head_learning_rate=head_learning_rate,
+            head_epochs=head_epochs,
+            head_batch_size=head_batch_size,
+            head_patience=head_patience,
             class_weight=class_weight,
             seed=seed,
         )
@@ -178,8 +213,10 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):  # noqa: B008
             unfreeze=unfreeze,
             fine_tune_optimizer=fine_tune_optimizer,
             fine_tune_learning_rate=fine_tune_learning_rate,
+            momentum=momentum,
             fine_tune_epochs=fine_tune_epochs,
             fine_tune_batch_size=fine_tune_batch_size,
+            fine_tune_patience=fine_tune_patience,
             augmentation=augmentation,
             mixed_precision=mixed_precision,
             seed=seed,
@@ -194,6 +231,8 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):  # noqa: B008
             min_accuracy=min_accuracy,
             baseline_tolerance=baseline_tolerance,
             min_class_recall=min_class_recall,
+            top_k=top_k,
+            misclassified_examples=misclassified_examples,
         )
         configure(evaluation.set_display_name("evaluate"), "evaluate", settings)
         with dsl.If(evaluation.outputs["Output"] == True, "blessed"):  # noqa: E712 - KFP condition

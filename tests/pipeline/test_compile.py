@@ -1,11 +1,21 @@
 """The compiled pipeline spec: steps, GPUs on GPU steps only, placement, retries, caching."""
 
+import dataclasses
+
+import pytest
 import yaml
 from click.testing import CliRunner
 
 from kftransfer.components.component import DEFAULT_IMAGE
-from kftransfer.components.core.config import EvalConfig, FineTuneConfig, HeadConfig, SplitConfig
+from kftransfer.components.core.config import (
+    EvalConfig,
+    ExtractConfig,
+    FineTuneConfig,
+    HeadConfig,
+    SplitConfig,
+)
 from kftransfer.pipelines.cli import cli
+from kftransfer.pipelines.options import pipeline_parameters
 from kftransfer.pipelines.settings import ClusterSettings, Toleration
 from kftransfer.pipelines.transfer_learning import compile_pipeline
 
@@ -127,6 +137,16 @@ def test_parameter_defaults_come_from_the_dataclasses(tmp_path):
     assert params["augmentation"]["defaultValue"] == FineTuneConfig.augmentation
     assert params["min_accuracy"]["defaultValue"] == EvalConfig.min_accuracy
     assert "defaultValue" not in params["source"]
+
+
+@pytest.mark.parametrize(
+    "config_cls", [SplitConfig, ExtractConfig, HeadConfig, FineTuneConfig, EvalConfig]
+)
+def test_every_hyper_parameter_is_a_pipeline_parameter(config_cls):
+    parameters = pipeline_parameters()
+    for field in dataclasses.fields(config_cls):
+        assert field.name in parameters, f"{field.name} is not a pipeline parameter"
+        assert parameters[field.name][1] == field.default, field.name
 
 
 def test_bad_cluster_flags_are_usage_errors(tmp_path):
