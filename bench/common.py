@@ -5,26 +5,15 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 
-from tests.conftest import free_port, start_emulator
+from devtools.emulator import emulator_host, new_bucket
 
 
 @contextlib.contextmanager
 def gcs_emulator():
     """Runs a GCS emulator on 127.0.0.1 for the block; yields a fresh bucket's gs:// URI."""
-    from kftransfer.components.core import gcs
-
-    port = free_port()
-    process = start_emulator(port)
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    try:
-        name = f"bench-{uuid.uuid4().hex[:8]}"
-        gcs.client().create_bucket(name)
-        yield f"gs://{name}"
-    finally:
-        process.terminate()
-        process.wait()
+    with emulator_host():
+        yield new_bucket("bench")
 
 
 def timed(fn, *args, **kwargs):

@@ -23,10 +23,10 @@ import sys
 import tempfile
 
 from bench.common import machine, timed
+from devtools.imagegen import class_image, encode
 from kftransfer.components.core.config import ExtractConfig, SplitConfig
 from kftransfer.components.core.parallel import map_ordered
 from kftransfer.components.core.split import split_dataset, write_split
-from tests.imagegen import class_image, encode
 
 CLASSES = 5
 
@@ -69,7 +69,7 @@ def extraction_vs_forward(tmp: str, config: ExtractConfig, args) -> list[float]:
         extract_features,
         feature_extractor,
         predict_function,
-    )  # fmt: skip
+    )
 
     split = f"{tmp}/split"
     extractor = feature_extractor(build_backbone(config), config.pooling)
@@ -167,14 +167,20 @@ def main() -> None:
     results = {
         "extraction / bare forward pass": (ours / bare, f"{ours:.0f} vs {bare:.0f} images/s"),
         "extraction / model.predict (in memory)": (
-            ours / keras_predict, f"{ours:.0f} vs {keras_predict:.0f} images/s"),
+            ours / keras_predict,
+            f"{ours:.0f} vs {keras_predict:.0f} images/s",
+        ),
         "our decode / image_dataset_from_directory": (
-            decode / keras_decode, f"{decode:.0f} vs {keras_decode:.0f} images/s"),
+            decode / keras_decode,
+            f"{decode:.0f} vs {keras_decode:.0f} images/s",
+        ),
         "peak RSS 4N / N": (large / small, f"{large / 2**20:.0f} vs {small / 2**20:.0f} MiB"),
         "re-extract +10% / full extraction": (again / full, f"{again:.1f} vs {full:.1f} s"),
-    }  # fmt: skip
-    print(f"bench/extract.py: N={args.images} 200x160 JPEGs, {args.backbone} at {args.size} px, "
-          f"weights=none, batch 32, best of {args.repeats}; {machine()}")  # fmt: skip
+    }
+    print(
+        f"bench/extract.py: N={args.images} 200x160 JPEGs, {args.backbone} at {args.size} px, "
+        f"weights=none, batch 32, best of {args.repeats}; {machine()}"
+    )
     for name, (ratio, detail) in results.items():
         print(f"  {name:<44} {ratio:6.2f}   ({detail})")
     print(json.dumps({name: round(ratio, 3) for name, (ratio, _) in results.items()}))

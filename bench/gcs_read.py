@@ -15,10 +15,10 @@ import tempfile
 
 from bench.common import gcs_emulator, machine, timed
 from bench.extract import best_of, write_jpegs
+from devtools.proxy import Proxy
 from kftransfer.components.core import storage
 from kftransfer.components.core.images import image_dataset
 from kftransfer.components.core.parallel import map_ordered
-from tests.storage.proxy import Proxy
 
 
 def images_per_second(uris: list[str], threads: int) -> float:
@@ -58,13 +58,17 @@ def main() -> None:
             )
     local_rate, threaded, serial = rates
     slow_threaded, slow_serial = slow
-    print(f"bench/gcs_read.py: {args.images} 200x160 JPEGs -> 160 px batches of 32, best of "
-          f"{args.repeats}; {machine()}")  # fmt: skip
+    print(
+        f"bench/gcs_read.py: {args.images} 200x160 JPEGs -> 160 px batches of 32, best of "
+        f"{args.repeats}; {machine()}"
+    )
     print(f"  local disk                 {local_rate:7.0f} images/s")
     print(f"  GCS emulator, 16 threads   {threaded:7.0f} images/s")
     print(f"  GCS emulator, 1 thread     {serial:7.0f} images/s")
-    print(f"  ratios: emulator/local = {threaded / local_rate:.2f}, "
-          f"16 threads/1 thread = {threaded / serial:.2f}")  # fmt: skip
+    print(
+        f"  ratios: emulator/local = {threaded / local_rate:.2f}, "
+        f"16 threads/1 thread = {threaded / serial:.2f}"
+    )
     ms = args.latency * 1000
     print(f"  GCS emulator + {ms:.0f} ms per request, 16 threads   {slow_threaded:7.0f} images/s")
     print(f"  GCS emulator + {ms:.0f} ms per request, 1 thread     {slow_serial:7.0f} images/s")

@@ -14,12 +14,13 @@ import keras
 
 from bench.common import machine, timed
 from bench.extract import best_of, make_split, write_jpegs
+from kftransfer.components.core.classifier import compile_classifier
 from kftransfer.components.core.config import ExtractConfig, HeadConfig
 from kftransfer.components.core.features import build_backbone, extract_features
 from kftransfer.components.core.fine_tune import build_fine_tune_model
-from kftransfer.components.core.heads import build_head, compile_classifier, features_dataset
+from kftransfer.components.core.heads import build_head, features_dataset
 from kftransfer.components.core.images import image_dataset
-from kftransfer.components.core.split import read_labels, read_rows
+from kftransfer.components.core.layout import read_labels, read_rows
 
 
 def main() -> None:
@@ -59,8 +60,10 @@ def main() -> None:
         f"{args.size} px, weights=none, batch {args.batch}, best of {args.repeats}; {machine()}"
     )
     print(f"  head epoch on cached features   {1 / head_rate:8.3f} s")
-    print(f"  epoch with the frozen backbone  {1 / frozen_rate:8.3f} s "
-          f"({trainable} trainable weights in both)")  # fmt: skip
+    print(
+        f"  epoch with the frozen backbone  {1 / frozen_rate:8.3f} s "
+        f"({trainable} trainable weights in both)"
+    )
     print(f"  ratio = {head_rate / frozen_rate:.0f}x")
 
 

@@ -11,8 +11,9 @@ import os
 import tempfile
 
 from bench.common import machine, timed
-from kftransfer.pipelines.runs import TASKS, run_locally
-from tests.imagegen import write_class_folders
+from devtools.imagegen import write_class_folders
+from kftransfer.pipelines.runs import run_locally
+from kftransfer.pipelines.transfer_learning import task_names
 
 
 def main() -> None:
@@ -25,16 +26,23 @@ def main() -> None:
             f"{tmp}/data", {"red": per_class, "green": per_class, "blue": per_class}
         )
         arguments = {
-            "source": f"{tmp}/data", "backbone": "vgg16", "weights": "none", "image_size": 64,
-            "head_epochs": 20, "head_normalize": True,
-            "fine_tune_epochs": 2, "export_uri": f"{tmp}/models",
-        }  # fmt: skip
+            "source": f"{tmp}/data",
+            "backbone": "vgg16",
+            "weights": "none",
+            "image_size": 64,
+            "head_epochs": 20,
+            "head_normalize": True,
+            "fine_tune_epochs": 2,
+            "export_uri": f"{tmp}/models",
+        }
         first, summary = timed(run_locally, arguments, f"{tmp}/runs", caching=True)
         second, again = timed(run_locally, arguments, f"{tmp}/runs", caching=True)
         # a step served from the cache leaves no task folder in the new run
-        ran = [task for task in TASKS if os.path.isdir(os.path.join(again["run"], task))]
-    print(f"bench/pipeline_cache.py: {args.images} generated images, vgg16 at 64 px, weights=none, "
-          f"2 fine-tuning epochs; {machine()}")  # fmt: skip
+        ran = [task for task in task_names() if os.path.isdir(os.path.join(again["run"], task))]
+    print(
+        f"bench/pipeline_cache.py: {args.images} generated images, vgg16 at 64 px, weights=none, "
+        f"2 fine-tuning epochs; {machine()}"
+    )
     print(f"  first run  {first:7.1f} s ({len(summary['seconds']) - 1} steps run)")
     print(f"  second run {second:7.1f} s (ran {', '.join(ran)}; the rest from the cache)")
     print(f"  ratio second/first = {second / first:.2f}")

@@ -46,11 +46,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         summary = run_locally(arguments, f"{tmp}/runs")
     head, tuned = summary["head"], summary["fine_tuned"]
-    print(f"bench/real_data.py: fashion-mnist-3k, mobilenet (real ImageNet weights) at "
-          f"{args.image_size} px, overrides {overrides or 'none'}; {machine()}")  # fmt: skip
+    print(
+        f"bench/real_data.py: fashion-mnist-3k, mobilenet (real ImageNet weights) at "
+        f"{args.image_size} px, overrides {overrides or 'none'}; {machine()}"
+    )
     print(f"  head only   validation {head['val_accuracy']:.4f}  test {head['test_accuracy']:.4f}")
-    print(f"  fine-tuned  validation {tuned['val_accuracy']:.4f}  test {tuned['test_accuracy']:.4f}"
-          f"  (validation before fine-tuning {tuned['initial_val_accuracy']:.4f})")  # fmt: skip
+    print(
+        f"  fine-tuned  validation {tuned['val_accuracy']:.4f}  test {tuned['test_accuracy']:.4f}"
+        f"  (validation before fine-tuning {tuned['initial_val_accuracy']:.4f})"
+    )
     print(f"  fine-tuned - head (test) = {tuned['test_accuracy'] - head['test_accuracy']:+.4f}")
     print("  wall seconds: " + ", ".join(f"{k} {v}" for k, v in summary["seconds"].items()))
 

@@ -11,11 +11,11 @@ import argparse
 import tempfile
 
 from bench.common import gcs_emulator, machine, timed
+from devtools.imagegen import class_image, encode
 from kftransfer.components.core import storage
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.parallel import map_ordered
 from kftransfer.components.core.split import split_dataset
-from tests.imagegen import class_image, encode
 
 
 def write_dataset(root: str, images: int, classes: int = 10) -> None:

@@ -16,72 +16,37 @@ def evaluate_model(
     confusion: Output[ClassificationMetrics],
     report: Output[HTML],
     evaluation: Output[Dataset],
-    destination: str,
-    min_accuracy: float,
-    baseline_tolerance: float,
-    min_class_recall: float,
-    top_k: int,
-    misclassified_examples: int,
+    export_uri: str,
 ) -> bool:
     """Evaluates on the test split and decides whether the fine-tuned model may be exported.
 
     Args:
         splits: the split folder.
         features: the features folder (the head-only model is evaluated on test features).
-        head: the trained head folder.
-        model: the fine-tuned model folder.
-        metrics: test metrics of both models (and the production model's accuracy).
+        head: the trained head's stage folder.
+        model: the fine-tuned model's stage folder.
+        metrics: test metrics of both models (and the production model's).
         confusion: the fine-tuned model's confusion matrix, for the KFP UI.
         report: the self-contained HTML report.
-        evaluation: evaluation.json: every metric, the verdict and its reasons.
-        destination: the export folder whose `latest` version is the production model.
-        min_accuracy: see `EvalConfig`.
-        baseline_tolerance: see `EvalConfig`.
-        min_class_recall: see `EvalConfig`.
-        top_k: see `EvalConfig`.
-        misclassified_examples: see `EvalConfig`.
+        evaluation: every metric, the verdict and its reasons (JSON); its metadata holds
+            the verdict and the reasons.
 
     Returns:
         Whether the fine-tuned model passed every check (blessed), as the output "Output"
         (kfp.local resolves conditions on single outputs only).
     """
-    from kftransfer.components.core import evaluate as core
-    from kftransfer.components.core import heads, storage
     from kftransfer.components.core.config import EvalConfig
-    from kftransfer.components.core.fine_tune import MODEL_FILE
+    from kftransfer.components.core.evaluate import evaluate_stages
     from kftransfer.components.core.progress import setup_logging
-    from kftransfer.components.core.report import render_report
+    from kftransfer.components.core.publish import publish, publish_confusion
+    from kftransfer.components.core.report import write_outputs
 
     setup_logging()
-    config = EvalConfig(
-        min_accuracy=min_accuracy,
-        baseline_tolerance=baseline_tolerance,
-        min_class_recall=min_class_recall,
-        top_k=top_k,
-        misclassified_examples=misclassified_examples,
-    )
-    result = core.evaluate(
-        splits.path,
-        features.path,
-        storage.join(head.path, heads.HEAD_FILE),
-        storage.join(model.path, MODEL_FILE),
-        destination,
-        config,
-    )
-    for name, stage in [("head", result.head), ("fine_tuned", result.fine_tuned),
-                        ("production", result.production)]:  # fmt: skip
-        for key in ("accuracy", "top_k_accuracy", "macro_f1", "log_loss"):
-            if stage and stage[key] is not None:
-                metrics.log_metric(f"{name}_{key}", stage[key])
-    metrics.log_metric("blessed", float(result.verdict.blessed))
-    confusion.log_confusion_matrix(result.labels, result.fine_tuned["confusion"])
-    storage.write_json(metrics.path, {"accuracy": result.fine_tuned["accuracy"]})
-    storage.write_json(confusion.path, result.fine_tuned["confusion"])
-    storage.write_json(evaluation.path, result.to_json())
-    histories = {
-        "head training": storage.read_json(storage.join(head.path, heads.HISTORY_FILE)),
-        "fine-tuning": storage.read_json(storage.join(model.path, heads.HISTORY_FILE)),
-    }
-    stats = storage.read_json(storage.join(splits.path, "stats.json"))
-    storage.write_text(report.path, render_report(result, histories, stats))
+    config = EvalConfig.from_params(locals())
+    result = evaluate_stages(splits.path, features.path, head.path, model.path, export_uri, config)
+    stages = {"head training": head.path, "fine-tuning": model.path}
+    write_outputs(result, evaluation.path, report.path, splits.path, stages)
+    publish(metrics, result.metrics_summary())
+    publish(evaluation, result.verdict_summary(), write_file=False)
+    publish_confusion(confusion, result.labels, result.fine_tuned["confusion"])
     return result.verdict.blessed

@@ -14,12 +14,9 @@ def merge_features(parts: Input[list[Dataset]], features: Output[Dataset]):
         features: the merged features folder.
     """
     from kftransfer.components.core.progress import setup_logging
-    from kftransfer.components.core.shards import merge_parts
+    from kftransfer.components.core.publish import publish
+    from kftransfer.components.core.shards import manifest_summary, merge_parts
 
     setup_logging()
     manifest = merge_parts([part.path for part in parts], features.path)
-    for split, info in manifest["splits"].items():
-        features.metadata[f"{split}_rows"] = info["rows"]
-    features.metadata["extracted"] = sum(s["extracted"] for s in manifest["splits"].values())
-    features.metadata["reused"] = sum(s["reused"] for s in manifest["splits"].values())
-    features.metadata.update(backbone=manifest["backbone"], dim=manifest["dim"], parts=len(parts))
+    publish(features, {**manifest_summary(manifest), "parts": len(parts)}, write_file=False)

@@ -14,65 +14,27 @@ def train_head(
     curves: Output[HTML],
     checkpoint_uri: str,
     tensorboard_uri: str,
-    head_normalize: bool,
-    head_units: str,
-    head_dropout: float,
-    head_optimizer: str,
-    head_learning_rate: float,
-    head_epochs: int,
-    head_batch_size: int,
-    head_patience: int,
-    class_weight: str,
-    seed: int,
 ):
-    """Trains the head; writes head.keras and history.json into the `head` folder.
+    """Trains the head; writes model.keras, history.json and config.json into `head`.
+
+    Checkpoints go below a folder named after the `head` artifact's URI, so a retry of
+    the task resumes and another run starts fresh.
 
     Args:
         features: the features folder from extract_bottlenecks.
-        head: output folder: head.keras, history.json.
+        head: output stage folder: model.keras, history.json, config.json.
         metrics: best validation accuracy and loss, epochs run.
         curves: loss and accuracy per epoch (HTML).
-        checkpoint_uri: resume-after-preemption checkpoints (local or gs://); empty for none.
-            Each task writes below a folder named after its output artifact, so a retry
-            of the task resumes and another run starts fresh.
-        tensorboard_uri: TensorBoard log folder; empty for none.
-        head_normalize: see `HeadConfig`.
-        head_units: see `HeadConfig`.
-        head_dropout: see `HeadConfig`.
-        head_optimizer: see `HeadConfig`.
-        head_learning_rate: see `HeadConfig`.
-        head_epochs: see `HeadConfig`.
-        head_batch_size: see `HeadConfig`.
-        head_patience: see `HeadConfig`.
-        class_weight: see `HeadConfig`.
-        seed: see `HeadConfig`.
     """
-    from kftransfer.components.core import heads, plots, storage
     from kftransfer.components.core.config import HeadConfig
+    from kftransfer.components.core.heads import train_head_stage
     from kftransfer.components.core.progress import setup_logging
-    from kftransfer.components.core.training import checkpoint_folder
+    from kftransfer.components.core.publish import publish
+    from kftransfer.components.core.training import StageOutputs
 
     setup_logging()
-    checkpoint = checkpoint_folder(checkpoint_uri, head.uri, "head")
-    config = HeadConfig(
-        head_normalize=head_normalize,
-        head_units=head_units,
-        head_dropout=head_dropout,
-        head_optimizer=head_optimizer,
-        head_learning_rate=head_learning_rate,
-        head_epochs=head_epochs,
-        head_batch_size=head_batch_size,
-        head_patience=head_patience,
-        class_weight=class_weight,
-        seed=seed,
-    )
-    result = heads.train_head(features.path, config, checkpoint, tensorboard_uri)
-    result.save(head.path, heads.HEAD_FILE, config)
-    summary = result.summary()
-    for name, value in summary.items():
-        metrics.log_metric(name, value)
-    storage.write_json(metrics.path, summary)  # kfp.local's cache skips artifacts without a file
-    head.metadata.update(summary)
-    storage.write_text(
-        curves.path, plots.curves_page(result.history, "Head training", result.best_epoch)
-    )
+    config = HeadConfig.from_params(locals())
+    outputs = StageOutputs.of(head, curves, checkpoint_uri, tensorboard_uri, "head")
+    summary = train_head_stage(features.path, config, outputs)
+    publish(metrics, summary)
+    publish(head, summary, write_file=False)

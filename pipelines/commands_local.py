@@ -2,43 +2,48 @@
 
 import json
 import os
+from collections.abc import Callable
 
 import click
 
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.pipelines.options import (
+    Command,
+    GroupedOption,
     config_options,
     pipeline_options,
-    pop_config,
     pop_pipeline_arguments,
 )
+
+LOCAL_RUN = "Local run"
 
 DEMO_BACKBONE = "mobilenet"
 DEMO_IMAGE_SIZE = 128
 
 
-@click.command()
+@click.command(
+    cls=Command,
+    examples=[
+        "kftransfer split ~/photos --out ~/photos-split",
+        "kftransfer split gs://my-bucket/photos --out gs://my-bucket/splits/v1",
+        "kftransfer split labels.csv --out split/ --val-fraction 0.1 --test-fraction 0.1",
+    ],
+)
 @click.argument("source")
 @click.option("--out", required=True, help="Folder (local or gs://) to write the split to.")
 @config_options(SplitConfig)
 def split(source: str, out: str, **kwargs) -> None:
-    r"""Validate the images of SOURCE and split them into train / validation / test.
+    """Validate the images of SOURCE and split them into train / validation / test.
 
     SOURCE is a folder of class folders (SOURCE/<class>/*.jpg), a pre-split
     train/ validation|val/ test/ tree (kept as given), or a CSV of `uri,label` rows;
     local or gs://. Writes train.csv, validation.csv, test.csv, labels.json and
     stats.json (counts, and every skipped file with its reason) to --out.
-
-    \b
-    Examples:
-      kftransfer split ~/photos --out ~/photos-split
-      kftransfer split gs://my-bucket/photos --out gs://my-bucket/splits/v1
-      kftransfer split labels.csv --out split/ --val-fraction 0.1 --test-fraction 0.1
     """
     from kftransfer.components.core.split import split_dataset, write_split
 
-    result = split_dataset(source, pop_config(SplitConfig, kwargs))
+    result = split_dataset(source, SplitConfig.from_params(kwargs))
     write_split(result, out)
     _print_split_summary(result.stats, out)
 
@@ -57,29 +62,41 @@ def _print_split_summary(stats: dict, out: str) -> None:
     click.echo(f"wrote {out}")
 
 
-@click.command()
+def _local_option(*names: str, **kwargs) -> Callable:
+    return click.option(*names, cls=GroupedOption, group=LOCAL_RUN, **kwargs)
+
+
+@click.command(
+    cls=Command,
+    examples=[
+        "kftransfer run ~/photos --backbone mobilenet_v2 --export models/",
+        "kftransfer run gs://bucket/photos --cache-uri gs://bucket/cache "
+        "--export gs://bucket/models",
+        "kftransfer run ~/photos --weights none --fine-tune-epochs 1 --json",
+    ],
+)
 @click.argument("source")
 @pipeline_options
-@click.option(
+@_local_option(
     "--pipeline-root",
     default="kftransfer-runs",
     show_default=True,
     help="Where kfp.local writes each run's artifacts.",
 )
-@click.option(
+@_local_option(
     "--extract-parts",
     type=int,
     default=1,
     show_default=True,
     help="Extraction parts (a ParallelFor, as on a cluster).",
 )
-@click.option(
+@_local_option(
     "--cache/--no-cache",
     default=False,
     show_default=True,
     help="Reuse outputs of identical earlier steps (kfp.local's step cache).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON summary.")
+@_local_option("--json", "as_json", is_flag=True, help="Print one JSON summary.")
 @click.pass_obj
 def run(
     obj: dict,
@@ -90,24 +107,18 @@ def run(
     as_json: bool,
     **kwargs,
 ) -> None:
-    r"""Run the whole pipeline locally (kfp.local) on SOURCE.
+    """Run the whole pipeline locally (kfp.local) on SOURCE.
 
     SOURCE is a folder of class folders, a train/validation/test tree, or a CSV of
-    `uri,label` rows; local or gs://. Every option is a pipeline parameter.
-
-    \b
-    Examples:
-      kftransfer run ~/photos --backbone mobilenet_v2 --export models/
-      kftransfer run gs://bucket/photos --cache-uri gs://bucket/cache --export gs://bucket/models
-      kftransfer run ~/photos --weights none --fine-tune-epochs 1 --json
+    `uri,label` rows; local or gs://. Every option but the local run's is a pipeline
+    parameter.
     """
     from kftransfer.pipelines.runs import run_locally
     from kftransfer.pipelines.settings import ClusterSettings
 
     arguments = {"source": source, **pop_pipeline_arguments(kwargs)}
-    summary = run_locally(
-        arguments, pipeline_root, ClusterSettings(extract_parts=extract_parts), cache
-    )
+    settings = ClusterSettings(extract_parts=extract_parts)
+    summary = run_locally(arguments, pipeline_root, settings, cache, obj["verbose"])
     click.echo(json.dumps(summary, indent=1) if as_json else format_summary(summary))
 
 
@@ -149,7 +160,13 @@ def resolve_demo_weights(weights: str) -> str:
         return "none"
 
 
-@click.command()
+@click.command(
+    cls=Command,
+    examples=[
+        "kftransfer demo",
+        "kftransfer demo --weights ~/mobilenet_1.0_224_imagenet_notop.weights.h5",
+    ],
+)
 @click.option(
     "--weights",
     envvar="KFTRANSFER_WEIGHTS",
@@ -166,15 +183,10 @@ def resolve_demo_weights(weights: str) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary.")
 @click.pass_obj
 def demo(obj: dict, weights: str, out: str, as_json: bool) -> None:
-    r"""Run the whole pipeline locally on 600 bundled Fashion-MNIST photos.
+    """Run the whole pipeline locally on 600 bundled Fashion-MNIST photos.
 
     MobileNet with ImageNet weights at 128 px: split, bottleneck features, head, fine-tuning,
     evaluation, export to OUT/models. A few minutes on a laptop CPU.
-
-    \b
-    Examples:
-      kftransfer demo
-      kftransfer demo --weights ~/mobilenet_1.0_224_imagenet_notop.weights.h5
     """
     from importlib import resources
 
@@ -201,7 +213,14 @@ def demo(obj: dict, weights: str, out: str, as_json: bool) -> None:
         click.echo(f"try:      kftransfer predict {arguments['export_uri']} {example}")
 
 
-@click.command()
+@click.command(
+    cls=Command,
+    examples=[
+        "kftransfer predict models/ photo.jpg",
+        "kftransfer predict gs://bucket/models/20261123143000 gs://bucket/new-photos/ --json",
+        "kftransfer predict model.keras a.png b.png --top-k 1",
+    ],
+)
 @click.argument("model")
 @click.argument("images", nargs=-1, required=True)
 @click.option("--top-k", default=3, show_default=True, help="Labels to show per image.")
@@ -210,21 +229,13 @@ def demo(obj: dict, weights: str, out: str, as_json: bool) -> None:
 def predict(
     model: str, images: tuple[str, ...], top_k: int, batch_size: int, as_json: bool
 ) -> None:
-    r"""Classify IMAGES (files or folders, local or gs://) with an exported MODEL.
+    """Classify IMAGES (files or folders, local or gs://) with an exported MODEL.
 
     MODEL is an export folder (its latest version is used), a version folder, or a
     .keras file with labels.json beside it. Prints the top-k labels per image; an image
     that cannot be decoded gets an `error:` line on stderr while the others are still
     predicted, and the exit status is then 1.
-
-    \b
-    Examples:
-      kftransfer predict models/ photo.jpg
-      kftransfer predict gs://bucket/models/20261123143000 gs://bucket/new-photos/ --json
-      kftransfer predict model.keras a.png b.png --top-k 1
     """
-    import json
-
     from kftransfer.components.core import predict as core
 
     network, labels = core.load_predictor(model)

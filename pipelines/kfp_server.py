@@ -6,6 +6,9 @@ import os
 import sys
 import tempfile
 import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from kftransfer.components.core.errors import UserError
 from kftransfer.pipelines.settings import ClusterSettings
@@ -13,7 +16,11 @@ from kftransfer.pipelines.transfer_learning import PIPELINE_NAME, compile_pipeli
 
 
 def kfp_client(host: str, namespace: str, token: str | None):
-    """A `kfp.Client` for `host` (token, or the usual kubeconfig / in-cluster credentials)."""
+    """A `kfp.Client` for `host` (token, or the usual kubeconfig / in-cluster credentials).
+
+    Raises:
+        UserError: the API cannot be reached (the line names the host and the cause).
+    """
     import kfp
 
     warnings.filterwarnings("ignore", "This client only works with Kubeflow Pipeline v2")
@@ -21,43 +28,72 @@ def kfp_client(host: str, namespace: str, token: str | None):
         with quiet_kfp():
             return kfp.Client(host=host, namespace=namespace, existing_token=token or None)
     except Exception as err:  # noqa: BLE001 - connection, auth and HTTP errors all mean this
-        detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-        raise UserError(f"cannot reach the KFP API at {host}: {detail}") from err
+        raise UserError(f"cannot reach the KFP API at {host}: {first_line(err)}") from err
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's text (or its type), at most 200 characters."""
+    return (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
 
 
 @contextlib.contextmanager
-def quiet_kfp():
+def quiet_kfp() -> Iterator[None]:
     """Sends what kfp.Client prints (experiment and run links) to stderr, keeping stdout ours."""
     with contextlib.redirect_stdout(sys.stderr):
         yield
 
 
-def submit(
-    client,
-    arguments: dict,
-    settings: ClusterSettings,
-    *,
-    experiment: str,
-    run_name: str,
-    namespace: str,
-    pipeline_root: str,
-    caching: bool,
-) -> str:
+@dataclass(frozen=True)
+class Job:
+    """One submission to a KFP server: where, what, and how.
+
+    Attributes:
+        client: a `kfp.Client`.
+        host: the API endpoint (for links).
+        arguments: the pipeline's arguments (`source` and the rest).
+        settings: the compile-time cluster settings.
+        experiment: the experiment to file runs under.
+        namespace: the runs' namespace.
+        pipeline_root: the runs' artifact root ('' for the server's default).
+        caching: KFP step caching of the steps whose outputs follow from their inputs.
+    """
+
+    client: Any
+    host: str
+    arguments: dict
+    settings: ClusterSettings
+    experiment: str
+    namespace: str
+    pipeline_root: str
+    caching: bool
+
+    @contextlib.contextmanager
+    def package(self) -> Iterator[str]:
+        """The compiled pipeline as a temporary YAML file."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "pipeline.yaml")
+            compile_pipeline(path, dataclasses.replace(self.settings, caching=self.caching))
+            yield path
+
+
+def submit(job: Job, run_name: str = "") -> str:
     """Compiles and submits one run; returns its id."""
-    with tempfile.TemporaryDirectory() as tmp:
-        package = os.path.join(tmp, "pipeline.yaml")
-        compile_pipeline(package, dataclasses.replace(settings, caching=caching))
-        with quiet_kfp():
-            result = client.create_run_from_pipeline_package(
-                package,
-                arguments=arguments,
-                run_name=run_name or None,
-                experiment_name=experiment,
-                namespace=namespace,
-                pipeline_root=pipeline_root or None,
-                enable_caching=caching,
-            )
+    with job.package() as package, quiet_kfp():
+        result = job.client.create_run_from_pipeline_package(
+            package,
+            arguments=job.arguments,
+            run_name=run_name or None,
+            experiment_name=job.experiment,
+            namespace=job.namespace,
+            pipeline_root=job.pipeline_root or None,
+            enable_caching=job.caching,
+        )
     return result.run_id
+
+
+def run_link(job: Job, run_id: str) -> str:
+    """The run's page in the KFP UI."""
+    return f"{job.host.rstrip('/')}/#/runs/details/{run_id}"
 
 
 def check_cron(cron: str) -> str:
@@ -70,37 +106,22 @@ def check_cron(cron: str) -> str:
     return cron
 
 
-def schedule(
-    client,
-    arguments: dict,
-    settings: ClusterSettings,
-    *,
-    experiment: str,
-    name: str,
-    namespace: str,
-    cron: str,
-    max_concurrency: int,
-    catchup: bool,
-    pipeline_root: str,
-    caching: bool,
-) -> str:
+def schedule(job: Job, *, name: str, cron: str, max_concurrency: int, catchup: bool) -> str:
     """Creates a recurring run; returns its id."""
-    settings = dataclasses.replace(settings, caching=caching)
+    check_cron(cron)
     with quiet_kfp():
-        found = client.create_experiment(experiment, namespace=namespace)
-    with tempfile.TemporaryDirectory() as tmp:
-        package = os.path.join(tmp, "pipeline.yaml")
-        compile_pipeline(package, settings)
-        recurring = client.create_recurring_run(
+        found = job.client.create_experiment(job.experiment, namespace=job.namespace)
+    with job.package() as package:
+        recurring = job.client.create_recurring_run(
             experiment_id=found.experiment_id,
             job_name=name or f"{PIPELINE_NAME}-retraining",
-            cron_expression=check_cron(cron),
+            cron_expression=cron,
             max_concurrency=max_concurrency,
             no_catchup=not catchup,
-            params=arguments,
+            params=job.arguments,
             pipeline_package_path=package,
-            pipeline_root=pipeline_root or None,
-            enable_caching=caching,
+            pipeline_root=job.pipeline_root or None,
+            enable_caching=job.caching,
         )
     return recurring.recurring_run_id
 
@@ -117,3 +138,8 @@ def list_schedules(client, namespace: str) -> list[dict]:
         }
         for r in response.recurring_runs or []
     ]
+
+
+def delete_schedule(client, recurring_run_id: str) -> None:
+    """Deletes a recurring run."""
+    client.delete_recurring_run(recurring_run_id)

@@ -1,216 +1,166 @@
-"""Click options generated from the hyper-parameter dataclasses (one source of truth)."""
+"""Click options generated from the parameter dataclasses, grouped by step in `--help`.
+
+Every run parameter's option comes from its field in `core/config.py` (name, type,
+default, help) and every cluster option from its field of `ClusterSettings`, so the CLI
+cannot drift from the components and the pipeline.
+"""
 
 import dataclasses
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, get_args
 
 import click
 
+from kftransfer.components.core.config import PIPELINE_CONFIGS, flag, pipeline_fields
+from kftransfer.pipelines.settings import ClusterSettings, Toleration
 
-def config_options(config_cls: type, exclude: tuple[str, ...] = ()) -> Callable:
-    """Adds one `--option` per field of `config_cls`, with its default and help."""
+ALIASES = {"export_uri": ("--export",)}
+CLUSTER_TITLE = "Cluster (compile-time)"
+
+
+class GroupedOption(click.Option):
+    """An option listed under a heading (`group`) in `--help`."""
+
+    def __init__(self, *args, group: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.group = group
+
+
+class Command(click.Command):
+    """A command whose `--help` lists options under headings and prints examples verbatim.
+
+    Args:
+        examples: command lines shown as they are, one per line, after the options.
+    """
+
+    def __init__(self, *args, examples: Sequence[str] = (), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.examples = list(examples)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """One section per heading, in the order the options were declared; `--help` last."""
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record and isinstance(param, click.Option):
+                groups.setdefault(getattr(param, "group", "") or "Options", []).append(record)
+        groups["Options"] = groups.pop("Options", [])
+        for title, records in groups.items():
+            with formatter.section(title):
+                formatter.write_dl(records)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:  # noqa: ARG002
+        """The examples, never re-wrapped (click's signature)."""
+        if self.examples:
+            formatter.write_paragraph()
+            formatter.write("Examples:\n")
+            for line in self.examples:
+                formatter.write(f"  {line}\n")
+
+
+def _field_option(f: dataclasses.Field, group: str, names: Sequence[str] = ()) -> Callable:
+    help_text = f.metadata.get("help", "")
+    declared = names or [flag(f.name), *ALIASES.get(f.name, ()), f.name]
+    if f.type is bool:
+        declared = [f"{flag(f.name)}/--no-{flag(f.name)[2:]}", f.name]
+    return click.option(
+        *declared,
+        cls=GroupedOption,
+        group=group,
+        type=f.type,
+        default=f.default,
+        show_default=True,
+        help=help_text,
+    )
+
+
+def config_options(*config_classes: type, exclude: Sequence[str] = ()) -> Callable:
+    """Adds one `--option` per field of the config classes, under each class's title."""
 
     def decorate(command: Callable) -> Callable:
-        for field in reversed(dataclasses.fields(config_cls)):
-            if field.name in exclude:
-                continue
-            flag = field.name.replace("_", "-")
-            help_text = field.metadata.get("help", "")
-            if field.type is bool:
-                option = click.option(
-                    f"--{flag}/--no-{flag}",
-                    default=field.default,
-                    show_default=True,
-                    help=help_text,
-                )
-            else:
-                option = click.option(
-                    f"--{flag}",
-                    type=field.type,
-                    default=field.default,
-                    show_default=True,
-                    help=help_text,
-                )
+        options, seen = [], set(exclude)
+        for config_cls in config_classes:
+            for f in dataclasses.fields(config_cls):
+                if f.name not in seen:
+                    seen.add(f.name)
+                    options.append(_field_option(f, config_cls.TITLE))
+        for option in reversed(options):
             command = option(command)
         return command
 
     return decorate
 
 
-def pop_config(config_cls: type, kwargs: dict[str, Any]) -> Any:
-    """Builds `config_cls` from (and removes its fields from) click's keyword arguments."""
-    names = {field.name for field in dataclasses.fields(config_cls)}
-    return config_cls(**{name: kwargs.pop(name) for name in names if name in kwargs})
-
-
-KFP_TYPES = {"String": str, "Integer": int, "Float": float, "Boolean": bool}
-ALIASES = {"export_uri": ("--export",)}
-
-
-def field_help(name: str) -> str:
-    """The help text of a run-time parameter: its dataclass field's, or a location's."""
-    from kftransfer.components.core import config
-    from kftransfer.pipelines.transfer_learning import LOCATION_HELP
-
-    for config_cls in (
-        config.SplitConfig,
-        config.ExtractConfig,
-        config.HeadConfig,
-        config.FineTuneConfig,
-        config.EvalConfig,
-    ):
-        for field in dataclasses.fields(config_cls):
-            if field.name == name:
-                return field.metadata.get("help", "")
-    return LOCATION_HELP.get(name, "")
-
-
-def pipeline_parameters() -> dict[str, tuple[type, Any]]:
-    """Every run-time parameter of the pipeline but `source`: name -> (type, default)."""
-    from kftransfer.pipelines.transfer_learning import transfer_learning
-
-    inputs = transfer_learning.component_spec.inputs
-    return {name: (KFP_TYPES[s.type], s.default) for name, s in inputs.items() if name != "source"}
-
-
 def pipeline_options(command: Callable) -> Callable:
-    """Adds an option per pipeline parameter (`--backbone`, `--fine-tune-epochs`, ...)."""
-    for name, (kind, default) in reversed(pipeline_parameters().items()):
-        flag = "--" + name.replace("_", "-")
-        names = [flag, *ALIASES.get(name, ()), name]
-        if kind is bool:
-            names = [f"{flag}/--no-{flag[2:]}", name]
-        option = click.option(
-            *names, type=kind, default=default, show_default=True, help=field_help(name)
-        )
-        command = option(command)
-    return command
+    """An option per run parameter (`--backbone`, `--fine-tune-epochs`, ...), grouped by step."""
+    return config_options(*PIPELINE_CONFIGS)(command)
 
 
 def pop_pipeline_arguments(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The pipeline's arguments from (and removed from) click's keyword arguments."""
-    return {name: kwargs.pop(name) for name in pipeline_parameters() if name in kwargs}
+    """The run parameters from (and removed from) click's keyword arguments."""
+    return {name: kwargs.pop(name) for name in pipeline_fields() if name in kwargs}
 
 
-def parse_pairs(values: tuple[str, ...], option: str) -> list[tuple[str, str]]:
-    """`KEY=VALUE` strings -> pairs, or a UsageError naming `option`."""
+def parse_pairs(values: Sequence[str], option: str) -> tuple[tuple[str, str], ...]:
+    """`KEY=VALUE` strings -> pairs.
+
+    Raises:
+        click.UsageError: naming `option` and the bad value.
+    """
     pairs = []
     for value in values:
         key, equals, rest = value.partition("=")
         if not equals or not key or not rest:
             raise click.UsageError(f"{option} {value!r}: use KEY=VALUE")
         pairs.append((key, rest))
-    return pairs
+    return tuple(pairs)
+
+
+def _cluster_option(f: dataclasses.Field) -> Callable:
+    meta = f.metadata
+    name = meta.get("flag", flag(f.name))
+    common = {"cls": GroupedOption, "group": CLUSTER_TITLE, "help": meta["help"]}
+    if f.type is bool:
+        return click.option(name, f.name, is_flag=True, default=f.default, **common)
+    if get_args(f.type):  # a tuple: repeatable
+        return click.option(name, f.name, multiple=True, metavar=meta.get("metavar"), **common)
+    return click.option(
+        name,
+        f.name,
+        type=f.type,
+        default=f.default,
+        show_default=bool(f.default),
+        envvar=meta.get("envvar"),
+        **common,
+    )
+
+
+def _cluster_fields() -> list[dataclasses.Field]:
+    return [f for f in dataclasses.fields(ClusterSettings) if f.metadata.get("cli", True)]
 
 
 def cluster_options(command: Callable) -> Callable:
     """The compile-time Kubernetes options of compile, submit and schedule."""
-    from kftransfer.components.component import DEFAULT_IMAGE
-    from kftransfer.pipelines.settings import STEPS
-
-    steps = ", ".join(STEPS)
-    options = [
-        click.option(
-            "--gpu-count",
-            type=int,
-            default=1,
-            show_default=True,
-            help="GPUs per GPU step (extract, fine_tune); 0 for CPU only.",
-        ),
-        click.option(
-            "--gpu-type",
-            default="nvidia.com/gpu",
-            show_default=True,
-            help="Accelerator resource name.",
-        ),
-        click.option("--gpu-on-head", is_flag=True, help="Give head training a GPU too."),
-        click.option(
-            "--node-selector",
-            multiple=True,
-            metavar="KEY=VALUE",
-            help="Node label of GPU steps, e.g. cloud.google.com/gke-accelerator="
-            "nvidia-tesla-t4 (repeatable).",
-        ),
-        click.option(
-            "--toleration",
-            multiple=True,
-            metavar="KEY[=VALUE]:EFFECT",
-            help="Taint GPU steps tolerate, e.g. nvidia.com/gpu:NoSchedule (repeatable).",
-        ),
-        click.option(
-            "--cpu",
-            multiple=True,
-            metavar="STEP=REQUEST[:LIMIT]",
-            help=f"CPU of a step ({steps}), e.g. fine_tune=8:16 (repeatable).",
-        ),
-        click.option(
-            "--memory",
-            multiple=True,
-            metavar="STEP=REQUEST[:LIMIT]",
-            help="Memory of a step, e.g. fine_tune=32G:64G (repeatable).",
-        ),
-        click.option(
-            "--retries",
-            type=int,
-            default=3,
-            show_default=True,
-            help="Retries of the extract and training steps (preemption).",
-        ),
-        click.option(
-            "--extract-parts",
-            "--extract-shards",
-            "extract_parts",
-            type=int,
-            default=1,
-            show_default=True,
-            help="Parallel extraction pods (ParallelFor).",
-        ),
-        click.option(
-            "--pvc",
-            multiple=True,
-            metavar="NAME=MOUNT_PATH",
-            help="PersistentVolumeClaim mounted into every step, e.g. models=/mnt/models, for "
-            "sources, caches and exports on a shared volume (repeatable).",
-        ),
-        click.option(
-            "--image",
-            envvar="KFTRANSFER_IMAGE",
-            default="",
-            help=f"Container image of every step (env KFTRANSFER_IMAGE); default "
-            f"{DEFAULT_IMAGE}, or its -gpu variant with --gpu-count > 0.",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
+    for f in reversed(_cluster_fields()):
+        command = _cluster_option(f)(command)
     return command
 
 
-def pop_cluster_settings(kwargs: dict[str, Any]):
-    """ClusterSettings from (and removed from) click's keyword arguments."""
-    from kftransfer.pipelines.settings import DEFAULT_RESOURCES, ClusterSettings, Toleration
+def pop_cluster_settings(kwargs: dict[str, Any]) -> ClusterSettings:
+    """ClusterSettings from (and removed from) click's keyword arguments.
 
-    resources = {step: list(values) for step, values in DEFAULT_RESOURCES.items()}
-    for option, offset in (("cpu", 0), ("memory", 2)):
-        for step, value in parse_pairs(kwargs.pop(option), f"--{option}"):
-            if step not in resources:
-                raise click.UsageError(
-                    f"--{option} {step}=...: no step {step!r} ({', '.join(resources)})"
-                )
-            request, _, limit = value.partition(":")
-            resources[step][offset : offset + 2] = [request, limit or request]
-    try:
-        tolerations = tuple(Toleration.parse(text) for text in kwargs.pop("toleration"))
-    except ValueError as err:
-        raise click.UsageError(str(err)) from err
-    return ClusterSettings(
-        gpu_count=kwargs.pop("gpu_count"),
-        gpu_type=kwargs.pop("gpu_type"),
-        gpu_on_head=kwargs.pop("gpu_on_head"),
-        node_selector=tuple(parse_pairs(kwargs.pop("node_selector"), "--node-selector")),
-        tolerations=tolerations,
-        resources={s: tuple(v) for s, v in resources.items()},
-        retries=kwargs.pop("retries"),
-        extract_parts=kwargs.pop("extract_parts"),
-        volumes=tuple(parse_pairs(kwargs.pop("pvc"), "--pvc")),
-        image=kwargs.pop("image"),
-    )
+    Raises:
+        click.UsageError: a malformed `KEY=VALUE` or toleration.
+    """
+    values = {}
+    for f in _cluster_fields():
+        value = kwargs.pop(f.name)
+        if f.type == tuple[Toleration, ...]:
+            try:
+                value = tuple(Toleration.parse(text) for text in value)
+            except ValueError as err:
+                raise click.UsageError(str(err)) from err
+        elif get_args(f.type):
+            value = parse_pairs(value, f.metadata.get("flag", flag(f.name)))
+        values[f.name] = value
+    return ClusterSettings(**values)

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
 import time
 import warnings
@@ -13,18 +14,7 @@ from typing import Any
 
 from kftransfer.components.core.errors import UserError
 from kftransfer.pipelines.settings import ClusterSettings
-from kftransfer.pipelines.transfer_learning import build_pipeline
-
-# Task folders of a local run, in DAG order.
-TASKS = (
-    "fingerprint-source",
-    "split-data",
-    "extract-bottlenecks",
-    "train-head",
-    "fine-tune",
-    "evaluate-model",
-    "export-model",
-)
+from kftransfer.pipelines.transfer_learning import build_pipeline, task_names
 
 
 def run_locally(
@@ -72,7 +62,7 @@ def run_locally(
     new = sorted(set(os.listdir(pipeline_root)) - before - {"last-run.log"})
     run = os.path.join(pipeline_root, new[-1])
     os.replace(log_path, os.path.join(run, "run.log"))
-    return summarize(run, start, steps.finished)
+    return summarize(run, start, steps.finished, task_names(settings))
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -81,9 +71,8 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def failure(kfp_message: str, log_path: str) -> str:
     """`step X failed: <the step's own error line>`, from kfp.local's message and the log."""
     task = re.search(r"task failed: '([^']+)'", ANSI.sub("", kfp_message))
-    errors = re.findall(
-        r"^\s*(?:\w+\.)*(\w*(?:Error|Exception)): (.+)$", open(log_path).read(), re.M
-    )
+    with open(log_path) as log:
+        errors = re.findall(r"^\s*(?:\w+\.)*(\w*(?:Error|Exception)): (.+)$", log.read(), re.M)
     where = f"step {task.group(1)} failed" if task else "the local run failed"
     return f"{where}: {errors[-1][1]}" if errors else where
 
@@ -136,9 +125,35 @@ class StepLog(io.TextIOBase):
         return len(text)
 
 
+# kfp.local artifact files a person opens, and the names with extensions they get beside them.
+READABLE = {"report": "report.html", "evaluation": "evaluation.json"}
+
+
+def readable_copies(run: str) -> dict[str, str]:
+    """Copies the evaluation step's report and evaluation to `report.html`/`evaluation.json`.
+
+    KFP's artifacts are files without extensions (`report`, `evaluation`); the copies
+    beside them open in a browser or an editor. Returns artifact name -> copy.
+    """
+    copies = {}
+    for name, readable in READABLE.items():
+        artifact = os.path.join(run, "evaluate-model", name)
+        if os.path.isfile(artifact):
+            copies[name] = os.path.join(run, "evaluate-model", readable)
+            shutil.copyfile(artifact, copies[name])
+    return copies
+
+
+def _read_json(path: str) -> dict:
+    """The JSON document at `path`, or {} when there is none."""
+    if not os.path.exists(path):
+        return {}
+    with open(path) as file:
+        return json.load(file)
+
+
 def _executor_output(run: str, task: str) -> dict:
-    path = os.path.join(run, task, "executor_output.json")
-    return json.load(open(path)) if os.path.exists(path) else {}
+    return _read_json(os.path.join(run, task, "executor_output.json"))
 
 
 def _artifact_metadata(output: dict, name: str) -> dict:
@@ -146,7 +161,7 @@ def _artifact_metadata(output: dict, name: str) -> dict:
     return artifacts[0].get("metadata", {})
 
 
-def summarize(run: str, start: float, finished: dict[str, float] | None = None) -> dict:
+def summarize(run: str, start: float, finished: dict[str, float], tasks: list[str]) -> dict:
     """Metrics of both stages, the verdict, artifact paths and step times of a local run.
 
     Args:
@@ -154,20 +169,21 @@ def summarize(run: str, start: float, finished: dict[str, float] | None = None) 
         start: when the run started (`time.time()`).
         finished: when kfp.local reported each task done; a task without it (say, taken
             from the cache) is timed by its executor output file.
+        tasks: the run's task names (`transfer_learning.task_names`).
 
     Returns:
         The summary `kftransfer run --json` prints.
     """
-    evaluation_path = os.path.join(run, "evaluate-model", "evaluation")
-    evaluation = json.load(open(evaluation_path)) if os.path.exists(evaluation_path) else {}
+    readable = readable_copies(run)
+    evaluation = _read_json(readable.get("evaluation", ""))
     head = _artifact_metadata(_executor_output(run, "train-head"), "metrics")
     tuned = _artifact_metadata(_executor_output(run, "fine-tune"), "metrics")
     exported = _artifact_metadata(_executor_output(run, "export-model"), "exported")
     ends = {
         t: os.path.getmtime(p)
-        for t in TASKS
+        for t in tasks
         if os.path.exists(p := os.path.join(run, t, "executor_output.json"))
-    } | (finished or {})
+    } | finished
     seconds, previous = {}, start
     for task, end in sorted(ends.items(), key=lambda item: item[1]):
         seconds[task], previous = round(end - previous, 1), end
@@ -184,12 +200,11 @@ def summarize(run: str, start: float, finished: dict[str, float] | None = None) 
         },
         "blessed": evaluation.get("verdict", {}).get("blessed"),
         "reasons": evaluation.get("verdict", {}).get("reasons", []),
-        "report": os.path.join(run, "evaluate-model", "report"),
-        "exported": exported.get("version")
-        and os.path.join(exported["destination"], exported["version"]),
+        "report": readable.get("report"),
+        "exported": exported.get("uri"),
         "artifacts": {
             task: sorted(os.listdir(os.path.join(run, task)))
-            for task in TASKS
+            for task in tasks
             if os.path.isdir(os.path.join(run, task))
         },
         "seconds": {**seconds, "total": round(time.time() - start, 1)},

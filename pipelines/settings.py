@@ -1,26 +1,115 @@
-"""Compile-time Kubernetes settings of the pipeline: GPUs, nodes, resources, retries, image."""
+"""Compile-time Kubernetes settings of the pipeline, and its steps, each named once.
 
+`STEPS` is keyed by each step's component name (`split_data`, ...; KFP names the task
+after it, `split-data`); a step's short alias (`split`) is accepted wherever a step is
+named on the command line. `ClusterSettings` holds what shapes the pods; its fields'
+help texts are the `compile`/`submit`/`schedule` options' help (`options.cluster_options`).
+"""
+
+import re
 from dataclasses import dataclass, field
+from typing import Any
 
-from kftransfer.components.component import DEFAULT_IMAGE
+from kftransfer.components.component import DEFAULT_IMAGE, GPU_SUFFIX
+from kftransfer.components.core.errors import ParameterError
 
-STEPS = ("fingerprint", "split", "extract", "head", "fine_tune", "evaluate", "export")
-GPU_STEPS = ("extract", "fine_tune")  # plus "head" with `gpu_on_head`
-RETRIED_STEPS = ("extract", "head", "fine_tune")  # the steps a preempted GPU node can kill
-# Never cached: their result depends on more than their inputs (what the source holds now,
-# the production model now, the export's side effect).
-UNCACHED_STEPS = ("fingerprint", "evaluate", "export")
 
-# step -> (cpu request, cpu limit, memory request, memory limit)
-DEFAULT_RESOURCES = {
-    "fingerprint": ("0.5", "1", "1G", "2G"),
-    "split": ("1", "2", "2G", "4G"),
-    "extract": ("4", "8", "8G", "16G"),
-    "head": ("2", "4", "4G", "8G"),
-    "fine_tune": ("4", "8", "16G", "32G"),
-    "evaluate": ("2", "4", "8G", "16G"),
-    "export": ("2", "4", "8G", "16G"),
+@dataclass(frozen=True)
+class Step:
+    """One step of the DAG.
+
+    Attributes:
+        component: the component's function name; the task is named after it.
+        alias: a short name for `--cpu`/`--memory`.
+        display_name: what the KFP UI shows.
+        cpu: default (request, limit) in cores.
+        memory: default (request, limit).
+        gpu: requests GPUs (when `gpu_count` > 0).
+        retried: retried after a failure (the steps a preempted GPU node can kill).
+        cached: its outputs follow from its inputs, so KFP may reuse them. Not so for the
+            source listing (what the source holds now), the evaluation (what is in
+            production now) and the export (a side effect).
+    """
+
+    component: str
+    alias: str
+    display_name: str
+    cpu: tuple[str, str]
+    memory: tuple[str, str]
+    gpu: bool = False
+    retried: bool = False
+    cached: bool = True
+
+    @property
+    def task(self) -> str:
+        """The task's name in the compiled pipeline and in a local run's folder."""
+        return self.component.replace("_", "-")
+
+
+STEPS: dict[str, Step] = {
+    step.component: step
+    for step in (
+        Step(
+            "fingerprint_source",
+            "fingerprint",
+            "fingerprint source",
+            ("0.5", "1"),
+            ("1G", "2G"),
+            cached=False,
+        ),
+        Step("split_data", "split", "split data", ("1", "2"), ("2G", "4G")),
+        Step(
+            "extract_bottlenecks",
+            "extract",
+            "extract bottlenecks",
+            ("4", "8"),
+            ("8G", "16G"),
+            gpu=True,
+            retried=True,
+        ),
+        Step("merge_features", "merge", "merge features", ("1", "2"), ("2G", "4G")),
+        Step("train_head", "head", "train head", ("2", "4"), ("4G", "8G"), retried=True),
+        Step(
+            "fine_tune",
+            "fine_tune",
+            "fine-tune",
+            ("4", "8"),
+            ("16G", "32G"),
+            gpu=True,
+            retried=True,
+        ),
+        Step("evaluate_model", "evaluate", "evaluate", ("2", "4"), ("8G", "16G"), cached=False),
+        Step("export_model", "export", "export", ("2", "4"), ("8G", "16G"), cached=False),
+    )
 }
+
+
+def find_step(name: str) -> Step:
+    """The step with this component name, task name or alias.
+
+    Raises:
+        KeyError: no such step.
+    """
+    for step in STEPS.values():
+        if name in (step.component, step.task, step.alias):
+            return step
+    raise KeyError(name)
+
+
+def step_names() -> str:
+    """The accepted step names, for messages and help."""
+    return ", ".join(
+        f"{s.component} ({s.alias})" if s.alias != s.component else s.component
+        for s in STEPS.values()
+    )
+
+
+CPU_QUANTITY = re.compile(r"([0-9]*[.])?[0-9]+m?$")  # what kfp.dsl accepts
+MEMORY_QUANTITY = re.compile(r"[0-9]+(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki)?$")
+
+
+def _setting(default: Any, help: str, **cli: Any) -> Any:  # noqa: A002 - click's keyword
+    return field(default=default, metadata={"help": help, **cli})
 
 
 @dataclass(frozen=True)
@@ -34,7 +123,11 @@ class Toleration:
 
     @classmethod
     def parse(cls, text: str) -> "Toleration":
-        """`key:Effect` (operator Exists) or `key=value:Effect` (operator Equal)."""
+        """`key:Effect` (operator Exists) or `key=value:Effect` (operator Equal).
+
+        Raises:
+            ValueError: any other text.
+        """
         key, _, effect = text.partition(":")
         key, equals, value = key.partition("=")
         if not key or effect not in ("NoSchedule", "PreferNoSchedule", "NoExecute"):
@@ -47,75 +140,140 @@ class Toleration:
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    """How the steps run on Kubernetes; kfp.local ignores all of it but `extract_parts`.
+    """How the steps run on Kubernetes; kfp.local ignores all of it but `extract_parts`."""
 
-    Attributes:
-        gpu_count: GPUs per GPU step (0: CPU only).
-        gpu_type: the accelerator resource name.
-        gpu_on_head: give head training a GPU too (usually not worth it).
-        node_selector: labels a GPU step's node must have.
-        tolerations: taints a GPU step tolerates.
-        resources: step -> (cpu request, cpu limit, memory request, memory limit).
-        retries: retries of the extract and training steps (preemption).
-        backoff: the first retry's delay; doubles up to an hour.
-        extract_parts: parallel extraction pods (ParallelFor); 1 keeps a single step.
-        volumes: `(PVC name, mount path)` mounted into every step, for sources, caches,
-            checkpoints and exports on a shared volume (clusters without object storage).
-        caching: KFP step caching of the steps whose outputs follow from their inputs (a
-            run can still turn it off); the source fingerprint, evaluation and export
-            always run.
-        image: the container image of every step; empty for this version's default (its
-            `-gpu` variant when steps request GPUs).
-    """
-
-    gpu_count: int = 1
-    gpu_type: str = "nvidia.com/gpu"
-    gpu_on_head: bool = False
-    node_selector: tuple[tuple[str, str], ...] = ()
-    tolerations: tuple[Toleration, ...] = ()
-    resources: dict[str, tuple[str, str, str, str]] = field(
-        default_factory=lambda: dict(DEFAULT_RESOURCES)
+    gpu_count: int = _setting(1, "GPUs per GPU step (extract_bottlenecks, fine_tune); 0: CPU only.")
+    gpu_type: str = _setting("nvidia.com/gpu", "Accelerator resource name.")
+    gpu_on_head: bool = _setting(False, "Give head training a GPU too (rarely worth it).")
+    node_selector: tuple[tuple[str, str], ...] = _setting(
+        (),
+        "Node label of GPU steps, e.g. cloud.google.com/gke-accelerator=nvidia-tesla-t4 "
+        "(repeatable).",
+        metavar="KEY=VALUE",
     )
-    retries: int = 3
-    backoff: str = "60s"
-    extract_parts: int = 1
-    volumes: tuple[tuple[str, str], ...] = ()
-    caching: bool = True
-    image: str = ""
+    tolerations: tuple[Toleration, ...] = _setting(
+        (),
+        "Taint GPU steps tolerate, e.g. nvidia.com/gpu:NoSchedule (repeatable).",
+        flag="--toleration",
+        metavar="KEY[=VALUE]:EFFECT",
+    )
+    cpu: tuple[tuple[str, str], ...] = _setting(
+        (),
+        "CPU request[:limit] of a step, by component name or alias, e.g. fine_tune=8:16 "
+        "or extract=4:8 (repeatable).",
+        metavar="STEP=REQUEST[:LIMIT]",
+    )
+    memory: tuple[tuple[str, str], ...] = _setting(
+        (),
+        "Memory request[:limit] of a step, e.g. fine_tune=32G:64G (repeatable).",
+        metavar="STEP=REQUEST[:LIMIT]",
+    )
+    retries: int = _setting(3, "Retries of the extract and training steps (preemption).")
+    backoff: str = _setting("60s", "Delay before the first retry; it doubles for each next one.")
+    extract_parts: int = _setting(1, "Parallel extraction pods (ParallelFor, then a merge step).")
+    volumes: tuple[tuple[str, str], ...] = _setting(
+        (),
+        "PersistentVolumeClaim mounted into every step, e.g. models=/mnt/models, for "
+        "sources, caches and exports on a shared volume (repeatable).",
+        flag="--pvc",
+        metavar="NAME=MOUNT_PATH",
+    )
+    caching: bool = _setting(
+        True, "KFP step caching of the steps whose outputs follow from their inputs.", cli=False
+    )
+    image: str = _setting(
+        "",
+        f"Container image of the steps (env KFTRANSFER_IMAGE); default {DEFAULT_IMAGE}.",
+        envvar="KFTRANSFER_IMAGE",
+    )
+    gpu_image: str = _setting(
+        "",
+        f"Image of the steps that get GPUs (env KFTRANSFER_GPU_IMAGE); default --image if "
+        f"given, else {DEFAULT_IMAGE}{GPU_SUFFIX}.",
+        envvar="KFTRANSFER_GPU_IMAGE",
+    )
 
-    def resolved_image(self) -> str:
-        """`image`, or the default image of this version (the GPU variant with GPUs)."""
-        if self.image:
-            return self.image
-        return f"{DEFAULT_IMAGE}-gpu" if self.gpu_count else DEFAULT_IMAGE
+    def __post_init__(self):
+        """Checks step names and Kubernetes quantities.
 
-    def gpu_steps(self) -> tuple[str, ...]:
-        """The steps that request GPUs."""
-        if not self.gpu_count:
-            return ()
-        return (*GPU_STEPS, "head") if self.gpu_on_head else GPU_STEPS
+        Raises:
+            ParameterError: naming every bad value at once.
+        """
+        problems = []
+        for option, pairs, pattern in (
+            ("--cpu", self.cpu, CPU_QUANTITY),
+            ("--memory", self.memory, MEMORY_QUANTITY),
+        ):
+            for step, value in pairs:
+                try:
+                    find_step(step)
+                except KeyError:
+                    problems.append(f"{option} {step}=...: no step {step!r} ({step_names()})")
+                quantities = value.split(":")
+                if len(quantities) > 2 or not all(pattern.match(q) for q in quantities):
+                    problems.append(
+                        f"{option} {step}={value}: give REQUEST[:LIMIT] like "
+                        f"{'4:8' if option == '--cpu' else '8G:16G'}"
+                    )
+        for name in ("gpu_count", "retries"):
+            if getattr(self, name) < 0:
+                problems.append(f"--{name.replace('_', '-')} must be >= 0")
+        if self.extract_parts < 1:
+            problems.append("--extract-parts must be >= 1")
+        if problems:
+            raise ParameterError(problems)
+
+    def resources(self, step: Step) -> tuple[str, str, str, str]:
+        """(cpu request, cpu limit, memory request, memory limit) of a step."""
+        values = [*step.cpu, *step.memory]
+        for offset, overrides in ((0, self.cpu), (2, self.memory)):
+            for name, value in overrides:
+                if find_step(name) == step:
+                    request, _, limit = value.partition(":")
+                    values[offset : offset + 2] = [request, limit or request]
+        return tuple(values)
+
+    def gets_gpu(self, step: Step) -> bool:
+        """Whether the step requests GPUs."""
+        wanted = step.gpu or (self.gpu_on_head and step.component == "train_head")
+        return bool(self.gpu_count) and wanted
+
+    def image_for(self, step: Step) -> str:
+        """The step's image: the GPU image for steps with GPUs, else the (CPU) image."""
+        if self.gets_gpu(step):
+            return self.gpu_image or self.image or DEFAULT_IMAGE + GPU_SUFFIX
+        return self.image or DEFAULT_IMAGE
 
 
-def configure(task, step: str, settings: ClusterSettings):
-    """Applies resources, GPUs, node placement, retries and caching to one task."""
+def configure(task, settings: ClusterSettings, display_name: str = ""):
+    """Applies a step's resources, GPUs, node placement, retries and caching to its task."""
     from kfp import kubernetes
 
-    cpu_request, cpu_limit, memory_request, memory_limit = settings.resources[step]
+    step = find_step(task.component_spec.name)
+    task.set_display_name(display_name or step.display_name)
+    cpu_request, cpu_limit, memory_request, memory_limit = settings.resources(step)
     task.set_cpu_request(cpu_request).set_cpu_limit(cpu_limit)
     task.set_memory_request(memory_request).set_memory_limit(memory_limit)
-    if step in settings.gpu_steps():
+    if settings.gets_gpu(step):
         task.set_accelerator_type(settings.gpu_type).set_accelerator_limit(settings.gpu_count)
         for key, value in settings.node_selector:
             kubernetes.add_node_selector(task, key, value)
         for toleration in settings.tolerations:
             kubernetes.add_toleration(
-                task, key=toleration.key, operator=toleration.operator,
-                value=toleration.value or None, effect=toleration.effect,
-            )  # fmt: skip
+                task,
+                key=toleration.key,
+                operator=toleration.operator,
+                value=toleration.value or None,
+                effect=toleration.effect,
+            )
     for pvc, mount_path in settings.volumes:
         kubernetes.mount_pvc(task, pvc_name=pvc, mount_path=mount_path)
-    if step in RETRIED_STEPS and settings.retries:
-        task.set_retry(settings.retries, backoff_duration=settings.backoff, backoff_factor=2,
-                       backoff_max_duration="3600s")  # fmt: skip
-    task.set_caching_options(settings.caching and step not in UNCACHED_STEPS)
+    if step.retried and settings.retries:
+        task.set_retry(
+            settings.retries,
+            backoff_duration=settings.backoff,
+            backoff_factor=2,
+            backoff_max_duration="3600s",
+        )
+    task.set_caching_options(settings.caching and step.cached)
     return task

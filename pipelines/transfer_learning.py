@@ -4,23 +4,28 @@ A cheap, never-cached `fingerprint_source` step comes first: the split (and so e
 after it) is a KFP cache hit only while the source holds the same files.
 
 `build_pipeline(settings)` makes the pipeline for a set of compile-time Kubernetes settings
-(GPUs, nodes, resources, retries, parallel extraction); `transfer_learning` is the one
-with the defaults. Every run-time parameter's default comes from the hyper-parameter
-dataclasses in `components/core/config.py`.
+(GPUs, nodes, resources, retries, parallel extraction). Its parameters are `source` and
+every field of the config dataclasses (`core.config.pipeline_fields`), with their
+defaults and help, so a new field reaches the pipeline and its step without an edit here.
 """
 
+import inspect
 import os
 import tempfile
+from collections.abc import Callable
 
 import yaml
 from kfp import compiler, dsl
 
 from kftransfer.components.core.config import (
     EvalConfig,
+    ExportConfig,
     ExtractConfig,
     FineTuneConfig,
     HeadConfig,
     SplitConfig,
+    field_help,
+    pipeline_fields,
 )
 from kftransfer.components.evaluate_model import evaluate_model
 from kftransfer.components.export_model import export_model
@@ -30,228 +35,93 @@ from kftransfer.components.fingerprint_source import fingerprint_source
 from kftransfer.components.merge_features import merge_features
 from kftransfer.components.split_data import split_data
 from kftransfer.components.train_head import train_head
-from kftransfer.pipelines.settings import ClusterSettings, configure
+from kftransfer.pipelines.settings import STEPS, ClusterSettings, configure, find_step
 
 PIPELINE_NAME = "kftransfer"
-SPLIT, EXTRACT, HEAD, TUNE = SplitConfig(), ExtractConfig(), HeadConfig(), FineTuneConfig()
-EVAL = EvalConfig()
-
-# Run-time parameters that are locations, not hyper-parameters (help for the CLI).
-LOCATION_HELP = {
-    "source": "Folder of class folders, train/validation/test tree, or uri,label CSV.",
-    "cache_uri": "Feature cache root (local or gs://); empty for none.",
-    "checkpoint_uri": "Resume-after-preemption checkpoints (local or gs://); empty for none.",
-    "tensorboard_uri": "TensorBoard log folder (local or gs://); empty for none.",
-    "export_uri": "Export folder (local or gs://); its latest version is the production model.",
-    "tflite": "Also export model.tflite (with a parity check).",
-}
+DESCRIPTION = "Image-classification transfer learning."
 
 
-def _extract(split, settings: ClusterSettings, **params):
-    """One extraction step, or a ParallelFor of `extract_parts` pods and a merge step."""
-    parts = settings.extract_parts
-    if parts <= 1:
-        task = extract_bottlenecks(
-            splits=split.outputs["splits"], part_index=0, part_count=1, **params
-        )
-        return configure(task.set_display_name("extract bottlenecks"), "extract", settings)
-    with dsl.ParallelFor(
-        items=list(range(parts)), parallelism=parts, name="extract-parts"
-    ) as index:
-        task = extract_bottlenecks(
-            splits=split.outputs["splits"], part_index=index, part_count=parts, **params
-        )
-        configure(task.set_display_name("extract bottlenecks (part)"), "extract", settings)
-    merged = merge_features(parts=dsl.Collected(task.outputs["features"]))
-    return configure(merged.set_display_name("merge features"), "split", settings)
+def pipeline_signature() -> inspect.Signature:
+    """`source`, then every run parameter with its default, in `pipeline_fields` order."""
+    keyword = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    parameters = [inspect.Parameter("source", keyword, annotation=str)]
+    parameters += [
+        inspect.Parameter(name, keyword, default=f.default, annotation=f.type)
+        for name, f in pipeline_fields().items()
+    ]
+    return inspect.Signature(parameters)
+
+
+def _docstring(signature: inspect.Signature) -> str:
+    """The pipeline's docstring: KFP reads each parameter's description from its Args."""
+    args = [f"    {name}: {field_help(name)}" for name in signature.parameters]
+    return "\n".join([f"{DESCRIPTION} See `kftransfer run --help`.", "", "Args:", *args])
 
 
 def build_pipeline(settings: ClusterSettings = ClusterSettings()):  # noqa: B008 - frozen
     """The transfer-learning pipeline for these compile-time settings."""
+    signature = pipeline_signature()
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="Image-classification transfer learning.")
-    def transfer_learning(
-        source: str,
-        val_fraction: float = SPLIT.val_fraction,
-        test_fraction: float = SPLIT.test_fraction,
-        seed: int = SPLIT.seed,
-        min_images_per_class: int = SPLIT.min_images_per_class,
-        min_image_side: int = SPLIT.min_image_side,
-        max_image_pixels: int = SPLIT.max_image_pixels,
-        backbone: str = EXTRACT.backbone,
-        weights: str = EXTRACT.weights,
-        image_size: int = EXTRACT.image_size,
-        pooling: str = EXTRACT.pooling,
-        batch_size: int = EXTRACT.batch_size,
-        feature_dtype: str = EXTRACT.feature_dtype,
-        feature_layer: str = EXTRACT.feature_layer,
-        preprocessing: str = EXTRACT.preprocessing,
-        cache_uri: str = "",
-        head_normalize: bool = HEAD.head_normalize,
-        head_units: str = HEAD.head_units,
-        head_dropout: float = HEAD.head_dropout,
-        head_optimizer: str = HEAD.head_optimizer,
-        head_learning_rate: float = HEAD.head_learning_rate,
-        head_epochs: int = HEAD.head_epochs,
-        head_batch_size: int = HEAD.head_batch_size,
-        head_patience: int = HEAD.head_patience,
-        class_weight: str = HEAD.class_weight,
-        unfreeze: str = TUNE.unfreeze,
-        fine_tune_optimizer: str = TUNE.fine_tune_optimizer,
-        fine_tune_learning_rate: float = TUNE.fine_tune_learning_rate,
-        momentum: float = TUNE.momentum,
-        fine_tune_epochs: int = TUNE.fine_tune_epochs,
-        fine_tune_batch_size: int = TUNE.fine_tune_batch_size,
-        fine_tune_patience: int = TUNE.fine_tune_patience,
-        augmentation: str = TUNE.augmentation,
-        mixed_precision: str = TUNE.mixed_precision,
-        checkpoint_uri: str = "",
-        tensorboard_uri: str = "",
-        min_accuracy: float = EVAL.min_accuracy,
-        baseline_tolerance: float = EVAL.baseline_tolerance,
-        min_class_recall: float = EVAL.min_class_recall,
-        top_k: int = EVAL.top_k,
-        misclassified_examples: int = EVAL.misclassified_examples,
-        export_uri: str = "",
-        tflite: bool = False,
-    ):
-        """Transfer learning on the labelled images at `source`; see `kftransfer run --help`.
+    def transfer_learning(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        _dag(bound.arguments, settings)
 
-        Args:
-            source: folder of class folders, train/validation/test tree, or uri,label CSV.
-            val_fraction: fraction of each class for validation.
-            test_fraction: fraction of each class for test.
-            seed: seed of the split and of training.
-            min_images_per_class: fewest valid images a class may have.
-            min_image_side: images with a shorter side are skipped.
-            max_image_pixels: images with more pixels are skipped (decompression bombs).
-            backbone: registry name or .keras URI of the backbone.
-            weights: imagenet, none, or a weights file URI.
-            image_size: input size in pixels (0: the backbone's default).
-            pooling: feature pooling (avg, max, flatten).
-            batch_size: images per extraction batch.
-            feature_dtype: stored feature dtype (float16 or float32).
-            feature_layer: layer a custom .keras backbone is cut at ('' = last pooling).
-            preprocessing: preprocessing of a custom .keras backbone.
-            cache_uri: feature cache root (local or gs://); empty for none.
-            head_normalize: standardise features inside the head.
-            head_units: hidden Dense widths of the head, comma-separated.
-            head_dropout: dropout of the head.
-            head_optimizer: optimizer of head training.
-            head_learning_rate: learning rate of head training.
-            head_epochs: most epochs of head training.
-            head_batch_size: feature rows per head training step.
-            head_patience: epochs without a better validation loss before the head stops.
-            class_weight: none or balanced.
-            unfreeze: which backbone layers fine-tuning trains.
-            fine_tune_optimizer: sgd, adam, rmsprop or adamw.
-            fine_tune_learning_rate: learning rate of fine-tuning.
-            momentum: momentum of the sgd optimizer.
-            fine_tune_epochs: most epochs of fine-tuning.
-            fine_tune_batch_size: images per step (per GPU).
-            fine_tune_patience: epochs without a better validation loss before stopping.
-            augmentation: training-input augmentation of fine-tuning.
-            mixed_precision: auto, on or off.
-            checkpoint_uri: resume-after-preemption checkpoints; empty for none.
-            tensorboard_uri: TensorBoard log folder; empty for none.
-            min_accuracy: fine-tuned test accuracy required to export.
-            baseline_tolerance: how far below the production model's accuracy still passes.
-            min_class_recall: every class's test recall must reach this (0 = off).
-            top_k: k of the top-k accuracy.
-            misclassified_examples: misclassified test images shown in the report.
-            export_uri: export folder; its latest version is the production model.
-            tflite: also export model.tflite.
-        """
-        listing = fingerprint_source(source=source)
-        configure(listing.set_display_name("fingerprint source"), "fingerprint", settings)
-        split = split_data(
-            source=source,
-            source_fingerprint=listing.output,
-            val_fraction=val_fraction,
-            test_fraction=test_fraction,
-            seed=seed,
-            min_images_per_class=min_images_per_class,
-            min_image_side=min_image_side,
-            max_image_pixels=max_image_pixels,
-        )
-        configure(split.set_display_name("split data"), "split", settings)
-        features = _extract(
-            split,
-            settings,
-            cache_uri=cache_uri,
-            backbone=backbone,
-            weights=weights,
-            image_size=image_size,
-            pooling=pooling,
-            batch_size=batch_size,
-            feature_dtype=feature_dtype,
-            feature_layer=feature_layer,
-            preprocessing=preprocessing,
-        ).outputs["features"]
-        head = train_head(
-            features=features,
-            checkpoint_uri=checkpoint_uri,
-            tensorboard_uri=tensorboard_uri,
-            head_normalize=head_normalize,
-            head_units=head_units,
-            head_dropout=head_dropout,
-            head_optimizer=head_optimizer,
-            head_learning_rate=head_learning_rate,
-            head_epochs=head_epochs,
-            head_batch_size=head_batch_size,
-            head_patience=head_patience,
-            class_weight=class_weight,
-            seed=seed,
-        )
-        configure(head.set_display_name("train head"), "head", settings)
-        tuned = fine_tune(
-            splits=split.outputs["splits"],
-            features=features,
-            head=head.outputs["head"],
-            checkpoint_uri=checkpoint_uri,
-            tensorboard_uri=tensorboard_uri,
-            unfreeze=unfreeze,
-            fine_tune_optimizer=fine_tune_optimizer,
-            fine_tune_learning_rate=fine_tune_learning_rate,
-            momentum=momentum,
-            fine_tune_epochs=fine_tune_epochs,
-            fine_tune_batch_size=fine_tune_batch_size,
-            fine_tune_patience=fine_tune_patience,
-            augmentation=augmentation,
-            mixed_precision=mixed_precision,
-            seed=seed,
-        )
-        configure(tuned.set_display_name("fine-tune"), "fine_tune", settings)
-        evaluation = evaluate_model(
-            splits=split.outputs["splits"],
-            features=features,
-            head=head.outputs["head"],
-            model=tuned.outputs["model"],
-            destination=export_uri,
-            min_accuracy=min_accuracy,
-            baseline_tolerance=baseline_tolerance,
-            min_class_recall=min_class_recall,
-            top_k=top_k,
-            misclassified_examples=misclassified_examples,
-        )
-        configure(evaluation.set_display_name("evaluate"), "evaluate", settings)
-        with dsl.If(evaluation.outputs["Output"] == True, "blessed"):  # noqa: E712 - KFP condition
-            with dsl.If(export_uri != "", "export destination given"):
-                exported = export_model(
-                    splits=split.outputs["splits"],
-                    features=features,
-                    head=head.outputs["head"],
-                    model=tuned.outputs["model"],
-                    evaluation=evaluation.outputs["evaluation"],
-                    destination=export_uri,
-                    tflite=tflite,
-                )
-                configure(exported.set_display_name("export"), "export", settings)
-
-    return transfer_learning
+    transfer_learning.__signature__ = signature
+    transfer_learning.__doc__ = _docstring(signature)
+    return dsl.pipeline(name=PIPELINE_NAME, description=DESCRIPTION)(transfer_learning)
 
 
-transfer_learning = build_pipeline()
+def _dag(p: dict, settings: ClusterSettings) -> None:
+    """Calls every step; `p` holds the pipeline's parameters (KFP channels) by name."""
+    listing = configure(fingerprint_source(source=p["source"]), settings)
+    split = split_data(
+        source=p["source"], source_fingerprint=listing.output, **SplitConfig.arguments(p)
+    )
+    splits = configure(split, settings).outputs["splits"]
+    features = _extract(splits, settings, p)
+    head = train_head(features=features, **_stage_locations(p), **HeadConfig.arguments(p))
+    head = configure(head, settings).outputs["head"]
+    tuned = fine_tune(
+        splits=splits,
+        features=features,
+        head=head,
+        **_stage_locations(p),
+        **FineTuneConfig.arguments(p),
+    )
+    model = configure(tuned, settings).outputs["model"]
+    stages = {"splits": splits, "features": features, "head": head, "model": model}
+    evaluation = evaluate_model(**stages, export_uri=p["export_uri"], **EvalConfig.arguments(p))
+    configure(evaluation, settings)
+    with dsl.If(evaluation.outputs["Output"] == True, "blessed"):  # noqa: E712 - KFP condition
+        with dsl.If(p["export_uri"] != "", "export destination given"):
+            exported = export_model(
+                **stages,
+                evaluation=evaluation.outputs["evaluation"],
+                export_uri=p["export_uri"],
+                **ExportConfig.arguments(p),
+            )
+            configure(exported, settings)
+
+
+def _stage_locations(p: dict) -> dict:
+    return {"checkpoint_uri": p["checkpoint_uri"], "tensorboard_uri": p["tensorboard_uri"]}
+
+
+def _extract(splits, settings: ClusterSettings, p: dict):
+    """One extraction step, or a ParallelFor of `extract_parts` pods and a merge step."""
+    params = {"splits": splits, "cache_uri": p["cache_uri"], **ExtractConfig.arguments(p)}
+    parts = settings.extract_parts
+    if parts <= 1:
+        task = extract_bottlenecks(part_index=0, part_count=1, **params)
+        return configure(task, settings).outputs["features"]
+    # Unnamed on purpose: a named loop breaks dsl.Collected on KFP backends before 2.16
+    # (kubeflow/pipelines#13239; docs/kfp-backend.md).
+    with dsl.ParallelFor(items=list(range(parts)), parallelism=parts) as index:
+        task = extract_bottlenecks(part_index=index, part_count=parts, **params)
+        configure(task, settings, "extract bottlenecks (part)")
+    merged = merge_features(parts=dsl.Collected(task.outputs["features"]))
+    return configure(merged, settings).outputs["features"]
 
 
 def compile_pipeline(
@@ -261,18 +131,41 @@ def compile_pipeline(
 ) -> dict:
     """Compiles the pipeline to a KFP v2 YAML package; returns its pipeline spec.
 
-    Every executor gets `settings.resolved_image()` (the components declare the default).
-    A `pipeline_root` (e.g. `gs://bucket/kfp`) becomes the package's default artifact root.
+    Every executor gets its step's image (`ClusterSettings.image_for`). A `pipeline_root`
+    (e.g. `gs://bucket/kfp`) becomes the package's default artifact root.
     """
-    with tempfile.TemporaryDirectory() as tmp:
-        raw = os.path.join(tmp, "pipeline.yaml")
-        compiler.Compiler().compile(build_pipeline(settings), package_path=raw)
-        with open(raw) as file:
-            documents = list(yaml.safe_load_all(file))
-    for executor in documents[0]["deploymentSpec"]["executors"].values():
-        executor["container"]["image"] = settings.resolved_image()
+    documents = compiled_documents(build_pipeline(settings))
+    for name, executor in documents[0]["deploymentSpec"]["executors"].items():
+        executor["container"]["image"] = settings.image_for(find_step(name.removeprefix("exec-")))
     if pipeline_root:
         documents[0]["defaultPipelineRoot"] = pipeline_root
     with open(output_path, "w") as out:
         yaml.safe_dump_all(documents, out, sort_keys=False)
     return documents[0]
+
+
+def compiled_documents(pipeline: Callable) -> list[dict]:
+    """The YAML documents KFP's compiler writes for `pipeline`: the spec, then the platform spec."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = os.path.join(tmp, "pipeline.yaml")
+        compiler.Compiler().compile(pipeline, package_path=raw)
+        with open(raw) as file:
+            return list(yaml.safe_load_all(file))
+
+
+def task_names(settings: ClusterSettings = ClusterSettings()) -> list[str]:  # noqa: B008
+    """The container tasks of the compiled pipeline, in DAG order (the order of `STEPS`)."""
+    spec = compiled_documents(build_pipeline(settings))[0]
+    found = set()
+
+    def visit(dag: dict) -> None:
+        for name, task in dag["tasks"].items():
+            component = spec["components"][task["componentRef"]["name"]]
+            if "dag" in component:
+                visit(component["dag"])
+            elif "executorLabel" in component:
+                found.add(name)
+
+    visit(spec["root"]["dag"])
+    order = list(STEPS)
+    return sorted(found, key=lambda name: order.index(find_step(name).component))

@@ -1,72 +1,24 @@
 """Shared fixtures: a real GCS emulator on 127.0.0.1, storage roots, kfp.local."""
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import uuid
 
 import pytest
 
-from kftransfer.components.core import gcs
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"GCS emulator exited with {process.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError("GCS emulator did not start")
-
-
-def start_emulator(port: int, data_dir: str | None = None) -> subprocess.Popen:
-    """Starts gcp-storage-emulator on 127.0.0.1:port, in memory or keeping data in `data_dir`."""
-    binary = shutil.which("gcp-storage-emulator", path=os.path.dirname(sys.executable))
-    where = ["-d", data_dir] if data_dir else []
-    start = ["start", "--host", "127.0.0.1", "--port", str(port), "-q"]
-    process = subprocess.Popen(
-        [binary, *where, *start, *([] if data_dir else ["--in-memory"])],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _wait_for_port(port, process)
-    return process
+from devtools.emulator import emulator_host, new_bucket
 
 
 @pytest.fixture(scope="session")
 def gcs_emulator():
     """A GCS emulator for the whole session; STORAGE_EMULATOR_HOST points at it."""
-    port = free_port()
-    process = start_emulator(port)
-    previous = os.environ.get("STORAGE_EMULATOR_HOST")
-    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-    yield os.environ["STORAGE_EMULATOR_HOST"]
-    process.terminate()
-    process.wait(timeout=10)
-    if previous is None:
-        os.environ.pop("STORAGE_EMULATOR_HOST", None)
-    else:
-        os.environ["STORAGE_EMULATOR_HOST"] = previous
+    with emulator_host() as host:
+        yield host
 
 
 @pytest.fixture
 def gcs_bucket(gcs_emulator) -> str:
     """A fresh, empty emulator bucket; yields its `gs://name` URI."""
-    name = f"test-{uuid.uuid4().hex[:12]}"
-    gcs.client().create_bucket(name)
-    return f"gs://{name}"
+    assert gcs_emulator.startswith("http://127.0.0.1:")
+    return new_bucket()
 
 
 @pytest.fixture(params=["local", "gcs"])
@@ -105,9 +57,9 @@ def shared_dir() -> str:
 @pytest.fixture
 def split_folder(tmp_path) -> str:
     """A split of 3 learnable generated classes (16 images each at 48 px)."""
+    from devtools.imagegen import write_class_folders
     from kftransfer.components.core.config import SplitConfig
     from kftransfer.components.core.split import split_dataset, write_split
-    from tests.imagegen import write_class_folders
 
     root = str(tmp_path / "data")
     write_class_folders(root, {"red": 16, "green": 16, "blue": 16})
@@ -125,10 +77,10 @@ def learnable(tmp_path_factory) -> dict[str, str]:
     classes. (Random MobileNet features vanish to ~1e-12 through their depth, useless
     even for this.) Returns the data, split and features folders.
     """
+    from devtools.imagegen import write_class_folders
     from kftransfer.components.core.config import ExtractConfig, SplitConfig
     from kftransfer.components.core.features import extract_features
     from kftransfer.components.core.split import split_dataset, write_split
-    from tests.imagegen import write_class_folders
 
     root = tmp_path_factory.mktemp("learnable")
     write_class_folders(str(root / "data"), {"red": 48, "green": 48, "blue": 48})
@@ -145,16 +97,20 @@ def learnable(tmp_path_factory) -> dict[str, str]:
 
 @pytest.fixture(scope="session")
 def tuned(learnable, tmp_path_factory) -> dict[str, str]:
-    """`learnable` plus a trained head and a (one-epoch) fine-tuned model, as files."""
+    """`learnable` plus a trained head and a (one-epoch) fine-tuned model: stage folders
+    (`head`, `model`) and their model files (`head_file`, `model_file`)."""
     from kftransfer.components.core.config import FineTuneConfig, HeadConfig
     from kftransfer.components.core.fine_tune import fine_tune
     from kftransfer.components.core.heads import train_head
-    from kftransfer.components.core.model_io import save_model
+    from kftransfer.components.core.layout import stage_model
 
     folder = tmp_path_factory.mktemp("tuned")
-    trained = train_head(learnable["features"], HeadConfig(head_epochs=20, head_normalize=True))
-    head = save_model(trained.model, str(folder / "head.keras"))
+    head_config = HeadConfig(head_epochs=20, head_normalize=True)
+    head = str(folder / "head")
+    train_head(learnable["features"], head_config).save(head, head_config)
     config = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16)
-    result = fine_tune(learnable["split"], learnable["features"], head, config)
-    model = save_model(result.model, str(folder / "model.keras"))
-    return {**learnable, "head": head, "model": model}
+    model = str(folder / "model")
+    tuned = fine_tune(learnable["split"], learnable["features"], stage_model(head), config)
+    tuned.save(model, config)
+    files = {"head_file": stage_model(head), "model_file": stage_model(model)}
+    return {**learnable, "head": head, "model": model, **files}

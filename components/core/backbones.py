@@ -1,9 +1,9 @@
-"""The backbone registry: ImageNet models, their preprocessing, and bring-your-own models.
+"""Backbones: ImageNet models from the registry, and bring-your-own `.keras` models.
 
-A backbone turns raw `uint8` RGB images into feature vectors. Each built-in entry names
-its `keras.applications` constructor, default input size, preprocessing mode, feature
-channels and default fine-tuning unfreeze point; adding a backbone is one entry. A
-complete `.keras` model file is a backbone too (`load_custom_backbone`).
+A backbone turns raw `uint8` RGB images into feature vectors. The registry
+(`registry.py`, plain data) names each built-in entry's `keras.applications` constructor,
+sizes, preprocessing and default unfreeze point; a complete `.keras` model file is a
+backbone too (`load_custom_backbone`).
 """
 
 import hashlib
@@ -16,42 +16,7 @@ import numpy as np
 from kftransfer.components.core import storage
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.layers import POOLINGS, PREPROCESSING_MODES
-
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """One registry entry.
-
-    Attributes:
-        application: the `keras.applications` constructor's name.
-        default_size: the native input size in pixels.
-        preprocessing: the mode its ImageNet weights expect (see `layers.Preprocess`).
-        channels: feature channels before pooling (the dim with `avg` / `max` pooling).
-        unfreeze: the default fine-tuning policy (see `fine_tune.unfrozen_layers`).
-        min_size: the smallest input size the architecture accepts.
-    """
-
-    application: str
-    default_size: int
-    preprocessing: str
-    channels: int
-    unfreeze: str
-    min_size: int = 32
-
-
-REGISTRY: dict[str, BackboneSpec] = {
-    "vgg16": BackboneSpec("VGG16", 224, "caffe", 512, "from_layer=block5_conv1"),
-    "resnet50": BackboneSpec("ResNet50", 224, "caffe", 2048, "from_layer=conv5_block1_1_conv"),
-    "inception_v3": BackboneSpec("InceptionV3", 299, "tf", 2048, "after_layer=mixed8", 75),
-    # MobileNets: the top ~55% (measured on Fashion-MNIST, docs/benchmarks.md; the classic
-    # conv_dw_12 / block_15 points gained nothing there).
-    "mobilenet": BackboneSpec("MobileNet", 224, "tf", 1024, "from_layer=conv_dw_6"),
-    "mobilenet_v2": BackboneSpec("MobileNetV2", 224, "tf", 1280, "from_layer=block_11_expand"),
-    "efficientnet_b0": BackboneSpec("EfficientNetB0", 224, "none", 1280, "top_n_layers=20"),
-    "densenet121": BackboneSpec("DenseNet121", 224, "torch", 1024, "from_layer=conv5_block1_0_bn"),
-}
-
-CUSTOM_UNFREEZE = "top_n_layers=20"
+from kftransfer.components.core.registry import CUSTOM_UNFREEZE, REGISTRY, BackboneSpec, is_custom
 
 
 @dataclass
@@ -109,7 +74,7 @@ def load_backbone(
     Raises:
         UserError: unknown name, unreadable or mismatched weights, bad layer name.
     """
-    if name.endswith(".keras"):
+    if is_custom(name):
         return load_custom_backbone(name, image_size, feature_layer, preprocessing or "tf")
     if name not in REGISTRY:
         valid = ", ".join(sorted(REGISTRY))

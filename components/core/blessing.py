@@ -36,17 +36,21 @@ def bless(
         reasons.append(f"{'PASS' if ok else 'FAIL'}: {text}")
 
     accuracy = candidate["accuracy"]
-    check(accuracy >= config.min_accuracy,
-          f"test accuracy {accuracy:.4f} {'>=' if accuracy >= config.min_accuracy else '<'} "
-          f"the threshold {config.min_accuracy:.4f}")  # fmt: skip
+    check(
+        accuracy >= config.min_accuracy,
+        f"test accuracy {accuracy:.4f} {'>=' if accuracy >= config.min_accuracy else '<'} "
+        f"the threshold {config.min_accuracy:.4f}",
+    )
     if production is None:
         check(True, note or "no production model to compare with")
     else:
         bar = production["accuracy"] - config.baseline_tolerance
-        check(accuracy >= bar,
-              f"test accuracy {accuracy:.4f} {'>=' if accuracy >= bar else '<'} the production "
-              f"model's {production['accuracy']:.4f} minus the tolerance "
-              f"{config.baseline_tolerance:.4f}")  # fmt: skip
+        check(
+            accuracy >= bar,
+            f"test accuracy {accuracy:.4f} {'>=' if accuracy >= bar else '<'} the production "
+            f"model's {production['accuracy']:.4f} minus the tolerance "
+            f"{config.baseline_tolerance:.4f}",
+        )
     if same_weights:
         check(False, "the same weights as the production model: nothing new to export")
     if config.min_class_recall > 0:
@@ -56,6 +60,10 @@ def bless(
             if s["recall"] < config.min_class_recall
         }
         listed = ", ".join(f"{c!r} {r:.4f}" for c, r in sorted(low.items()))
-        check(not low, f"recall of {listed} below the floor {config.min_class_recall:.4f}" if low
-              else f"every class's recall >= the floor {config.min_class_recall:.4f}")  # fmt: skip
+        check(
+            not low,
+            f"recall of {listed} below the floor {config.min_class_recall:.4f}"
+            if low
+            else f"every class's recall >= the floor {config.min_class_recall:.4f}",
+        )
     return Verdict(all(reason.startswith("PASS") for reason in reasons), reasons)

@@ -1,58 +1,105 @@
-"""Hyper-parameters of every step: frozen dataclasses, the one source of truth.
+"""Every parameter of a run, declared once: frozen dataclasses with documented defaults.
 
-Components, the pipeline's parameters and the CLI's options all take their defaults
-and help text from these classes. Each field carries its documentation in
-`metadata["help"]`; `describe()` renders it.
+Each field carries its help text in `metadata["help"]`. From these classes come the
+components' parameters (name, type, default and description: `components/component.py`
+adds a step's fields to its signature and docstring), the pipeline's parameters and
+their descriptions in the KFP UI (`pipelines/transfer_learning.py`), and the CLI's
+options (`pipelines/options.py`). Adding a hyper-parameter to a step is one field here.
+
+`validate_run` checks a whole run's parameters at once, in milliseconds (no TensorFlow),
+before anything is compiled, submitted or started; every class checks its own fields in
+`problems()`, which a step repeats when it builds its config.
 """
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.errors import ParameterError
+from kftransfer.components.core.registry import REGISTRY, is_custom
 
 
 def _param(default: Any, help: str) -> Any:  # noqa: A002 - mirrors click's keyword
     return field(default=default, metadata={"help": help})
 
 
-def describe(config_cls: type) -> dict[str, str]:
-    """Maps each field of a config dataclass to its help text (with its default)."""
-    return {
-        f.name: f"{f.metadata.get('help', '')} [default: {f.default}]"
-        for f in dataclasses.fields(config_cls)
-    }
+def flag(name: str) -> str:
+    """The CLI spelling of a parameter: `fine_tune_epochs` -> `--fine-tune-epochs`."""
+    return "--" + name.replace("_", "-")
 
 
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise UserError(message)
+SEED_HELP = "Seed of the split, initialisation, dropout and shuffling."
 
 
 class _Config:
-    """Base of the config dataclasses: coerces numeric types, then validates."""
+    """Base of the parameter dataclasses: coerces numeric types, then validates."""
+
+    TITLE: ClassVar[str] = ""
 
     def __post_init__(self):
-        """Coerces whole floats to int fields (KFP may deliver 3.0 for 3), then validates."""
+        """Coerces whole floats to int fields (KFP may deliver 3.0 for 3), then validates.
+
+        Raises:
+            ParameterError: naming every impossible value at once.
+        """
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.type is int and isinstance(value, float) and value.is_integer():
                 object.__setattr__(self, f.name, int(value))
             elif f.type is float and isinstance(value, int) and not isinstance(value, bool):
                 object.__setattr__(self, f.name, float(value))
-        self.validate()
+        problems = self.problems()
+        if problems:
+            raise ParameterError(problems)
 
-    def validate(self) -> None:
-        """Raises UserError naming the first impossible value; nothing by default."""
+    def problems(self) -> list[str]:
+        """One message per impossible value, each naming its option; none by default."""
+        return []
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]):
+        """The config from a mapping holding (at least) every field, e.g. a step's `locals()`."""
+        return cls(**{f.name: params[f.name] for f in dataclasses.fields(cls)})
+
+    @classmethod
+    def arguments(cls, params: Mapping[str, Any]) -> dict[str, Any]:
+        """This class's fields taken from `params`: the keyword arguments of a task call."""
+        return {f.name: params[f.name] for f in dataclasses.fields(cls)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The field values by name."""
+        return dataclasses.asdict(self)
+
+
+def _range_problems(config: _Config, names: tuple[str, ...], low, high, closed: bool) -> list:
+    found = []
+    for name in names:
+        value = getattr(config, name)
+        if not (low <= value <= high if closed else low <= value < high):
+            found.append(
+                f"{flag(name)} must be in [{low}, {high}{']' if closed else ')'}, got {value}"
+            )
+    return found
+
+
+def _at_least(config: _Config, minimum: int, *names: str) -> list[str]:
+    return [
+        f"{flag(name)} must be >= {minimum}, got {getattr(config, name)}"
+        for name in names
+        if getattr(config, name) < minimum
+    ]
 
 
 @dataclass(frozen=True)
 class SplitConfig(_Config):
     """How images are validated and assigned to train / validation / test."""
 
+    TITLE: ClassVar[str] = "Split"
+
     val_fraction: float = _param(0.15, "Fraction of each class assigned to validation.")
     test_fraction: float = _param(0.15, "Fraction of each class assigned to test.")
-    seed: int = _param(0, "Seed of the content-hash split; changing it reshuffles every split.")
+    seed: int = _param(0, SEED_HELP)
     min_images_per_class: int = _param(
         10, "Fewest valid images a class may have; fewer is an error."
     )
@@ -61,23 +108,27 @@ class SplitConfig(_Config):
         50_000_000, "Images with more pixels are skipped as decompression bombs."
     )
 
-    def validate(self) -> None:
-        """Rejects impossible values with a message naming the option."""
-        for name in ("val_fraction", "test_fraction"):
-            value = getattr(self, name)
-            _check(0 <= value < 1, f"--{name.replace('_', '-')} must be in [0, 1), got {value}")
-        _check(
-            self.val_fraction + self.test_fraction < 1,
-            "--val-fraction + --test-fraction must be < 1: nothing would be left to train on",
+    def problems(self) -> list[str]:
+        """Fractions in [0, 1) leaving something to train on; positive minimums."""
+        found = _range_problems(self, ("val_fraction", "test_fraction"), 0, 1, closed=False)
+        if not found and self.val_fraction + self.test_fraction >= 1:
+            found.append(
+                "--val-fraction + --test-fraction must be < 1: nothing would be left to train on"
+            )
+        return found + _at_least(
+            self, 1, "min_images_per_class", "min_image_side", "max_image_pixels"
         )
-        _check(self.min_images_per_class >= 1, "--min-images-per-class must be >= 1")
-        _check(self.min_image_side >= 1, "--min-image-side must be >= 1")
-        _check(self.max_image_pixels >= 1, "--max-image-pixels must be >= 1")
+
+
+POOLINGS = ("avg", "max", "flatten")
+PREPROCESSINGS = ("caffe", "tf", "torch", "none")
 
 
 @dataclass(frozen=True)
 class ExtractConfig(_Config):
     """Which backbone computes the bottleneck features, and how."""
+
+    TITLE: ClassVar[str] = "Bottleneck extraction"
 
     backbone: str = _param(
         "mobilenet_v2",
@@ -100,25 +151,54 @@ class ExtractConfig(_Config):
         "", "Bring-your-own backbone: caffe, tf, torch or none (default tf)."
     )
 
-    def validate(self) -> None:
-        """Rejects impossible values with a message naming the option."""
-        _check(
-            self.pooling in ("avg", "max", "flatten"),
-            f"--pooling {self.pooling!r}: use avg, max or flatten",
-        )
-        _check(
-            self.feature_dtype in ("float16", "float32"), "--feature-dtype: use float16 or float32"
-        )
-        _check(self.batch_size >= 1, "--batch-size must be >= 1")
-        _check(self.image_size >= 0, "--image-size must be >= 0 (0 = the backbone's default)")
+    def problems(self) -> list[str]:
+        """A known backbone at a size it accepts, known pooling, dtype and preprocessing."""
+        found = []
+        if self.backbone not in REGISTRY and not is_custom(self.backbone):
+            found.append(
+                f"--backbone {self.backbone!r}: use one of {', '.join(sorted(REGISTRY))}, "
+                "or the URI of a .keras model"
+            )
+        spec = REGISTRY.get(self.backbone)
+        if self.image_size < 0:
+            found.append(
+                f"--image-size must be >= 0 (0 = the backbone's default), got {self.image_size}"
+            )
+        elif spec and 0 < self.image_size < spec.min_size:
+            found.append(
+                f"--image-size {self.image_size} is below {self.backbone}'s minimum {spec.min_size}"
+            )
+        if self.pooling not in POOLINGS:
+            found.append(f"--pooling {self.pooling!r}: use avg, max or flatten")
+        if self.feature_dtype not in ("float16", "float32"):
+            found.append(f"--feature-dtype {self.feature_dtype!r}: use float16 or float32")
+        if self.preprocessing and self.preprocessing not in PREPROCESSINGS:
+            found.append(
+                f"--preprocessing {self.preprocessing!r}: use one of {', '.join(PREPROCESSINGS)}"
+            )
+        return found + _at_least(self, 1, "batch_size")
 
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 
 
+def parse_units(text: str) -> list[int]:
+    """Hidden layer widths from `256` or `512,128` ('' = none).
+
+    Raises:
+        ValueError: a width is not a positive integer.
+    """
+    units = [int(u) for u in text.replace(" ", "").split(",") if u]
+    if any(u <= 0 for u in units):
+        raise ValueError(text)
+    return units
+
+
 @dataclass(frozen=True)
 class HeadConfig(_Config):
     """The small classifier trained on cached features."""
+
+    TITLE: ClassVar[str] = "Head training"
 
     head_normalize: bool = _param(
         False,
@@ -133,36 +213,79 @@ class HeadConfig(_Config):
     head_batch_size: int = _param(64, "Feature rows per step.")
     head_patience: int = _param(5, "Epochs without a better validation loss before stopping.")
     class_weight: str = _param("none", "none, or balanced (weights inverse to class frequency).")
-    seed: int = _param(0, "Seed of the split, initialisation, dropout and shuffling.")
+    seed: int = _param(0, SEED_HELP)
 
-    def validate(self) -> None:
-        """Rejects impossible values with a message naming the option."""
-        _check(self.head_optimizer in OPTIMIZERS, f"--head-optimizer: use one of {OPTIMIZERS}")
-        _check(0 <= self.head_dropout < 1, "--head-dropout must be in [0, 1)")
-        _check(self.class_weight in ("none", "balanced"), "--class-weight: use none or balanced")
-        _check(
-            self.head_epochs >= 1 and self.head_batch_size >= 1,
-            "--head-epochs and --head-batch-size must be >= 1",
-        )
-        _check(self.head_learning_rate > 0, "--head-learning-rate must be > 0")
+    def problems(self) -> list[str]:
+        """Known optimizer and class weighting, widths, dropout and positive counts."""
+        found = []
+        if self.head_optimizer not in OPTIMIZERS:
+            found.append(
+                f"--head-optimizer {self.head_optimizer!r}: use one of {', '.join(OPTIMIZERS)}"
+            )
+        found += _range_problems(self, ("head_dropout",), 0, 1, closed=False)
+        if self.class_weight not in ("none", "balanced"):
+            found.append(f"--class-weight {self.class_weight!r}: use none or balanced")
+        if not self.head_learning_rate > 0:
+            found.append(f"--head-learning-rate must be > 0, got {self.head_learning_rate}")
         try:
-            units = self.hidden_units
+            parse_units(self.head_units)
         except ValueError:
-            units = [0]
-        _check(
-            all(u > 0 for u in units),
-            f"--head-units {self.head_units!r}: give widths like 256 or 512,128",
-        )
+            found.append(f"--head-units {self.head_units!r}: give widths like 256 or 512,128")
+        return found + _at_least(self, 1, "head_epochs", "head_batch_size", "head_patience")
 
     @property
     def hidden_units(self) -> list[int]:
         """The hidden layer widths as integers."""
-        return [int(u) for u in self.head_units.replace(" ", "").split(",") if u]
+        return parse_units(self.head_units)
+
+
+AUGMENTATIONS = ("flip", "rotation", "zoom", "translation", "contrast")
+DEFAULT_AUGMENTATION_FACTOR = 0.1
+
+
+def parse_augmentation(spec: str) -> list[tuple[str, float]]:
+    """`flip,rotation=0.05,...` -> `[("flip", 0.1), ("rotation", 0.05), ...]`.
+
+    Raises:
+        ValueError: an unknown name, or a factor that is not a number in (0, 1].
+    """
+    parsed = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        name, equals, value = item.partition("=")
+        if name not in AUGMENTATIONS:
+            raise ValueError(f"{item!r}: use {', '.join(AUGMENTATIONS)}")
+        try:
+            factor = float(value) if equals else DEFAULT_AUGMENTATION_FACTOR
+        except ValueError:
+            raise ValueError(f"{item!r}: the factor must be a number, e.g. {name}=0.1") from None
+        if not 0 < factor <= 1:
+            raise ValueError(f"{item!r}: the factor must be in (0, 1]")
+        parsed.append((name, factor))
+    return parsed
+
+
+UNFREEZE_KINDS = ("top_n_layers", "from_layer", "after_layer")
+
+
+def parse_unfreeze(policy: str) -> tuple[str, str]:
+    """`default`, `all`, `top_n_layers=N`, `from_layer=NAME` or `after_layer=NAME` -> (kind, value).
+
+    Raises:
+        ValueError: any other text.
+    """
+    if policy in ("default", "all"):
+        return policy, ""
+    kind, _, value = policy.partition("=")
+    if kind in UNFREEZE_KINDS and value and (kind != "top_n_layers" or value.isdigit()):
+        return kind, value
+    raise ValueError(policy)
 
 
 @dataclass(frozen=True)
 class FineTuneConfig(_Config):
     """Fine-tuning the top of the backbone together with the trained head."""
+
+    TITLE: ClassVar[str] = "Fine-tuning"
 
     unfreeze: str = _param(
         "default",
@@ -181,27 +304,44 @@ class FineTuneConfig(_Config):
         "translation=F, contrast=F ('' = none).",
     )
     mixed_precision: str = _param("auto", "auto (on for GPUs that support it), on, or off.")
-    seed: int = _param(0, "Seed of the split, initialisation, dropout and shuffling.")
+    seed: int = _param(0, SEED_HELP)
 
-    def validate(self) -> None:
-        """Rejects impossible values with a message naming the option."""
-        _check(
-            self.fine_tune_optimizer in OPTIMIZERS,
-            f"--fine-tune-optimizer: use one of {OPTIMIZERS}",
-        )
-        _check(
-            self.mixed_precision in ("auto", "on", "off"), "--mixed-precision: use auto, on or off"
-        )
-        _check(self.fine_tune_learning_rate > 0, "--fine-tune-learning-rate must be > 0")
-        _check(
-            self.fine_tune_epochs >= 1 and self.fine_tune_batch_size >= 1,
-            "--fine-tune-epochs and --fine-tune-batch-size must be >= 1",
+    def problems(self) -> list[str]:
+        """Known optimizer, policy, augmentation and precision; positive rates and counts."""
+        found = []
+        if self.fine_tune_optimizer not in OPTIMIZERS:
+            found.append(
+                f"--fine-tune-optimizer {self.fine_tune_optimizer!r}: use one of "
+                f"{', '.join(OPTIMIZERS)}"
+            )
+        try:
+            parse_unfreeze(self.unfreeze)
+        except ValueError:
+            found.append(
+                f"--unfreeze {self.unfreeze!r}: use default, all, top_n_layers=N, "
+                "from_layer=NAME or after_layer=NAME"
+            )
+        try:
+            parse_augmentation(self.augmentation)
+        except ValueError as err:
+            found.append(f"--augmentation {err}")
+        if self.mixed_precision not in ("auto", "on", "off"):
+            found.append(f"--mixed-precision {self.mixed_precision!r}: use auto, on or off")
+        if not self.fine_tune_learning_rate > 0:
+            found.append(
+                f"--fine-tune-learning-rate must be > 0, got {self.fine_tune_learning_rate}"
+            )
+        found += _range_problems(self, ("momentum",), 0, 1, closed=False)
+        return found + _at_least(
+            self, 1, "fine_tune_epochs", "fine_tune_batch_size", "fine_tune_patience"
         )
 
 
 @dataclass(frozen=True)
 class EvalConfig(_Config):
     """How the candidate is judged against the threshold and the production model."""
+
+    TITLE: ClassVar[str] = "Evaluation and blessing"
 
     min_accuracy: float = _param(0.0, "Fine-tuned test accuracy required to export.")
     baseline_tolerance: float = _param(
@@ -211,9 +351,92 @@ class EvalConfig(_Config):
     top_k: int = _param(3, "k of the reported top-k accuracy.")
     misclassified_examples: int = _param(24, "Misclassified test images shown in the report.")
 
-    def validate(self) -> None:
-        """Rejects impossible values with a message naming the option."""
-        for name in ("min_accuracy", "baseline_tolerance", "min_class_recall"):
-            value = getattr(self, name)
-            _check(0 <= value <= 1, f"--{name.replace('_', '-')} must be in [0, 1], got {value}")
-        _check(self.top_k >= 1, "--top-k must be >= 1")
+    def problems(self) -> list[str]:
+        """Accuracies and tolerances in [0, 1], k >= 1, a non-negative example count."""
+        names = ("min_accuracy", "baseline_tolerance", "min_class_recall")
+        return (
+            _range_problems(self, names, 0, 1, closed=True)
+            + _at_least(self, 1, "top_k")
+            + _at_least(self, 0, "misclassified_examples")
+        )
+
+
+@dataclass(frozen=True)
+class ExportConfig(_Config):
+    """What an export writes besides the SavedModel and the Keras model."""
+
+    TITLE: ClassVar[str] = "Export"
+
+    tflite: bool = _param(False, "Also export model.tflite (with a parity check).")
+
+
+@dataclass(frozen=True)
+class Locations(_Config):
+    """Where a run keeps what outlives it (local paths or gs:// URIs; empty for none)."""
+
+    TITLE: ClassVar[str] = "Locations"
+
+    cache_uri: str = _param("", "Feature cache root (local or gs://); empty for none.")
+    checkpoint_uri: str = _param(
+        "", "Resume-after-preemption checkpoints (local or gs://); empty for none."
+    )
+    tensorboard_uri: str = _param("", "TensorBoard log folder (local or gs://); empty for none.")
+    export_uri: str = _param(
+        "", "Export folder (local or gs://); its latest version is the production model."
+    )
+
+
+# The pipeline's parameters after `source`, in this order (a field name shared by several
+# classes, like `seed`, is one parameter).
+PIPELINE_CONFIGS = (
+    SplitConfig,
+    ExtractConfig,
+    HeadConfig,
+    FineTuneConfig,
+    EvalConfig,
+    ExportConfig,
+    Locations,
+)
+SOURCE_HELP = "Folder of class folders, train/validation/test tree, or uri,label CSV."
+
+
+def pipeline_fields() -> dict[str, dataclasses.Field]:
+    """Every parameter of a run but `source`, by name, in pipeline order (first owner wins)."""
+    found: dict[str, dataclasses.Field] = {}
+    for config_cls in PIPELINE_CONFIGS:
+        for f in dataclasses.fields(config_cls):
+            found.setdefault(f.name, f)
+    return found
+
+
+def field_help(name: str) -> str:
+    """The help text of a run parameter (`source` included)."""
+    if name == "source":
+        return SOURCE_HELP
+    found = pipeline_fields().get(name)
+    return found.metadata["help"] if found else ""
+
+
+def validate_run(params: Mapping[str, Any]) -> dict[type, _Config]:
+    """Builds every config of a run from `params` (absent fields keep their defaults).
+
+    Returns:
+        Config class -> its instance.
+
+    Raises:
+        ParameterError: one line naming every bad parameter, or a parameter no step takes.
+    """
+    known = set(pipeline_fields()) | {"source"}
+    problems = [f"unknown parameter {name!r}" for name in params if name not in known]
+    configs = {}
+    for config_cls in PIPELINE_CONFIGS:
+        names = {f.name for f in dataclasses.fields(config_cls)}
+        try:
+            configs[config_cls] = config_cls(**{k: v for k, v in params.items() if k in names})
+        except ParameterError as err:
+            problems += [p for p in err.problems if p not in problems]
+        except TypeError as err:  # a value of the wrong type from a caller, not the CLI
+            problems.append(f"{config_cls.__name__}: {err}")
+    if problems:
+        raise ParameterError(problems, prefix="bad parameters: ")
+    return configs

@@ -9,6 +9,14 @@ class UserError(Exception):
     """
 
 
+class ParameterError(UserError):
+    """One or more impossible parameter values; `problems` holds one message per value."""
+
+    def __init__(self, problems: list[str], prefix: str = ""):
+        super().__init__(prefix + "; ".join(problems))
+        self.problems = problems
+
+
 class StorageError(UserError):
     """A storage operation failed; the message names the URI."""
 

@@ -8,15 +8,16 @@ import numpy as np
 from kftransfer.components.core import shards
 from kftransfer.components.core.backbones import fingerprint
 from kftransfer.components.core.blessing import Verdict, bless
+from kftransfer.components.core.classifier import predict_images, to_probabilities
 from kftransfer.components.core.config import EvalConfig
 from kftransfer.components.core.export import latest_version, load_exported
-from kftransfer.components.core.heads import to_probabilities
-from kftransfer.components.core.images import image_dataset
+from kftransfer.components.core.layout import read_labels, read_rows, stage_model
 from kftransfer.components.core.metrics import classification_metrics
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
-from kftransfer.components.core.split import read_labels, read_rows
 from kftransfer.components.core.storage import join
+
+SUMMARY_METRICS = ("accuracy", "top_k_accuracy", "macro_f1", "log_loss")
 
 
 @dataclass
@@ -35,63 +36,80 @@ class Evaluation:
         """A JSON-able dict of everything."""
         return asdict(self)
 
+    def metrics_summary(self) -> dict[str, float]:
+        """The headline test metrics of every model, flat (`fine_tuned_accuracy`, ...)."""
+        summary = {}
+        for name, stage in (
+            ("head", self.head),
+            ("fine_tuned", self.fine_tuned),
+            ("production", self.production),
+        ):
+            for key in SUMMARY_METRICS:
+                if stage and stage[key] is not None:
+                    summary[f"{name}_{key}"] = stage[key]
+        return {**summary, "blessed": float(self.verdict.blessed)}
 
-def predict_images(
-    model: keras.Model, uris: list[str], batch_size: int = 32
-) -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities `[M, classes]` of the images that decode, and their indices `[M]`."""
-    dataset = image_dataset(uris, [0] * len(uris), model.input_shape[1], batch_size)
-    probabilities, indices = [], []
-    for images, _, index in dataset:
-        probabilities.append(to_probabilities(model.predict_on_batch(images)))
-        indices.append(index.numpy())
-    if not indices:
-        return np.zeros((0, model.output_shape[-1] if model.output_shape[-1] > 1 else 2)), np.zeros(
-            0, int
-        )
-    return np.concatenate(probabilities), np.concatenate(indices)
+    def verdict_summary(self) -> dict:
+        """The verdict with every reason, and the production version compared with."""
+        return {
+            "blessed": self.verdict.blessed,
+            "reasons": self.verdict.reasons,
+            "production_version": self.production_version or "",
+        }
 
 
-def evaluate(
+def evaluate_stages(
     splits_uri: str,
     features_uri: str,
-    head_uri: str,
-    model_uri: str,
-    destination: str,
+    head_stage: str,
+    model_stage: str,
+    export_uri: str,
     config: EvalConfig,
 ) -> Evaluation:
-    """Evaluates both models on the test split, compares with production, and blesses or not.
+    """Evaluates both trained stages on the test split, compares with production, blesses or not.
 
     The head-only model is evaluated on the cached test features (the same numbers as
     backbone + head on the test images), the fine-tuned model on the test images, the
-    production model (`destination`'s latest version) on the same images.
+    production model (`export_uri`'s latest version) on the same images.
+
+    Args:
+        splits_uri: the split folder.
+        features_uri: the features folder.
+        head_stage: the trained head's stage folder.
+        model_stage: the fine-tuned model's stage folder.
+        export_uri: the export destination whose latest version is in production ('' = none).
+        config: the thresholds.
     """
     labels = read_labels(splits_uri)
-    features, y_features = shards.load_split(features_uri, "test")
-    head_probabilities = to_probabilities(
-        load_model(head_uri).predict(features.astype(np.float32), verbose=0)
-    )
-    head = classification_metrics(y_features, head_probabilities, labels, config.top_k)
+    head = _head_metrics(features_uri, stage_model(head_stage), labels, config)
     rows = read_rows(splits_uri, "test")
     y_true = np.array([labels.index(row.label) for row in rows])
     uris = [row.uri for row in rows]
-    candidate = load_model(model_uri)
+    candidate = load_model(stage_model(model_stage))
     probabilities, kept = predict_images(candidate, uris)
     fine_tuned = classification_metrics(y_true[kept], probabilities, labels, config.top_k)
     production, version, note, same = _production(
-        destination, labels, uris, y_true, config, candidate
+        export_uri, labels, uris, y_true, config, candidate
     )
     verdict = bless(fine_tuned, production, config, note, same_weights=same)
-    LOGGER.info("test accuracy: head-only %.4f, fine-tuned %.4f%s; blessed: %s",
-                head["accuracy"], fine_tuned["accuracy"],
-                f", production {production['accuracy']:.4f}" if production else "",
-                verdict.blessed)  # fmt: skip
+    compared = f", production {production['accuracy']:.4f}" if production else ""
+    LOGGER.info(
+        "test accuracy: head-only %.4f, fine-tuned %.4f%s; blessed: %s",
+        *(head["accuracy"], fine_tuned["accuracy"], compared, verdict.blessed),
+    )
     for reason in verdict.reasons:
         LOGGER.info("  %s", reason)
     mistakes = _misclassified(
         uris, y_true, probabilities, kept, labels, config.misclassified_examples
     )
     return Evaluation(labels, head, fine_tuned, production, version, verdict, mistakes)
+
+
+def _head_metrics(features_uri: str, head_uri: str, labels: list[str], config: EvalConfig) -> dict:
+    """The head-only model's metrics on the cached test features."""
+    features, y_true = shards.load_split(features_uri, "test")
+    outputs = load_model(head_uri).predict(features.astype(np.float32), verbose=0)
+    return classification_metrics(y_true, to_probabilities(outputs), labels, config.top_k)
 
 
 def _production(destination, labels, uris, y_true, config: EvalConfig, candidate: keras.Model):
@@ -124,7 +142,11 @@ def _misclassified(uris, y_true, probabilities, kept, labels, limit: int) -> lis
     wrong = np.flatnonzero(predicted != y_true[kept])
     wrong = wrong[np.argsort(-probabilities[wrong, predicted[wrong]], kind="stable")][:limit]
     return [
-        {"uri": uris[kept[i]], "true": labels[y_true[kept[i]]], "predicted": labels[predicted[i]],
-         "probability": float(probabilities[i, predicted[i]])}
+        {
+            "uri": uris[kept[i]],
+            "true": labels[y_true[kept[i]]],
+            "predicted": labels[predicted[i]],
+            "probability": float(probabilities[i, predicted[i]]),
+        }
         for i in wrong
-    ]  # fmt: skip
+    ]

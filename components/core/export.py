@@ -26,18 +26,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import layout, storage
+from kftransfer.components.core.classifier import as_probabilities
+from kftransfer.components.core.config import ExportConfig
 from kftransfer.components.core.errors import UserError
-from kftransfer.components.core.images import decode_rgb, resize_uint8
+from kftransfer.components.core.images import decode_rgb, image_dataset, resize_uint8
+from kftransfer.components.core.layout import (
+    CARD_FILE,
+    EVALUATION_FILE,
+    LABELS_FILE,
+    LATEST,
+    MODEL_FILE,
+    TFLITE_FILE,
+)
+from kftransfer.components.core.model_card import model_card
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
-
-LATEST = "latest"
-MODEL_FILE = "model.keras"
-LABELS_FILE = "labels.json"
-CARD_FILE = "model_card.md"
-EVALUATION_FILE = "evaluation.json"
-TFLITE_FILE = "model.tflite"
 
 
 def latest_version(destination: str) -> str | None:
@@ -88,8 +92,7 @@ def write_saved_model(model: keras.Model, labels: list[str], path: str) -> None:
     names = tf.constant(labels)
 
     def probabilities(images):
-        outputs = tf.cast(model(images, training=False), tf.float32)
-        return tf.concat([1 - outputs, outputs], axis=1) if outputs.shape[-1] == 1 else outputs
+        return as_probabilities(model(images, training=False))
 
     def serve_bytes(image_bytes):
         images = tf.map_fn(
@@ -165,8 +168,12 @@ def export_model(
             )
             card += f"on {len(tflite_images)} test images: {difference:.2e}\n"
             evaluation = {**evaluation, "tflite_max_abs_difference": difference}
-        for name, text in [(LABELS_FILE, json.dumps(labels)), (CARD_FILE, card),
-                           (EVALUATION_FILE, json.dumps(evaluation, indent=1))]:  # fmt: skip
+        texts = {
+            LABELS_FILE: json.dumps(labels),
+            CARD_FILE: card,
+            EVALUATION_FILE: json.dumps(evaluation, indent=1),
+        }
+        for name, text in texts.items():
             with open(os.path.join(tmp, name), "w") as out:
                 out.write(text)
         target = storage.join(destination, version)
@@ -176,12 +183,9 @@ def export_model(
     return target
 
 
-def test_images(splits_uri: str, size: int, limit: int = 64) -> np.ndarray:
-    """Up to `limit` test images `[N, size, size, 3]` uint8, for the TFLite parity check."""
-    from kftransfer.components.core.images import image_dataset
-    from kftransfer.components.core.split import read_rows
-
-    uris = [row.uri for row in read_rows(splits_uri, "test")][:limit]
+def sample_test_images(splits_uri: str, size: int, limit: int = 64) -> np.ndarray:
+    """Up to `limit` test-split images `[N, size, size, 3]` uint8, for the TFLite parity check."""
+    uris = [row.uri for row in layout.read_rows(splits_uri, "test")][:limit]
     batches = [images.numpy() for images, _, _ in image_dataset(uris, [0] * len(uris), size, 32)]
     return np.concatenate(batches) if batches else np.zeros((0, size, size, 3), np.uint8)
 
@@ -208,9 +212,29 @@ def move_latest(destination: str, version: str) -> None:
         ) from err
 
 
-def download_tree(uri: str, local_folder: str) -> None:
-    """Copies every file below `uri` into `local_folder` (for loading exported SavedModels)."""
-    for info in storage.list_files(uri):
-        path = os.path.join(local_folder, storage.relative_to(info.uri, uri))
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        storage.download_file(info.uri, path)
+def export_run(
+    splits_uri: str,
+    features_uri: str,
+    head_stage: str,
+    model_stage: str,
+    evaluation_uri: str,
+    export_uri: str,
+    config: ExportConfig,
+) -> str:
+    """Exports a run's fine-tuned model as a new version of `export_uri`; returns its URI.
+
+    The model card is written from the evaluation, the features manifest, the split's
+    statistics and both stages' hyper-parameters.
+    """
+    evaluation = storage.read_json(evaluation_uri)
+    model = load_model(layout.stage_model(model_stage))
+    hyper_parameters = {
+        "head": layout.read_stage_config(head_stage),
+        "fine-tuning": layout.read_stage_config(model_stage),
+    }
+    version = new_version(export_uri)
+    manifest, stats = layout.read_manifest(features_uri), layout.read_stats(splits_uri)
+    card = model_card(evaluation, manifest, stats, hyper_parameters, version)
+    images = sample_test_images(splits_uri, model.input_shape[1]) if config.tflite else None
+    labels = layout.read_labels(splits_uri)
+    return export_model(model, labels, export_uri, card, evaluation, images, version)

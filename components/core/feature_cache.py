@@ -6,12 +6,12 @@ Layout under the cache URI (local or gs://)::
     <key>/chunks/<id>.npz           features + sha256 of up to CHUNK_BYTES of rows
     <key>/chunks/<id>.keys          the chunk's sha256 list, one per line (written last)
 
-`key` hashes (backbone, weights fingerprint, image size, pooling, preprocessing, dtype):
-rows are reused only when all of them match. Chunk ids hash their content, so concurrent
-writers (parallel extraction pods) never collide, and a chunk counts only once its `.keys`
-file exists. Unlike KFP's step cache, which reruns a whole step when its input changes,
-this reuses every row already computed: retraining after adding 10% new images runs the
-backbone over those 10% only.
+`key` is `layout.FeatureSpec.cache_key()` (backbone, weights fingerprint, image size,
+pooling, preprocessing, feature layer, dtype): rows are reused only when all of them
+match. Chunk ids hash their content, so concurrent writers (parallel extraction pods)
+never collide, and a chunk counts only once its `.keys` file exists. Unlike KFP's step
+cache, which reruns a whole step when its input changes, this reuses every row already
+computed: retraining after adding 10% new images runs the backbone over those 10% only.
 """
 
 import collections
@@ -20,15 +20,11 @@ import json
 
 import numpy as np
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import layout, storage
+from kftransfer.components.core.layout import FeatureSpec
 from kftransfer.components.core.parallel import map_ordered
 from kftransfer.components.core.progress import LOGGER
 from kftransfer.components.core.shards import SHARD_BYTES, decode_npz, encode_npz
-
-
-def cache_key(spec: dict) -> str:
-    """The folder name of a cache entry for `spec` (any JSON-able dict)."""
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:24]
 
 
 class FeatureCache:
@@ -36,24 +32,24 @@ class FeatureCache:
 
     Args:
         cache_uri: the cache's root (local or gs://).
-        spec: what identifies the features (see the module docstring).
+        spec: what identifies the features.
         dim: feature dimension, to size chunks.
     """
 
-    def __init__(self, cache_uri: str, spec: dict, dim: int):
-        self.root = storage.join(cache_uri, cache_key(spec))
+    def __init__(self, cache_uri: str, spec: FeatureSpec, dim: int):
+        self.root = storage.join(cache_uri, spec.cache_key())
         self.spec, self.dim = spec, dim
-        self.chunk_rows = max(64, SHARD_BYTES // (dim * np.dtype(spec["dtype"]).itemsize))
+        self.chunk_rows = max(64, SHARD_BYTES // (dim * np.dtype(spec.dtype).itemsize))
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending_rows = 0
         self.written = 0
 
     def lookup(self, sha256s: set[str]) -> dict[str, str]:
         """Maps each of `sha256s` found in the cache to the id of the chunk holding it."""
-        keys = [i.uri for i in self._list_chunks() if i.uri.endswith(".keys")]
+        keys = [i.uri for i in self._list_chunks() if i.uri.endswith(layout.CHUNK_KEYS_SUFFIX)]
         found: dict[str, str] = {}
         for uri, text in map_ordered(lambda u: (u, storage.read_text(u)), keys, threads=16):
-            chunk_id = storage.basename(uri).removesuffix(".keys")
+            chunk_id = storage.basename(uri).removesuffix(layout.CHUNK_KEYS_SUFFIX)
             for sha in text.split():
                 if sha in sha256s:
                     found[sha] = chunk_id
@@ -65,7 +61,9 @@ class FeatureCache:
         for sha, chunk_id in hits.items():
             by_chunk[chunk_id].append(sha)
         for chunk_id, wanted in sorted(by_chunk.items()):
-            arrays = decode_npz(storage.read_bytes(self._chunk_uri(chunk_id, ".npz")))
+            arrays = decode_npz(
+                storage.read_bytes(self._chunk_uri(chunk_id, layout.CHUNK_ROWS_SUFFIX))
+            )
             position = {sha: i for i, sha in enumerate(arrays["sha256"].tolist())}
             take = np.array([position[sha] for sha in wanted])
             yield arrays["sha256"][take], arrays["features"][take]
@@ -86,20 +84,22 @@ class FeatureCache:
         self._pending, self._pending_rows = [], 0
         keys = "\n".join(sha.tolist()) + "\n"
         chunk_id = hashlib.sha256(keys.encode()).hexdigest()[:32]
-        if not storage.exists(storage.join(self.root, "spec.json")):
-            storage.write_text(storage.join(self.root, "spec.json"), json.dumps(self.spec))
+        spec_uri = storage.join(self.root, layout.CACHE_SPEC_FILE)
+        if not storage.exists(spec_uri):
+            storage.write_text(spec_uri, json.dumps(self.spec.to_json()))
         storage.write_bytes(
-            self._chunk_uri(chunk_id, ".npz"), encode_npz(sha256=sha, features=features)
+            self._chunk_uri(chunk_id, layout.CHUNK_ROWS_SUFFIX),
+            encode_npz(sha256=sha, features=features),
         )
-        storage.write_text(self._chunk_uri(chunk_id, ".keys"), keys)
+        storage.write_text(self._chunk_uri(chunk_id, layout.CHUNK_KEYS_SUFFIX), keys)
         self.written += len(sha)
         LOGGER.debug("feature cache: wrote chunk %s (%d rows)", chunk_id, len(sha))
 
     def _chunk_uri(self, chunk_id: str, suffix: str) -> str:
-        return storage.join(self.root, "chunks", chunk_id + suffix)
+        return storage.join(self.root, layout.CACHE_CHUNKS, chunk_id + suffix)
 
     def _list_chunks(self) -> list[storage.FileInfo]:
         try:
-            return storage.list_files(storage.join(self.root, "chunks"))
+            return storage.list_files(storage.join(self.root, layout.CACHE_CHUNKS))
         except storage.NotFoundError:
             return []

@@ -14,16 +14,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import layout
 from kftransfer.components.core.backbones import Backbone, load_backbone
 from kftransfer.components.core.config import ExtractConfig
 from kftransfer.components.core.feature_cache import FeatureCache
 from kftransfer.components.core.images import image_dataset
 from kftransfer.components.core.layers import Preprocess, pooling_layer
+from kftransfer.components.core.layout import SPLITS, FeatureSpec, Row, read_labels, read_rows
 from kftransfer.components.core.progress import LOGGER, Progress
-from kftransfer.components.core.shards import MANIFEST, ShardWriter, rows_per_shard
-from kftransfer.components.core.sources import SPLITS
-from kftransfer.components.core.split import Row, read_labels, read_rows
+from kftransfer.components.core.shards import ShardWriter, rows_per_shard
 
 MANIFEST_FORMAT = 1
 
@@ -95,19 +94,21 @@ def extract_features(
     backbone = build_backbone(config)
     extractor = feature_extractor(backbone, config.pooling)
     dim = int(extractor.output_shape[-1])
-    spec = _feature_spec(backbone, config)
+    spec = feature_spec(backbone, config)
     labels = read_labels(splits_uri)
     rows_per = rows_per_shard(dim, config.feature_dtype)
     job = _Job(
-        extractor, config, {label: i for i, label in enumerate(labels)},
+        extractor,
+        config,
+        {label: i for i, label in enumerate(labels)},
         FeatureCache(cache_uri, spec, dim) if cache_uri else None,
         {s: ShardWriter(out_uri, s, rows_per, config.feature_dtype) for s in SPLITS},
-    )  # fmt: skip
+    )
     LOGGER.info(
         "extract: %s (%s) at %d px, %s pooling -> %d features (%s); part %d of %d",
-        backbone.name, config.weights, backbone.image_size, config.pooling, dim,
-        config.feature_dtype, part[0] + 1, part[1],
-    )  # fmt: skip
+        *(backbone.name, config.weights, backbone.image_size, config.pooling, dim),
+        *(config.feature_dtype, part[0] + 1, part[1]),
+    )
     todo = []
     for split in SPLITS:
         rows = read_rows(splits_uri, split)[part[0] :: part[1]]
@@ -119,7 +120,7 @@ def extract_features(
         job.summary[split]["shards"] = writer.close()
     manifest = {
         "format": MANIFEST_FORMAT,
-        **spec,
+        **spec.to_json(),
         "weights": config.weights,
         "dim": dim,
         "labels": labels,
@@ -128,21 +129,35 @@ def extract_features(
         "images_per_second": round(rate, 1),
         "seconds": round(time.perf_counter() - start, 2),
     }
-    storage.write_json(storage.join(out_uri, MANIFEST), manifest)
+    layout.write_manifest(out_uri, manifest)
     return manifest
 
 
-def _feature_spec(backbone: Backbone, config: ExtractConfig) -> dict:
-    """Everything that determines a feature row besides the image: the cache key's content."""
-    return {
-        "backbone": backbone.name,
-        "weights_fingerprint": backbone.fingerprint,
-        "image_size": backbone.image_size,
-        "pooling": config.pooling,
-        "preprocessing": backbone.preprocessing,
-        "feature_layer": config.feature_layer,
-        "dtype": config.feature_dtype,
-    }
+def feature_spec(backbone: Backbone, config: ExtractConfig) -> FeatureSpec:
+    """What identifies the rows this backbone and config compute."""
+    return FeatureSpec(
+        backbone=backbone.name,
+        weights_fingerprint=backbone.fingerprint,
+        image_size=backbone.image_size,
+        pooling=config.pooling,
+        preprocessing=backbone.preprocessing,
+        feature_layer=config.feature_layer,
+        dtype=config.feature_dtype,
+    )
+
+
+def extract_config(manifest: dict) -> ExtractConfig:
+    """The ExtractConfig that rebuilds the backbone a features folder came from."""
+    spec = FeatureSpec.from_manifest(manifest)
+    return ExtractConfig(
+        backbone=spec.backbone,
+        weights=manifest["weights"],
+        image_size=spec.image_size,
+        pooling=spec.pooling,
+        feature_layer=spec.feature_layer,
+        preprocessing=spec.preprocessing,
+        feature_dtype=spec.dtype,
+    )
 
 
 def _copy_cached(job: _Job, split: str, rows: list[Row]) -> list[Row]:

@@ -14,37 +14,39 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from kftransfer.components.core import shards, storage
+from kftransfer.components.core import storage
 from kftransfer.components.core.backbones import Backbone
-from kftransfer.components.core.config import ExtractConfig, FineTuneConfig
+from kftransfer.components.core.classifier import accuracy_name, compile_classifier
+from kftransfer.components.core.config import FineTuneConfig, parse_augmentation, parse_unfreeze
+from kftransfer.components.core.devices import (
+    distribution_strategy,
+    dtype_policy,
+    mixed_precision_wanted,
+)
 from kftransfer.components.core.errors import UserError
-from kftransfer.components.core.features import build_backbone, feature_extractor
-from kftransfer.components.core.heads import TrainResult, accuracy_name, compile_classifier
+from kftransfer.components.core.features import build_backbone, extract_config, feature_extractor
 from kftransfer.components.core.images import image_dataset
+from kftransfer.components.core.layout import read_manifest, read_rows, stage_model
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
-from kftransfer.components.core.split import read_rows
 from kftransfer.components.core.training import (
     EpochLogger,
     ResumableTraining,
-    distribution_strategy,
-    dtype_policy,
+    StageOutputs,
+    TrainResult,
     fingerprint_of,
     fit,
     make_optimizer,
-    mixed_precision_wanted,
     quiet_unknown_length,
     tensorboard_callbacks,
 )
 
-MODEL_FILE = "model.keras"
-
-AUGMENTATIONS = {
+AUGMENTATION_LAYERS = {
     "flip": lambda _: keras.layers.RandomFlip("horizontal"),
-    "rotation": lambda f: keras.layers.RandomRotation(f),
-    "zoom": lambda f: keras.layers.RandomZoom(f),
+    "rotation": keras.layers.RandomRotation,
+    "zoom": keras.layers.RandomZoom,
     "translation": lambda f: keras.layers.RandomTranslation(f, f),
-    "contrast": lambda f: keras.layers.RandomContrast(f),
+    "contrast": keras.layers.RandomContrast,
 }
 
 
@@ -58,23 +60,24 @@ def unfreeze_start(layers: list[keras.layers.Layer], policy: str, default: str) 
         UserError: an unknown policy or layer name.
     """
     policy = default if policy == "default" else policy
-    if policy == "all":
+    try:
+        kind, value = parse_unfreeze(policy)
+    except ValueError:
+        raise UserError(
+            f"--unfreeze {policy!r}: use default, all, top_n_layers=N, from_layer=NAME "
+            "or after_layer=NAME"
+        ) from None
+    if kind == "all":
         return 0
-    kind, _, value = policy.partition("=")
-    names = [layer.name for layer in layers]
-    if kind == "top_n_layers" and value.isdigit():
+    if kind == "top_n_layers":
         return max(len(layers) - int(value), 0)
-    if kind in ("from_layer", "after_layer"):
-        if value not in names:
-            raise UserError(
-                f"--unfreeze {policy}: the backbone has no layer {value!r} "
-                f"(its layers run from {names[1]!r} to {names[-1]!r})"
-            )
-        return names.index(value) + (kind == "after_layer")
-    raise UserError(
-        f"--unfreeze {policy!r}: use default, all, top_n_layers=N, from_layer=NAME "
-        "or after_layer=NAME"
-    )
+    names = [layer.name for layer in layers]
+    if value not in names:
+        raise UserError(
+            f"--unfreeze {policy}: the backbone has no layer {value!r} "
+            f"(its layers run from {names[1]!r} to {names[-1]!r})"
+        )
+    return names.index(value) + (kind == "after_layer")
 
 
 def set_trainable(base: keras.Model, policy: str, default: str) -> list[str]:
@@ -105,17 +108,17 @@ def build_fine_tune_model(backbone: Backbone, head: keras.Model, pooling: str) -
     return keras.Model(extractor.input, head(extractor.output), name="classifier")
 
 
-def augmentation(spec: str, seed: int) -> keras.Sequential | None:
-    """Random layers from `flip,rotation=0.05,zoom=0.1,...` (None when `spec` is empty)."""
-    layers = []
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        name, _, value = item.partition("=")
-        if name not in AUGMENTATIONS:
-            raise UserError(f"--augmentation {item!r}: use {', '.join(AUGMENTATIONS)}")
-        try:
-            layers.append(AUGMENTATIONS[name](float(value or 0.1)))
-        except ValueError as err:
-            raise UserError(f"--augmentation {item!r}: {err}") from err
+def augmentation(spec: str) -> keras.Sequential | None:
+    """Random layers from `flip,rotation=0.05,zoom=0.1,...` (None when `spec` is empty).
+
+    Raises:
+        UserError: the spec does not parse (see `config.parse_augmentation`).
+    """
+    try:
+        parsed = parse_augmentation(spec)
+    except ValueError as err:
+        raise UserError(f"--augmentation {err}") from None
+    layers = [AUGMENTATION_LAYERS[name](factor) for name, factor in parsed]
     return keras.Sequential(layers, name="augmentation") if layers else None
 
 
@@ -127,15 +130,6 @@ class FineTuneResult(TrainResult):
     trainable_layers: list[str] | None = None
 
 
-def backbone_config(manifest: dict) -> ExtractConfig:
-    """The ExtractConfig that rebuilds the backbone a features folder came from."""
-    return ExtractConfig(
-        backbone=manifest["backbone"], weights=manifest["weights"],
-        image_size=manifest["image_size"], pooling=manifest["pooling"],
-        feature_layer=manifest.get("feature_layer", ""), preprocessing=manifest["preprocessing"],
-    )  # fmt: skip
-
-
 def _datasets(splits_uri: str, labels: list[str], size: int, batch: int, config: FineTuneConfig):
     ids = {label: i for i, label in enumerate(labels)}
     train_rows, val_rows = read_rows(splits_uri, "train"), read_rows(splits_uri, "validation")
@@ -143,9 +137,14 @@ def _datasets(splits_uri: str, labels: list[str], size: int, batch: int, config:
     def pairs(dataset):
         return dataset.map(lambda x, y, _: (x, y))
 
-    train = image_dataset([r.uri for r in train_rows], [ids[r.label] for r in train_rows], size,
-                          batch, shuffle_seed=config.seed,
-                          augment=augmentation(config.augmentation, config.seed))  # fmt: skip
+    train = image_dataset(
+        [r.uri for r in train_rows],
+        [ids[r.label] for r in train_rows],
+        size,
+        batch,
+        shuffle_seed=config.seed,
+        augment=augmentation(config.augmentation),
+    )
     val = image_dataset([r.uri for r in val_rows], [ids[r.label] for r in val_rows], size, batch)
     return pairs(train), pairs(val), len(train_rows)
 
@@ -171,10 +170,10 @@ def fine_tune(
         callbacks: extra Keras callbacks, run after the checkpointing one.
     """
     keras.utils.set_random_seed(config.seed)
-    manifest = shards.read_manifest(features_uri)
+    manifest = read_manifest(features_uri)
     strategy = distribution_strategy()
     with strategy.scope(), dtype_policy(mixed_precision_wanted(config.mixed_precision)):
-        backbone = build_backbone(backbone_config(manifest))
+        backbone = build_backbone(extract_config(manifest))
         if backbone.fingerprint != manifest["weights_fingerprint"]:
             raise UserError(
                 f"the weights of {backbone.name} differ from those the features were extracted "
@@ -192,7 +191,7 @@ def fine_tune(
     head_sha = hashlib.sha256(storage.read_bytes(head_uri)).hexdigest()
     resumable = ResumableTraining(
         checkpoint_uri,
-        fingerprint_of("fine_tune", manifest["splits"], head_sha, config.__dict__),
+        fingerprint_of("fine_tune", manifest["splits"], head_sha, config.to_dict()),
         config.fine_tune_patience,
     )
     initial_epoch = resumable.resume(model)
@@ -200,17 +199,24 @@ def fine_tune(
         with quiet_unknown_length():
             scores = model.evaluate(val, verbose=0, return_dict=True)
         resumable.set_baseline(model, scores)
-        LOGGER.info("fine-tune: validation accuracy before the first step %.4f (the head's)",
-                    scores[accuracy_name(model)])  # fmt: skip
+        LOGGER.info(
+            "fine-tune: validation accuracy before the first step %.4f (the head's)",
+            scores[accuracy_name(model)],
+        )
     logger = EpochLogger("fine-tune", rows, config.fine_tune_epochs)
     callbacks = [logger, resumable, *tensorboard_callbacks(tensorboard_uri), *callbacks]
     fit(model, train, val, config.fine_tune_epochs, initial_epoch, callbacks)
     resumable.finish(model)
     baseline = resumable.state.get("baseline")
     return FineTuneResult(
-        model, resumable.history, resumable.state["best_epoch"], logger.seconds, baseline,
-        baseline[f"val_{accuracy_name(model)}"] if baseline else None, trained,
-    )  # fmt: skip
+        model,
+        resumable.history,
+        resumable.state["best_epoch"],
+        logger.seconds,
+        baseline,
+        initial_val_accuracy=baseline[f"val_{accuracy_name(model)}"] if baseline else None,
+        trainable_layers=trained,
+    )
 
 
 def trainable_summary(model: keras.Model) -> dict[str, int]:
@@ -218,3 +224,29 @@ def trainable_summary(model: keras.Model) -> dict[str, int]:
     trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
     frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
     return {"trainable_parameters": trainable, "frozen_parameters": frozen}
+
+
+def fine_tune_stage(
+    splits_uri: str,
+    features_uri: str,
+    head_stage: str,
+    config: FineTuneConfig,
+    outputs: StageOutputs,
+) -> dict:
+    """Fine-tunes from the trained head's stage folder; writes the model's stage folder.
+
+    Returns:
+        The summary: validation metrics before and after, epochs, trainable parameters.
+    """
+    result = fine_tune(
+        splits_uri,
+        features_uri,
+        stage_model(head_stage),
+        config,
+        outputs.checkpoint_uri,
+        outputs.tensorboard_uri,
+    )
+    summary = {**outputs.save(result, config, "Fine-tuning"), **trainable_summary(result.model)}
+    if result.initial_val_accuracy is not None:
+        summary["initial_val_accuracy"] = result.initial_val_accuracy
+    return summary

@@ -13,21 +13,22 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kftransfer.components.core import shards, storage
+from kftransfer.components.core import shards
+from kftransfer.components.core.classifier import compile_classifier
 from kftransfer.components.core.config import HeadConfig
+from kftransfer.components.core.layout import read_manifest
 from kftransfer.components.core.progress import LOGGER
 from kftransfer.components.core.training import (
     EpochLogger,
     ResumableTraining,
+    StageOutputs,
+    TrainResult,
     fingerprint_of,
     fit,
     make_optimizer,
     tensorboard_callbacks,
 )
 
-HEAD_FILE = "head.keras"
-HISTORY_FILE = "history.json"
-CONFIG_FILE = "config.json"
 IN_MEMORY_BYTES = 512 << 20  # feature sets up to this size are trained from memory
 SHUFFLE_ROWS = 10_000  # shuffle buffer when streaming shards
 VARIANCE_FLOOR = 0.01  # of the mean feature variance, for standardising features
@@ -64,28 +65,6 @@ def build_head(
     return keras.Model(features, outputs, name="head")
 
 
-def compile_classifier(model: keras.Model, optimizer, **kwargs) -> None:
-    """Compiles with the loss and accuracy metric matching the output layer."""
-    binary = model.output_shape[-1] == 1
-    model.compile(
-        optimizer=optimizer,
-        loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-        metrics=[accuracy_name(model)],
-        **kwargs,
-    )
-
-
-def to_probabilities(outputs: np.ndarray) -> np.ndarray:
-    """Model outputs as `[N, classes]` probabilities (a sigmoid column becomes two)."""
-    outputs = np.asarray(outputs, dtype=np.float64)
-    return np.concatenate([1 - outputs, outputs], axis=1) if outputs.shape[-1] == 1 else outputs
-
-
-def accuracy_name(model: keras.Model) -> str:
-    """The name under which Keras logs this classifier's accuracy (see `compile_classifier`)."""
-    return "binary_accuracy" if model.output_shape[-1] == 1 else "sparse_categorical_accuracy"
-
-
 def features_dataset(
     folder: str, split: str, batch_size: int, shuffle_seed: int | None = None
 ) -> tf.data.Dataset:
@@ -94,7 +73,7 @@ def features_dataset(
     Small feature sets are loaded into memory; larger ones are streamed shard by shard
     (shards in a new order each epoch, rows mixed in a SHUFFLE_ROWS buffer).
     """
-    manifest = shards.read_manifest(folder)
+    manifest = read_manifest(folder)
     entries = manifest["splits"][split]["shards"]
     rows = sum(e["rows"] for e in entries)
     if rows * manifest["dim"] * np.dtype(manifest["dtype"]).itemsize <= IN_MEMORY_BYTES:
@@ -161,47 +140,6 @@ def train_statistics(folder: str, num_classes: int) -> FeatureStatistics:
     return FeatureStatistics(mean, np.maximum(variance, floor), counts)
 
 
-@dataclass
-class TrainResult:
-    """A trained model and how it got there."""
-
-    model: keras.Model
-    history: dict[str, list[float]]
-    best_epoch: int | None
-    epoch_seconds: list[float]
-    baseline: dict[str, float] | None = None
-
-    def summary(self) -> dict[str, float]:
-        """Validation accuracy and loss of the kept weights, epochs run, mean epoch seconds.
-
-        The kept weights are the best epoch's, or the starting weights (epoch 0) when no
-        epoch beat the `baseline`.
-        """
-        accuracy = f"val_{accuracy_name(self.model)}"
-        epochs = len(self.history.get("loss", []))
-        if self.best_epoch == 0 and self.baseline:
-            kept = {"val_accuracy": self.baseline[accuracy], "val_loss": self.baseline["val_loss"]}
-        else:
-            best = (self.best_epoch or epochs) - 1
-            kept = {
-                "val_accuracy": self.history[accuracy][best],
-                "val_loss": self.history["val_loss"][best],
-            }
-        best_epoch = self.best_epoch if self.best_epoch is not None else epochs
-        summary = {**kept, "epochs": float(epochs), "best_epoch": float(best_epoch)}
-        if self.epoch_seconds:
-            summary["seconds_per_epoch"] = float(np.mean(self.epoch_seconds))
-        return summary
-
-    def save(self, folder: str, model_file: str, config) -> None:
-        """Writes the model, `history.json` and the stage's `config.json` into `folder`."""
-        from kftransfer.components.core.model_io import save_model
-
-        save_model(self.model, storage.join(folder, model_file))
-        storage.write_json(storage.join(folder, HISTORY_FILE), self.history)
-        storage.write_json(storage.join(folder, CONFIG_FILE), config.__dict__)
-
-
 def train_head(
     features_uri: str,
     config: HeadConfig,
@@ -219,7 +157,7 @@ def train_head(
         callbacks: extra Keras callbacks, run after the checkpointing one.
     """
     keras.utils.set_random_seed(config.seed)
-    manifest = shards.read_manifest(features_uri)
+    manifest = read_manifest(features_uri)
     num_classes, dim = len(manifest["labels"]), manifest["dim"]
     train = features_dataset(
         features_uri, "train", config.head_batch_size, shuffle_seed=config.seed
@@ -227,13 +165,13 @@ def train_head(
     validation = features_dataset(features_uri, "validation", config.head_batch_size)
     statistics = train_statistics(features_uri, num_classes)
     model = build_head(dim, num_classes, config, statistics.mean, statistics.variance)
-    compile_classifier(model, make_optimizer(config.head_optimizer, config.head_learning_rate),
-                       steps_per_execution=16)  # fmt: skip
+    optimizer = make_optimizer(config.head_optimizer, config.head_learning_rate)
+    compile_classifier(model, optimizer, steps_per_execution=16)
     shard_hashes = {
         s: [e["sha256"] for e in info["shards"]] for s, info in manifest["splits"].items()
     }
     resumable = ResumableTraining(
-        checkpoint_uri, fingerprint_of("head", shard_hashes, config.__dict__), config.head_patience
+        checkpoint_uri, fingerprint_of("head", shard_hashes, config.to_dict()), config.head_patience
     )
     initial_epoch = resumable.resume(model)
     rows = manifest["splits"]["train"]["rows"]
@@ -242,11 +180,14 @@ def train_head(
     callbacks = [logger, resumable, *tensorboard_callbacks(tensorboard_uri), *callbacks]
     LOGGER.info(
         "head: %s on %d features, %d train rows, %d classes",
-        config.hidden_units,
-        dim,
-        rows,
-        num_classes,
+        *(config.hidden_units, dim, rows, num_classes),
     )
     fit(model, train, validation, config.head_epochs, initial_epoch, callbacks, weights)
     resumable.finish(model)
     return TrainResult(model, resumable.history, resumable.state["best_epoch"], logger.seconds)
+
+
+def train_head_stage(features_uri: str, config: HeadConfig, outputs: StageOutputs) -> dict:
+    """Trains the head and writes its stage folder and curves; returns the summary."""
+    result = train_head(features_uri, config, outputs.checkpoint_uri, outputs.tensorboard_uri)
+    return outputs.save(result, config, "Head training")

@@ -30,12 +30,23 @@ def model_card(
     if evaluation.get("production"):
         models[f"production ({evaluation['production_version']})"] = evaluation["production"]
     top_k = f"top-{evaluation['fine_tuned']['top_k']} accuracy"
-    names = [("accuracy", "accuracy"), (top_k, "top_k_accuracy"), ("macro F1", "macro_f1"),
-             ("log loss", "log_loss")]  # fmt: skip
+    names = [
+        ("accuracy", "accuracy"),
+        (top_k, "top_k_accuracy"),
+        ("macro F1", "macro_f1"),
+        ("log loss", "log_loss"),
+    ]
     metric_rows = [(name, *(_fmt(m[key]) for m in models.values())) for name, key in names]
-    per_class = [(label, *(_fmt(evaluation["fine_tuned"]["per_class"][label][k])
-                           for k in ("precision", "recall", "f1", "support")))
-                 for label in labels]  # fmt: skip
+    per_class = [
+        (
+            label,
+            *(
+                _fmt(evaluation["fine_tuned"]["per_class"][label][k])
+                for k in ("precision", "recall", "f1", "support")
+            ),
+        )
+        for label in labels
+    ]
     counts = [(label, *stats["counts"][label].values()) for label in labels]
     verdict = "\n".join(f"- {reason}" for reason in evaluation["verdict"]["reasons"])
     settings = "\n".join(

@@ -36,8 +36,14 @@ def training_curves(history: dict[str, list[float]], title: str) -> bytes:
             values = history.get(prefix + key, [])
             if values:
                 epochs = np.arange(1, len(values) + 1)
-                axis.plot(epochs, values, style, marker="o", markersize=3,
-                          label="validation" if prefix else "training")  # fmt: skip
+                axis.plot(
+                    epochs,
+                    values,
+                    style,
+                    marker="o",
+                    markersize=3,
+                    label="validation" if prefix else "training",
+                )
         axis.set_xlabel("epoch")
         axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_ylabel(label)

@@ -8,9 +8,10 @@ import keras
 import numpy as np
 
 from kftransfer.components.core import storage
+from kftransfer.components.core.classifier import predict_images
 from kftransfer.components.core.errors import UserError
-from kftransfer.components.core.evaluate import predict_images
-from kftransfer.components.core.export import LABELS_FILE, load_exported, resolve_model_folder
+from kftransfer.components.core.export import load_exported, resolve_model_folder
+from kftransfer.components.core.layout import LABELS_FILE
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.validation import EXTENSION_FORMATS, check_image
 

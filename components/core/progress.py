@@ -67,8 +67,13 @@ class Progress:
         """Logs the final count and rate; returns the rate in units per second."""
         LOGGER.info(
             "%s: %d %s in %.1f s (%.0f %s/s)",
-            self.what, self.done, self.unit, self.elapsed, self.rate, self.unit,
-        )  # fmt: skip
+            self.what,
+            self.done,
+            self.unit,
+            self.elapsed,
+            self.rate,
+            self.unit,
+        )
         return self.rate
 
     def _status(self) -> str:

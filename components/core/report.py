@@ -5,7 +5,7 @@ import io
 
 import numpy as np
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import layout, storage
 from kftransfer.components.core.evaluate import Evaluation
 from kftransfer.components.core.plots import figure_png, html_page, img_tag, plt, training_curves
 
@@ -65,9 +65,13 @@ def thumbnail(uri: str) -> bytes:
 
 def _metrics_table(models: dict[str, dict]) -> str:
     top_k = next(iter(models.values()))["top_k"]
-    rows = [("test images", "examples", "{:d}"), ("accuracy", "accuracy", "{:.4f}"),
-            (f"top-{top_k} accuracy", "top_k_accuracy", "{:.4f}"),
-            ("macro F1", "macro_f1", "{:.4f}"), ("log loss", "log_loss", "{:.4f}")]  # fmt: skip
+    rows = [
+        ("test images", "examples", "{:d}"),
+        ("accuracy", "accuracy", "{:.4f}"),
+        (f"top-{top_k} accuracy", "top_k_accuracy", "{:.4f}"),
+        ("macro F1", "macro_f1", "{:.4f}"),
+        ("log loss", "log_loss", "{:.4f}"),
+    ]
     head = "".join(f"<th>{html.escape(name)}</th>" for name in models)
     body = ""
     for title, key, form in rows:
@@ -129,3 +133,26 @@ def render_report(evaluation: Evaluation, histories: dict[str, dict], stats: dic
         + _misclassified_grid(evaluation),
     ]
     return html_page("kftransfer evaluation report", "".join(sections))
+
+
+def write_outputs(
+    evaluation: Evaluation,
+    evaluation_uri: str,
+    report_uri: str,
+    splits_uri: str,
+    stages: dict[str, str],
+) -> None:
+    """Writes the evaluation JSON and the HTML report.
+
+    Args:
+        evaluation: the result of `evaluate.evaluate_stages`.
+        evaluation_uri: where the evaluation JSON goes.
+        report_uri: where the report goes.
+        splits_uri: the split folder (its statistics go into the report).
+        stages: stage name -> stage folder, whose training curves the report shows.
+    """
+    storage.write_json(evaluation_uri, evaluation.to_json())
+    histories = {name: layout.read_history(stage) for name, stage in stages.items()}
+    storage.write_text(
+        report_uri, render_report(evaluation, histories, layout.read_stats(splits_uri))
+    )

@@ -7,14 +7,13 @@ back with `allow_pickle=False` and checked against the hashes in the manifest.
 
 import hashlib
 import io
-import json
 
 import numpy as np
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import layout, storage
 from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.layout import FeatureSpec, read_manifest
 
-MANIFEST = "manifest.json"
 SHARD_BYTES = 64 << 20  # target size of one shard
 
 
@@ -73,19 +72,11 @@ class ShardWriter:
         self._parts = [rest] if len(rest[1]) else []
         self._buffered = len(rest[1])
         data = encode_npz(features=features[:count], labels=labels[:count], sha256=sha[:count])
-        name = f"{self.split}/{len(self.shards):05d}.npz"
+        name = layout.shard_file(self.split, len(self.shards))
         storage.write_bytes(storage.join(self.folder, name), data)
         self.shards.append(
             {"file": name, "rows": count, "sha256": hashlib.sha256(data).hexdigest()}
         )
-
-
-def read_manifest(folder: str) -> dict:
-    """The manifest of a features folder."""
-    try:
-        return json.loads(storage.read_text(storage.join(folder, MANIFEST)))
-    except storage.NotFoundError as err:
-        raise UserError(f"{folder} is not a features folder (no {MANIFEST})") from err
 
 
 def read_shard(folder: str, entry: dict) -> dict[str, np.ndarray]:
@@ -115,18 +106,6 @@ def load_split(folder: str, split: str) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-SPEC_KEYS = (
-    "backbone",
-    "weights_fingerprint",
-    "image_size",
-    "pooling",
-    "preprocessing",
-    "dtype",
-    "dim",
-    "labels",
-)
-
-
 def merge_parts(part_uris: list[str], out_uri: str) -> dict:
     """Merges the features folders of parallel extraction parts into one; returns its manifest.
 
@@ -138,9 +117,13 @@ def merge_parts(part_uris: list[str], out_uri: str) -> dict:
     manifests = [read_manifest(uri) for uri in part_uris]
     first = manifests[0]
     for uri, manifest in zip(part_uris, manifests, strict=True):
-        differing = [key for key in SPEC_KEYS if manifest.get(key) != first.get(key)]
-        if differing:
-            raise UserError(f"feature part {uri} differs from the first part in {differing}")
+        same_spec = FeatureSpec.from_manifest(manifest) == FeatureSpec.from_manifest(first)
+        same_rows = (manifest["dim"], manifest["labels"]) == (first["dim"], first["labels"])
+        if not (same_spec and same_rows):
+            raise UserError(
+                f"feature part {uri} was extracted with other settings or labels than "
+                f"{part_uris[0]}: re-run the extraction"
+            )
     merged = {
         **first,
         "part": {"index": 0, "count": 1},
@@ -155,9 +138,21 @@ def merge_parts(part_uris: list[str], out_uri: str) -> dict:
             for key in ("rows", "reused", "extracted", "skipped"):
                 summary[key] += info[key]
             for entry in info["shards"]:
-                name = f"{split}/{len(entries):05d}.npz"
+                name = layout.shard_file(split, len(entries))
                 storage.copy(storage.join(uri, entry["file"]), storage.join(out_uri, name))
                 entries.append({**entry, "file": name})
         merged["splits"][split] = {**summary, "shards": entries}
-    storage.write_json(storage.join(out_uri, MANIFEST), merged)
+    layout.write_manifest(out_uri, merged)
     return merged
+
+
+def manifest_summary(manifest: dict) -> dict:
+    """The headline numbers of a features manifest, for the artifact's metadata."""
+    splits = manifest["splits"].values()
+    return {
+        **{f"{split}_rows": info["rows"] for split, info in manifest["splits"].items()},
+        "extracted": sum(info["extracted"] for info in splits),
+        "reused": sum(info["reused"] for info in splits),
+        "backbone": manifest["backbone"],
+        "dim": manifest["dim"],
+    }

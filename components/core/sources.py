@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from kftransfer.components.core import storage
 from kftransfer.components.core.errors import UserError
 
-SPLITS = ("train", "validation", "test")
 SPLIT_FOLDERS = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
 
 CLASS_FOLDERS = "class_folders"

@@ -8,35 +8,20 @@ noise), not to the image: that is the price of stability.
 """
 
 import collections
-import csv
 import hashlib
-import io
-import json
 from dataclasses import dataclass
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import layout
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.layout import SPLITS, Row
 from kftransfer.components.core.parallel import map_ordered
 from kftransfer.components.core.progress import LOGGER, Progress
-from kftransfer.components.core.sources import SPLITS, Candidate, Skipped, discover
+from kftransfer.components.core.sources import Candidate, Skipped, discover
 from kftransfer.components.core.validation import ImageCheck, check_image
 
-LABELS_FILE = "labels.json"
-STATS_FILE = "stats.json"
-CSV_HEADER = ("uri", "label", "sha256")
 SPLIT_PRIORITY = {"test": 0, "validation": 1, "train": 2}  # who keeps a duplicate
 CHECK_THREADS = 16
-
-
-@dataclass(frozen=True)
-class Row:
-    """One image of the split: where it is, its class, its content hash and its split."""
-
-    uri: str
-    label: str
-    sha256: str
-    split: str
 
 
 @dataclass
@@ -178,8 +163,11 @@ def _stats(source, layout, config, labels, rows, skipped, notes, conflicts) -> d
     return {
         "source": source,
         "layout": layout,
-        "config": {"val_fraction": config.val_fraction, "test_fraction": config.test_fraction,
-                   "seed": config.seed},
+        "config": {
+            "val_fraction": config.val_fraction,
+            "test_fraction": config.test_fraction,
+            "seed": config.seed,
+        },
         "counts": counts,
         "totals": totals,
         "skipped_by_reason": dict(collections.Counter(s.reason for s in skipped)),
@@ -187,35 +175,25 @@ def _stats(source, layout, config, labels, rows, skipped, notes, conflicts) -> d
         "notes": notes,
         "label_conflicts": conflicts,
         "warnings": warnings,
-    }  # fmt: skip
-
-
-def split_files(result: SplitResult) -> dict[str, bytes]:
-    """The split's output files by name: three CSVs, `labels.json`, `stats.json`."""
-    files = {}
-    for split in SPLITS:
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(CSV_HEADER)
-        writer.writerows((r.uri, r.label, r.sha256) for r in result.rows if r.split == split)
-        files[f"{split}.csv"] = buffer.getvalue().encode()
-    files[LABELS_FILE] = json.dumps(result.labels, indent=1).encode()
-    files[STATS_FILE] = json.dumps(result.stats, indent=1).encode()
-    return files
+    }
 
 
 def write_split(result: SplitResult, out_uri: str) -> None:
-    """Writes the split folder at `out_uri` all at once (see `storage.replace_folder`)."""
-    storage.replace_folder(out_uri, split_files(result), marker=STATS_FILE)
+    """Writes the split folder at `out_uri` all at once (see `layout.write_split_folder`)."""
+    layout.write_split_folder(out_uri, result.labels, result.rows, result.stats)
 
 
-def read_labels(splits_uri: str) -> list[str]:
-    """The ordered class names of a split folder."""
-    return json.loads(storage.read_text(storage.join(splits_uri, LABELS_FILE)))
+def split_to_folder(source: str, out_uri: str, config: SplitConfig, fingerprint: str = "") -> dict:
+    """Splits `source` into the split folder `out_uri`; returns the counts for metadata.
 
-
-def read_rows(splits_uri: str, split: str) -> list[Row]:
-    """The rows of one split (`train`, `validation` or `test`) of a split folder."""
-    text = storage.read_text(storage.join(splits_uri, f"{split}.csv"))
-    reader = csv.DictReader(io.StringIO(text))
-    return [Row(r["uri"], r["label"], r["sha256"], split) for r in reader]
+    Args:
+        source: the dataset (folder, pre-split tree or CSV; local or gs://).
+        out_uri: the split folder to write.
+        config: the split's parameters.
+        fingerprint: what the source held when listed (recorded in `stats.json`).
+    """
+    result = split_dataset(source, config)
+    result.stats["source_fingerprint"] = fingerprint
+    write_split(result, out_uri)
+    skipped = len(result.stats["skipped"])
+    return {**result.stats["totals"], "classes": len(result.labels), "skipped": skipped}

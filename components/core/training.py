@@ -1,7 +1,6 @@
 """Training machinery shared by the head and fine-tuning.
 
-Resumable early stopping, epoch logs, optimizers, and devices (several GPUs, mixed
-precision).
+The trained result, resumable early stopping, epoch logs, optimizers and checkpoint folders.
 """
 
 import contextlib
@@ -13,16 +12,55 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import keras
-import tensorflow as tf
+import numpy as np
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import layout, storage
+from kftransfer.components.core.classifier import accuracy_name
+from kftransfer.components.core.layout import BEST_WEIGHTS, LAST_WEIGHTS, STATE_FILE
 from kftransfer.components.core.progress import LOGGER
 
-STATE_FILE = "state.json"
-LAST_WEIGHTS = "last.weights.h5"
-BEST_WEIGHTS = "best.weights.h5"
+
+@dataclass
+class TrainResult:
+    """A trained model and how it got there."""
+
+    model: keras.Model
+    history: dict[str, list[float]]
+    best_epoch: int | None
+    epoch_seconds: list[float]
+    baseline: dict[str, float] | None = None
+
+    def summary(self) -> dict[str, float]:
+        """Validation accuracy and loss of the kept weights, epochs run, mean epoch seconds.
+
+        The kept weights are the best epoch's, or the starting weights (epoch 0) when no
+        epoch beat the `baseline`.
+        """
+        accuracy = f"val_{accuracy_name(self.model)}"
+        epochs = len(self.history.get("loss", []))
+        if self.best_epoch == 0 and self.baseline:
+            kept = {"val_accuracy": self.baseline[accuracy], "val_loss": self.baseline["val_loss"]}
+        else:
+            best = (self.best_epoch or epochs) - 1
+            kept = {
+                "val_accuracy": self.history[accuracy][best],
+                "val_loss": self.history["val_loss"][best],
+            }
+        best_epoch = self.best_epoch if self.best_epoch is not None else epochs
+        summary = {**kept, "epochs": float(epochs), "best_epoch": float(best_epoch)}
+        if self.epoch_seconds:
+            summary["seconds_per_epoch"] = float(np.mean(self.epoch_seconds))
+        return summary
+
+    def save(self, stage_uri: str, config) -> None:
+        """Writes the stage folder: the model, its history and the stage's config."""
+        from kftransfer.components.core.model_io import save_model
+
+        save_model(self.model, layout.stage_model(stage_uri))
+        layout.write_stage_records(stage_uri, self.history, config.to_dict())
 
 
 def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9):
@@ -60,8 +98,14 @@ class ResumableTraining(keras.callbacks.Callback):
         self._tmp = None if checkpoint_uri else tempfile.TemporaryDirectory(prefix="kft-ckpt-")
         self.uri = checkpoint_uri or self._tmp.name
         self.fingerprint, self.patience = fingerprint, patience
-        self.state = {"fingerprint": fingerprint, "epoch": 0, "best": None, "best_epoch": None,
-                      "wait": 0, "history": {}}  # fmt: skip
+        self.state = {
+            "fingerprint": fingerprint,
+            "epoch": 0,
+            "best": None,
+            "best_epoch": None,
+            "wait": 0,
+            "history": {},
+        }
 
     def resume(self, model: keras.Model) -> int:
         """Loads a matching checkpoint into `model`; returns the number of epochs done."""
@@ -162,8 +206,8 @@ class EpochLogger(keras.callbacks.Callback):
         self._start = 0.0
         self.seconds: list[float] = []
 
-    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        """Starts the epoch's clock."""
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:  # noqa: ARG002
+        """Starts the epoch's clock (Keras' callback signature)."""
         self._start = time.perf_counter()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -171,10 +215,11 @@ class EpochLogger(keras.callbacks.Callback):
         seconds = time.perf_counter() - self._start
         self.seconds.append(seconds)
         metrics = " ".join(f"{_short(k)} {v:.4f}" for k, v in sorted((logs or {}).items()))
+        speed = self.examples / max(seconds, 1e-9)
         LOGGER.info(
             "%s epoch %d/%d: %s (%.1f s, %.0f examples/s)",
-            self.what, epoch + 1, self.epochs, metrics, seconds, self.examples / max(seconds, 1e-9),
-        )  # fmt: skip
+            *(self.what, epoch + 1, self.epochs, metrics, seconds, speed),
+        )
 
 
 @contextlib.contextmanager
@@ -196,8 +241,15 @@ def _short(metric: str) -> str:
     )
 
 
-def fit(model: keras.Model, train, validation, epochs: int, initial_epoch: int, callbacks,
-        class_weight: dict | None = None) -> None:  # fmt: skip
+def fit(
+    model: keras.Model,
+    train,
+    validation,
+    epochs: int,
+    initial_epoch: int,
+    callbacks,
+    class_weight: dict | None = None,
+) -> None:
     """`model.fit` as both stages run it: no progress bars (EpochLogger logs), our shuffling."""
     with quiet_unknown_length():
         model.fit(
@@ -231,42 +283,37 @@ def checkpoint_folder(checkpoint_uri: str, artifact_uri: str, stage: str) -> str
     )
 
 
+@dataclass(frozen=True)
+class StageOutputs:
+    """Where a training stage writes its results, checkpoints and TensorBoard logs.
+
+    Attributes:
+        stage_uri: the stage folder (model, history, config).
+        curves_uri: the HTML page of the training curves.
+        checkpoint_uri: this task's checkpoint folder ('' for none).
+        tensorboard_uri: TensorBoard log folder ('' for none).
+    """
+
+    stage_uri: str
+    curves_uri: str
+    checkpoint_uri: str = ""
+    tensorboard_uri: str = ""
+
+    @classmethod
+    def of(cls, stage, curves, checkpoint_base: str, tensorboard_uri: str, name: str):
+        """The outputs of a step from its KFP artifacts (anything with `.path` and `.uri`)."""
+        checkpoint = checkpoint_folder(checkpoint_base, stage.uri, name)
+        return cls(stage.path, curves.path, checkpoint, tensorboard_uri)
+
+    def save(self, result: TrainResult, config, title: str) -> dict[str, float]:
+        """Writes the stage folder and its curves page; returns the result's summary."""
+        from kftransfer.components.core.plots import curves_page
+
+        result.save(self.stage_uri, config)
+        storage.write_text(self.curves_uri, curves_page(result.history, title, result.best_epoch))
+        return result.summary()
+
+
 def fingerprint_of(*parts: object) -> str:
     """A short hash of JSON-able parts (inputs and settings of a training run)."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
-
-
-def distribution_strategy() -> tf.distribute.Strategy:
-    """MirroredStrategy over every visible GPU when there are several; else the default."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if len(gpus) > 1:
-        strategy = tf.distribute.MirroredStrategy()
-    else:
-        strategy = tf.distribute.get_strategy()
-    names = [gpu.name for gpu in gpus] or ["CPU"]
-    LOGGER.info("devices: %s (%d replica(s))", ", ".join(names), strategy.num_replicas_in_sync)
-    return strategy
-
-
-def mixed_precision_wanted(setting: str) -> bool:
-    """Whether to train in mixed float16: `on`, `off`, or `auto` (GPUs of capability >= 7.0)."""
-    if setting != "auto":
-        return setting == "on"
-    gpus = tf.config.list_physical_devices("GPU")
-    capabilities = [
-        tf.config.experimental.get_device_details(g).get("compute_capability") for g in gpus
-    ]
-    return bool(gpus) and all(c is not None and c >= (7, 0) for c in capabilities)
-
-
-@contextlib.contextmanager
-def dtype_policy(mixed: bool) -> Iterator[None]:
-    """Builds models under `mixed_float16` for the block when `mixed`, restoring the policy."""
-    previous = keras.config.dtype_policy()
-    if mixed:
-        keras.config.set_dtype_policy("mixed_float16")
-        LOGGER.info("mixed precision: mixed_float16")
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)

@@ -72,7 +72,7 @@ def check_image_bytes(
     """Classifies encoded bytes as a valid image or one problem (see the module's codes)."""
     if not data:
         return ImageCheck(uri, digest, ZERO_BYTES, "the file is empty")
-    header_format, dims = _sniff(data, max_pixels)
+    header_format, dims = _sniff(data)
     if header_format == DECOMPRESSION_BOMB or (dims and dims[0] * dims[1] > max_pixels):
         detail = f"{dims[0]}x{dims[1]} px" if dims else "PIL refused it"
         return ImageCheck(uri, digest, DECOMPRESSION_BOMB, f"{detail} > {max_pixels} px cap")
@@ -90,7 +90,7 @@ def check_image_bytes(
     return ImageCheck(uri, digest, note=_extension_note(uri, header_format))
 
 
-def _sniff(data: bytes, max_pixels: int) -> tuple[str | None, tuple[int, int] | None]:
+def _sniff(data: bytes) -> tuple[str | None, tuple[int, int] | None]:
     """Reads the format and size from the header only (no pixel decode)."""
     from PIL import Image, UnidentifiedImageError
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from kftransfer.pipelines.kfp_server import kfp_client, submit
+from kftransfer.pipelines.kfp_server import Job, kfp_client, submit
 from kftransfer.pipelines.settings import ClusterSettings
 
 HOST = os.environ.get("KFTRANSFER_KFP_HOST", "")
@@ -35,11 +35,19 @@ def test_demo_pipeline_runs_and_exports_on_the_cluster():
         "source": DEMO_SOURCE, "backbone": "mobilenet", "weights": "none", "image_size": 96,
         "head_epochs": 5, "fine_tune_epochs": 1, "export_uri": export,
     }  # fmt: skip
-    client = kfp_client(HOST, os.environ.get("KFTRANSFER_KFP_NAMESPACE", "kubeflow"), None)
-    run_id = submit(client, arguments, settings, experiment="kftransfer-cluster-test",
-                    run_name=f"cluster-test-{int(started)}", namespace="kubeflow",
-                    pipeline_root=os.environ.get("KFTRANSFER_TEST_PIPELINE_ROOT", ""),
-                    caching=False)  # fmt: skip
+    namespace = os.environ.get("KFTRANSFER_KFP_NAMESPACE", "kubeflow")
+    client = kfp_client(HOST, namespace, None)
+    job = Job(
+        client=client,
+        host=HOST,
+        arguments=arguments,
+        settings=settings,
+        experiment="kftransfer-cluster-test",
+        namespace=namespace,
+        pipeline_root=os.environ.get("KFTRANSFER_TEST_PIPELINE_ROOT", ""),
+        caching=False,
+    )
+    run_id = submit(job, run_name=f"cluster-test-{int(started)}")
     run = client.wait_for_run_completion(run_id, timeout=TIMEOUT)
     assert run.state == "SUCCEEDED", f"run {run_id} ended {run.state}"
     tasks = {task.display_name: task.state for task in run.run_details.task_details or []}

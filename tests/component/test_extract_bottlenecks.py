@@ -2,12 +2,14 @@
 
 import json
 import os
+from pathlib import Path
 
+import pytest
 from kfp import dsl
 
+from devtools.imagegen import write_class_folders
 from kftransfer.components.extract_bottlenecks import extract_bottlenecks
 from kftransfer.components.split_data import split_data
-from tests.imagegen import write_class_folders
 
 
 @dsl.pipeline
@@ -23,12 +25,13 @@ def split_and_extract(source: str, cache_uri: str) -> dsl.Dataset:
     ).outputs["features"]
 
 
-def test_extract_component_writes_features_and_reuses_the_cache(kfp_local, tmp_path):
+@pytest.mark.usefixtures("kfp_local")
+def test_extract_component_writes_features_and_reuses_the_cache(tmp_path):
     root = str(tmp_path / "data")
     write_class_folders(root, {"red": 10, "blue": 10})
     cache = str(tmp_path / "cache")
     first = split_and_extract(source=root, cache_uri=cache).output
-    manifest = json.load(open(os.path.join(first.path, "manifest.json")))
+    manifest = json.loads(Path(os.path.join(first.path, "manifest.json")).read_text())
     assert manifest["backbone"] == "mobilenet_v2" and manifest["dim"] == 1280
     assert first.metadata["extracted"] == 20 and first.metadata["reused"] == 0
     assert first.metadata["train_rows"] == manifest["splits"]["train"]["rows"]

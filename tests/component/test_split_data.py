@@ -2,12 +2,16 @@
 
 import json
 import os
+from pathlib import Path
 
+import pytest
+
+from devtools.imagegen import broken_files, write_class_folders
 from kftransfer.components.split_data import split_data
-from tests.imagegen import broken_files, write_class_folders
 
 
-def test_split_data_component_writes_the_splits_artifact(kfp_local, tmp_path):
+@pytest.mark.usefixtures("kfp_local")
+def test_split_data_component_writes_the_splits_artifact(tmp_path):
     root = str(tmp_path / "data")
     write_class_folders(root, {"cat": 12, "dog": 12})
     (tmp_path / "data" / "dog" / "bad.jpg").write_bytes(broken_files()["notes.jpg"][0])
@@ -16,7 +20,7 @@ def test_split_data_component_writes_the_splits_artifact(kfp_local, tmp_path):
     assert sorted(os.listdir(splits.path)) == [
         "labels.json", "stats.json", "test.csv", "train.csv", "validation.csv"
     ]  # fmt: skip
-    stats = json.load(open(os.path.join(splits.path, "stats.json")))
+    stats = json.loads(Path(os.path.join(splits.path, "stats.json")).read_text())
     assert stats["config"] == {"val_fraction": 0.25, "test_fraction": 0.25, "seed": 0}
     assert sum(splits.metadata[s] for s in ("train", "validation", "test")) == 24
     assert splits.metadata["classes"] == 2

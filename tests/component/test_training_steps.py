@@ -2,9 +2,11 @@
 
 import json
 import os
+from pathlib import Path
 
 from kfp import dsl
 
+from devtools.imagegen import class_image, encode, write_class_folders
 from kftransfer.components.core import storage
 from kftransfer.components.evaluate_model import evaluate_model
 from kftransfer.components.export_model import export_model
@@ -12,7 +14,6 @@ from kftransfer.components.extract_bottlenecks import extract_bottlenecks
 from kftransfer.components.fine_tune import fine_tune
 from kftransfer.components.split_data import split_data
 from kftransfer.components.train_head import train_head
-from tests.imagegen import class_image, encode, write_class_folders
 
 
 @dsl.pipeline
@@ -29,12 +30,10 @@ def train_and_export(source: str, checkpoint_uri: str, destination: str, min_acc
         splits=splits, features=features, head=head, checkpoint_uri=checkpoint_uri,
         tensorboard_uri="", fine_tune_epochs=1, fine_tune_batch_size=16,
     ).outputs["model"]  # fmt: skip
-    evaluation = evaluate_model(splits=splits, features=features, head=head, model=model,
-                                destination=destination, min_accuracy=min_accuracy)  # fmt: skip
+    stages = {"splits": splits, "features": features, "head": head, "model": model}
+    evaluation = evaluate_model(**stages, export_uri=destination, min_accuracy=min_accuracy)
     with dsl.If(evaluation.outputs["Output"] == True):  # noqa: E712 - a KFP condition
-        export_model(splits=splits, features=features, head=head, model=model,
-                     evaluation=evaluation.outputs["evaluation"], destination=destination,
-                     tflite=False)  # fmt: skip
+        export_model(**stages, evaluation=evaluation.outputs["evaluation"], export_uri=destination)
 
 
 def task_folder(kfp_local: str, task: str) -> str:
@@ -53,10 +52,10 @@ def test_training_evaluation_and_export_components(kfp_local, tmp_path):
     head = task_folder(kfp_local, "train-head")
     assert sorted(os.listdir(os.path.join(head, "head"))) == [
         "config.json",
-        "head.keras",
         "history.json",
+        "model.keras",
     ]
-    curves = open(os.path.join(head, "curves")).read()
+    curves = Path(os.path.join(head, "curves")).read_text()
     assert curves.startswith("<!doctype html>") and "data:image/png;base64," in curves
     tuned = task_folder(kfp_local, "fine-tune")
     assert sorted(os.listdir(os.path.join(tuned, "model"))) == [
@@ -67,17 +66,17 @@ def test_training_evaluation_and_export_components(kfp_local, tmp_path):
     assert storage.list_files(checkpoints) == []  # per-run checkpoints deleted after success
 
     evaluated = task_folder(kfp_local, "evaluate-model")
-    evaluation = json.load(open(os.path.join(evaluated, "evaluation")))
+    evaluation = json.loads(Path(os.path.join(evaluated, "evaluation")).read_text())
     assert evaluation["verdict"]["blessed"] is True
     assert evaluation["fine_tuned"]["examples"] == sum(
         map(sum, evaluation["fine_tuned"]["confusion"])
     )
-    assert "BLESSED: exported" in open(os.path.join(evaluated, "report")).read()
-    version = open(os.path.join(destination, "latest")).read()
+    assert "BLESSED: exported" in Path(os.path.join(evaluated, "report")).read_text()
+    version = Path(os.path.join(destination, "latest")).read_text()
     assert sorted(os.listdir(os.path.join(destination, version)))[:3] == [
         "evaluation.json", "fingerprint.pb", "labels.json"
     ]  # fmt: skip
-    card = open(os.path.join(destination, version, "model_card.md")).read()
+    card = Path(os.path.join(destination, version, "model_card.md")).read_text()
     assert f"version {version}" in card and "Verdict: blessed" in card
 
     # A red image labelled green in the test split: accuracy 1.0 is out of reach, so a
@@ -86,9 +85,10 @@ def test_training_evaluation_and_export_components(kfp_local, tmp_path):
     (tmp_path / "data" / "test" / "green" / "mislabelled.png").write_bytes(encode(red))
     train_and_export(source=str(tmp_path / "data"), checkpoint_uri=checkpoints,
                      destination=destination, min_accuracy=1.0)  # fmt: skip
-    second = json.load(open(os.path.join(task_folder(kfp_local, "evaluate-model"), "evaluation")))
+    evaluated = task_folder(kfp_local, "evaluate-model")
+    second = json.loads(Path(os.path.join(evaluated, "evaluation")).read_text())
     assert second["production_version"] == version
     assert second["verdict"]["blessed"] is False
     assert second["verdict"]["reasons"][0].startswith("FAIL: test accuracy")
-    assert open(os.path.join(destination, "latest")).read() == version
+    assert Path(os.path.join(destination, "latest")).read_text() == version
     assert sorted(os.listdir(destination)) == [".latest.lock", version, "latest"]

@@ -8,16 +8,15 @@ from click.testing import CliRunner
 
 from kftransfer.components.component import DEFAULT_IMAGE
 from kftransfer.components.core.config import (
+    PIPELINE_CONFIGS,
     EvalConfig,
-    ExtractConfig,
     FineTuneConfig,
     HeadConfig,
     SplitConfig,
 )
 from kftransfer.pipelines.cli import cli
-from kftransfer.pipelines.options import pipeline_parameters
-from kftransfer.pipelines.settings import ClusterSettings, Toleration
-from kftransfer.pipelines.transfer_learning import compile_pipeline
+from kftransfer.pipelines.settings import STEPS, ClusterSettings, Toleration
+from kftransfer.pipelines.transfer_learning import compile_pipeline, task_names
 
 GPU_FLAGS = [
     "--gpu-count", "2", "--gpu-type", "nvidia.com/gpu",
@@ -26,11 +25,8 @@ GPU_FLAGS = [
     "--cpu", "fine_tune=6:12", "--memory", "fine_tune=20G:40G", "--retries", "5",
     "--image", "registry.example.com/kftransfer:test",
 ]  # fmt: skip
-EXECUTORS = {
-    "fingerprint-source": "fingerprint", "split-data": "split", "extract-bottlenecks": "extract",
-    "train-head": "head",
-    "fine-tune": "fine_tune", "evaluate-model": "evaluate", "export-model": "export",
-}  # fmt: skip
+TASKS = task_names()  # from the compiled pipeline
+GPU_TASKS = {step.task for step in STEPS.values() if step.gpu}
 
 
 def compiled(tmp_path, *flags):
@@ -55,13 +51,14 @@ def all_tasks(dag: dict, components: dict) -> dict:
 def test_every_step_with_gpus_only_on_gpu_steps(tmp_path):
     spec, platform = compiled(tmp_path, *GPU_FLAGS)
     tasks = all_tasks(spec["root"]["dag"], spec["components"])
-    assert set(EXECUTORS) <= set(tasks)
+    assert set(TASKS) <= set(tasks)
+    assert GPU_TASKS == {"extract-bottlenecks", "fine-tune"}
     executors = spec["deploymentSpec"]["executors"]
-    for executor, step in EXECUTORS.items():
+    for executor in TASKS:
         container = executors[f"exec-{executor}"]["container"]
         assert container["image"] == "registry.example.com/kftransfer:test"
         accelerator = container["resources"].get("accelerator")
-        if step in ("extract", "fine_tune"):
+        if executor in GPU_TASKS:
             assert accelerator["resourceType"] == "nvidia.com/gpu"
             assert accelerator["resourceCount"] == "2"
         else:
@@ -86,7 +83,7 @@ def test_every_step_with_gpus_only_on_gpu_steps(tmp_path):
 def test_retries_on_training_steps_and_caching_where_outputs_follow_inputs(tmp_path):
     spec, _ = compiled(tmp_path, "--retries", "4")
     tasks = all_tasks(spec["root"]["dag"], spec["components"])
-    for name in EXECUTORS:
+    for name in TASKS:
         # the listing, the evaluation against production and the export always run
         cached = name not in ("fingerprint-source", "evaluate-model", "export-model")
         assert tasks[name]["cachingOptions"] == ({"enableCache": True} if cached else {}), name
@@ -139,14 +136,13 @@ def test_parameter_defaults_come_from_the_dataclasses(tmp_path):
     assert "defaultValue" not in params["source"]
 
 
-@pytest.mark.parametrize(
-    "config_cls", [SplitConfig, ExtractConfig, HeadConfig, FineTuneConfig, EvalConfig]
-)
-def test_every_hyper_parameter_is_a_pipeline_parameter(config_cls):
-    parameters = pipeline_parameters()
+@pytest.mark.parametrize("config_cls", PIPELINE_CONFIGS)
+def test_every_hyper_parameter_is_a_pipeline_parameter_with_its_help(tmp_path, config_cls):
+    params = compile_pipeline(str(tmp_path / "p.yaml"))["root"]["inputDefinitions"]["parameters"]
     for field in dataclasses.fields(config_cls):
-        assert field.name in parameters, f"{field.name} is not a pipeline parameter"
-        assert parameters[field.name][1] == field.default, field.name
+        assert field.name in params, f"{field.name} is not a pipeline parameter"
+        assert params[field.name]["defaultValue"] == field.default, field.name
+        assert params[field.name]["description"] == field.metadata["help"], field.name
 
 
 def test_bad_cluster_flags_are_usage_errors(tmp_path):
@@ -155,7 +151,7 @@ def test_bad_cluster_flags_are_usage_errors(tmp_path):
     )
     assert result.exit_code == 2 and "--toleration 'gpu': use KEY:EFFECT" in result.output
     result = CliRunner().invoke(cli, ["compile", "--cpu", "train=4"])
-    assert result.exit_code == 2 and "no step 'train'" in result.output
+    assert result.exit_code == 2 and "--cpu train=...: no step 'train'" in result.output
     result = CliRunner().invoke(cli, ["compile", "--node-selector", "novalue"])
     assert result.exit_code == 2 and "--node-selector 'novalue': use KEY=VALUE" in result.output
 
@@ -163,7 +159,7 @@ def test_bad_cluster_flags_are_usage_errors(tmp_path):
 def test_volumes_are_mounted_into_every_step(tmp_path):
     _, platform = compiled(tmp_path, "--gpu-count", "0", "--pvc", "kftransfer-data=/mnt/kftransfer")
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    assert {f"exec-{name}" for name in EXECUTORS} <= set(executors)
+    assert {f"exec-{name}" for name in TASKS} <= set(executors)
     for config in executors.values():
         [mount] = config["pvcMount"]
         assert (mount["constant"], mount["mountPath"]) == ("kftransfer-data", "/mnt/kftransfer")

@@ -3,11 +3,12 @@
 import json
 import os
 import time
+from pathlib import Path
 
 from click.testing import CliRunner
 
+from devtools.imagegen import write_class_folders
 from kftransfer.pipelines.cli import cli
-from tests.imagegen import write_class_folders
 
 
 def run(tmp_path, export: str) -> tuple[dict, float]:
@@ -32,11 +33,22 @@ def test_whole_dag_runs_locally_then_is_cached(tmp_path):
     assert 0 <= summary["fine_tuned"]["test_accuracy"] <= 1
     assert summary["fine_tuned"]["initial_val_accuracy"] == summary["head"]["val_accuracy"]
     assert summary["blessed"] is True and summary["reasons"][0].startswith("PASS")
-    assert summary["exported"] == os.path.join(export, open(os.path.join(export, "latest")).read())
+    latest = Path(os.path.join(export, "latest")).read_text()
+    assert summary["exported"] == os.path.join(export, latest)
     assert os.path.isfile(os.path.join(summary["exported"], "saved_model.pb"))
-    assert open(summary["report"]).read().startswith("<!doctype html>")
-    assert set(summary["artifacts"]) == {"fingerprint-source", "split-data", "train-head",
-                                         "fine-tune", "evaluate-model", "export-model"}  # fmt: skip
+    assert summary["report"].endswith("report.html")  # opens in a browser
+    assert Path(summary["report"]).read_text().startswith("<!doctype html>")
+    evaluation = json.loads(Path(summary["run"], "evaluate-model", "evaluation.json").read_text())
+    assert evaluation["verdict"]["blessed"] is True
+    assert set(summary["artifacts"]) == {
+        "fingerprint-source",
+        "split-data",
+        "merge-features",
+        "train-head",
+        "fine-tune",
+        "evaluate-model",
+        "export-model",
+    }  # fmt: skip - the parts' extraction runs in the loop's iteration folders
     run_folders = os.listdir(summary["run"])
     assert "merge-features" in run_folders  # the ParallelFor's parts were merged
     assert sorted(name for name in run_folders if name.startswith("for-loop")) == [
@@ -58,7 +70,7 @@ def test_whole_dag_runs_locally_then_is_cached(tmp_path):
     assert (
         "FAIL: the same weights as the production model: nothing new to export" in again["reasons"]
     )
-    assert open(os.path.join(export, "latest")).read() == os.path.basename(summary["exported"])
+    assert Path(os.path.join(export, "latest")).read_text() == os.path.basename(summary["exported"])
 
 
 def test_a_failing_step_is_one_clear_line(tmp_path):
@@ -69,3 +81,12 @@ def test_a_failing_step_is_one_clear_line(tmp_path):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"error: step split-data failed: only one class ('only') in {tmp_path}")
     assert last.endswith(f"; full log: {tmp_path / 'runs' / 'last-run.log'}")
+
+
+def test_verbose_shows_kfp_locals_whole_output(tmp_path):
+    write_class_folders(str(tmp_path / "data"), {"only": 12})
+    args = ["run", str(tmp_path / "data"), "--weights", "none"]
+    quiet = CliRunner().invoke(cli, [*args, "--pipeline-root", str(tmp_path / "a")])
+    loud = CliRunner().invoke(cli, ["-v", *args, "--pipeline-root", str(tmp_path / "b")])
+    assert "Executing task" not in quiet.stderr
+    assert "Executing task" in loud.stderr  # kfp.local's own lines, with -v only

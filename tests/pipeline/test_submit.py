@@ -69,7 +69,7 @@ def test_submit_sends_the_spec_parameters_and_experiment(kfp):
 
 def test_schedule_creates_a_recurring_run_then_lists_and_deletes_it(kfp):
     invoke(
-        "schedule", "gs://bucket/photos", "--host", kfp.host, "--cron", "0 30 2 * * 1",
+        "schedule", "create", "gs://bucket/photos", "--host", kfp.host, "--cron", "0 30 2 * * 1",
         "--max-concurrency", "2", "--name", "weekly", "--cache-uri", "gs://bucket/cache",
     )  # fmt: skip
     [recurring] = kfp.bodies("POST", f"{API}/recurringruns")
@@ -81,9 +81,9 @@ def test_schedule_creates_a_recurring_run_then_lists_and_deletes_it(kfp):
     assert recurring["runtime_config"]["parameters"]["cache_uri"] == "gs://bucket/cache"
     assert task_caching(recurring["pipeline_spec"]) == {True}
     recurring_id = next(iter(kfp.recurring))
-    listed = invoke("schedule", "--list", "--host", kfp.host).stdout
+    listed = invoke("schedule", "list", "--host", kfp.host).stdout
     assert listed.split() == [recurring_id, "ENABLED", "0", "30", "2", "*", "*", "1", "weekly"]
-    assert invoke("schedule", "--delete", recurring_id, "--host", kfp.host).stdout == (
+    assert invoke("schedule", "delete", recurring_id, "--host", kfp.host).stdout == (
         f"deleted recurring run {recurring_id}\n"
     )
     assert kfp.recurring == {}
@@ -95,14 +95,22 @@ def test_five_field_cron_and_missing_source_are_clear_errors(kfp):
     )
     assert result.exit_code == 2
     assert "KFP cron has 6 fields, seconds first, e.g. '0 0 3 * * *'" in result.stderr
-    result = CliRunner().invoke(cli, ["schedule", "--host", kfp.host])
-    assert (
-        result.exit_code == 2 and "schedule needs SOURCE (or --list / --delete ID)" in result.stderr
-    )
+    result = CliRunner().invoke(cli, ["schedule", "create", "--host", kfp.host])
+    assert result.exit_code == 2 and "Missing argument 'SOURCE'" in result.stderr
+
+
+def test_the_older_schedule_forms_still_work_with_a_deprecation_line(kfp):
+    created = invoke("schedule", "gs://bucket/photos", "--host", kfp.host)
+    assert "use `kftransfer schedule create SOURCE`" in created.stderr
+    [recurring_id] = kfp.recurring
+    listed = invoke("schedule", "--list", "--host", kfp.host)
+    assert listed.stdout.split()[0] == recurring_id and "schedule list" in listed.stderr
+    deleted = invoke("schedule", "--delete", recurring_id, "--host", kfp.host)
+    assert deleted.stdout == f"deleted recurring run {recurring_id}\n" and kfp.recurring == {}
 
 
 def test_unreachable_server_is_one_line():
-    from tests.conftest import free_port
+    from devtools.emulator import free_port
 
     host = f"http://127.0.0.1:{free_port()}"
     result = CliRunner().invoke(cli, ["submit", "gs://b/p", "--host", host])

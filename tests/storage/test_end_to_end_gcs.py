@@ -2,12 +2,13 @@
 
 import json
 import os
+from pathlib import Path
 
 from click.testing import CliRunner
 
+from devtools.imagegen import write_class_folders
 from kftransfer.components.core import storage
 from kftransfer.pipelines.cli import cli
-from tests.imagegen import write_class_folders
 
 
 def run(bucket: str, pipeline_root: str) -> dict:
@@ -25,7 +26,7 @@ def run(bucket: str, pipeline_root: str) -> dict:
 
 def extraction(summary: dict) -> dict:
     manifest = os.path.join(summary["run"], "extract-bottlenecks", "features", "manifest.json")
-    splits = json.load(open(manifest))["splits"].values()
+    splits = json.loads(Path(manifest).read_text())["splits"].values()
     return {key: sum(s[key] for s in splits) for key in ("extracted", "reused")}
 
 
@@ -59,5 +60,6 @@ def test_run_on_gcs_then_retrain_after_adding_ten_percent(gcs_bucket, tmp_path):
         version,
         storage.basename(second["exported"] or ""),
     )
-    evaluation = json.load(open(os.path.join(second["run"], "evaluate-model", "evaluation")))
+    evaluation_path = os.path.join(second["run"], "evaluate-model", "evaluation")
+    evaluation = json.loads(Path(evaluation_path).read_text())
     assert evaluation["production_version"] == version  # compared with the first run's model

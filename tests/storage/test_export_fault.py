@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from devtools.emulator import free_port, start_emulator
 from kftransfer.components.core import export, gcs, storage
 from kftransfer.components.core.model_io import load_model
-from tests.conftest import free_port, start_emulator
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def restartable_emulator(tmp_path, monkeypatch):
 
 def test_emulator_stopped_mid_export(tuned, restartable_emulator):
     state, restart = restartable_emulator
-    model, destination = load_model(tuned["model"]), "gs://models/classifier"
+    model, destination = load_model(tuned["model_file"]), "gs://models/classifier"
     good = storage.basename(export.export_model(model, ["a", "b", "c"], destination, "# v1", {}))
     errors = []
 

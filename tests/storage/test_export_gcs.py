@@ -2,27 +2,28 @@
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from kftransfer.components.core import export, gcs, storage
+from kftransfer.components.core.layout import read_labels, read_rows
 from kftransfer.components.core.model_io import load_model
-from kftransfer.components.core.split import read_labels, read_rows
 from kftransfer.pipelines.cli import cli
 
 
 def test_export_to_gcs_then_predict_from_it(tuned, gcs_bucket):
     destination = f"{gcs_bucket}/models"
     labels = read_labels(tuned["split"])
-    target = export.export_model(load_model(tuned["model"]), labels, destination, "# card", {})
+    target = export.export_model(load_model(tuned["model_file"]), labels, destination, "# card", {})
     version = storage.basename(target)
     assert storage.read_text(f"{destination}/latest") == version
     names = {storage.relative_to(i.uri, target) for i in storage.list_files(target)}
     assert {"saved_model.pb", "model.keras", "labels.json", "model_card.md"} <= names
     assert any(name.startswith("variables/") for name in names)
     image = read_rows(tuned["split"], "test")[0]
-    storage.write_bytes(f"{gcs_bucket}/new/photo.png", open(image.uri, "rb").read())
+    storage.write_bytes(f"{gcs_bucket}/new/photo.png", Path(image.uri).read_bytes())
     result = CliRunner().invoke(cli, ["predict", destination, f"{gcs_bucket}/new/", "--json"])
     assert result.exit_code == 0, result.output
     record = json.loads(result.stdout)
@@ -36,7 +37,7 @@ class RequestLog:
     def __init__(self):
         self.urls = []
 
-    def __call__(self, response, *args, **kwargs):
+    def __call__(self, response, *_args, **_kwargs):
         self.urls.append(response.request.url)
 
 

@@ -2,13 +2,13 @@
 
 import numpy as np
 
+from devtools.imagegen import write_class_folders
 from kftransfer.components.core import storage
 from kftransfer.components.core.config import ExtractConfig, SplitConfig
 from kftransfer.components.core.features import extract_features
 from kftransfer.components.core.images import image_dataset
 from kftransfer.components.core.shards import load_split
 from kftransfer.components.core.split import split_dataset, write_split
-from tests.imagegen import write_class_folders
 
 CONFIG = ExtractConfig(backbone="mobilenet_v2", weights="none", image_size=32, batch_size=8)
 

@@ -2,8 +2,8 @@
 
 import os
 
+from devtools.proxy import Proxy
 from kftransfer.components.core import gcs, storage
-from tests.storage.proxy import Proxy
 
 
 def test_transient_503s_are_retried(gcs_bucket, monkeypatch):

@@ -1,9 +1,10 @@
 """The split with its source and its output in a gs:// bucket (GCS emulator)."""
 
+from devtools.imagegen import broken_files, write_class_folders
 from kftransfer.components.core import storage
 from kftransfer.components.core.config import SplitConfig
-from kftransfer.components.core.split import read_labels, read_rows, split_dataset, write_split
-from tests.imagegen import broken_files, write_class_folders
+from kftransfer.components.core.layout import read_labels, read_rows
+from kftransfer.components.core.split import split_dataset, write_split
 
 CONFIG = SplitConfig(val_fraction=0.2, test_fraction=0.2, seed=1, min_images_per_class=5)
 

@@ -108,7 +108,8 @@ def test_replace_folder_refuses_a_folder_it_did_not_write(tmp_path):
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
 
 
-def test_missing_bucket_is_one_clear_error(gcs_emulator):
+@pytest.mark.usefixtures("gcs_emulator")
+def test_missing_bucket_is_one_clear_error():
     with pytest.raises(storage.NotFoundError, match="gs://no-such-bucket-42/x.txt: not found"):
         storage.read_bytes("gs://no-such-bucket-42/x.txt")
 

@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from kftransfer.components.core import export
+from kftransfer.components.core.layout import read_labels, read_rows
 from kftransfer.components.core.model_io import load_model
-from kftransfer.components.core.split import read_labels, read_rows
 from kftransfer.pipelines.cli import cli
 
 
@@ -17,7 +17,7 @@ from kftransfer.pipelines.cli import cli
 def exported(tuned, tmp_path_factory) -> str:
     destination = str(tmp_path_factory.mktemp("exports") / "models")
     labels = read_labels(tuned["split"])
-    export.export_model(load_model(tuned["model"]), labels, destination, "# card", {})
+    export.export_model(load_model(tuned["model_file"]), labels, destination, "# card", {})
     return destination
 
 
@@ -65,7 +65,7 @@ def test_json_lines_and_a_per_file_error(tuned, exported, tmp_path):
 
 def test_keras_file_needs_labels_beside_it(tuned, tmp_path):
     path = tmp_path / "model.keras"
-    shutil.copy(tuned["model"], path)
+    shutil.copy(tuned["model_file"], path)
     result = CliRunner().invoke(cli, ["predict", str(path), tuned["split"]])
     assert result.exit_code == 2
     assert result.stderr == f"error: no labels.json beside {path}: the class names are needed\n"

@@ -4,8 +4,8 @@ import os
 
 from click.testing import CliRunner
 
+from devtools.imagegen import broken_files, write_class_folders
 from kftransfer.pipelines.cli import cli
-from tests.imagegen import broken_files, write_class_folders
 
 
 def run(*args: str):
@@ -53,3 +53,20 @@ def test_help_has_examples():
     result = run("split", "--help")
     assert "kftransfer split ~/photos --out ~/photos-split" in result.output
     assert "--min-images-per-class" in result.output
+
+
+def test_run_help_groups_options_by_step_and_prints_examples_verbatim():
+    text = run("run", "--help").output
+    headings = [line[:-1] for line in text.splitlines() if line.endswith(":") and line[0] != " "]
+    assert headings == [
+        "Split", "Bottleneck extraction", "Head training", "Fine-tuning",
+        "Evaluation and blessing", "Export", "Locations", "Local run", "Options", "Examples",
+    ]  # fmt: skip
+    assert "\\b" not in text
+    examples = text.split("Examples:\n")[1].splitlines()
+    assert examples[1] == (
+        "  kftransfer run gs://bucket/photos --cache-uri gs://bucket/cache "
+        "--export gs://bucket/models"
+    )
+    section = text.split("Fine-tuning:\n")[1].split("\n\n")[0]
+    assert "--fine-tune-epochs" in section and "--head-epochs" not in section

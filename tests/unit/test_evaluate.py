@@ -6,17 +6,19 @@ import re
 from kftransfer.components.core import export
 from kftransfer.components.core.backbones import load_backbone
 from kftransfer.components.core.config import EvalConfig, HeadConfig
-from kftransfer.components.core.evaluate import evaluate
+from kftransfer.components.core.evaluate import evaluate_stages
 from kftransfer.components.core.fine_tune import build_fine_tune_model
 from kftransfer.components.core.heads import build_head
+from kftransfer.components.core.layout import read_labels, read_rows, stage_model
 from kftransfer.components.core.model_io import load_model, save_model
 from kftransfer.components.core.report import render_report
-from kftransfer.components.core.split import read_labels, read_rows
 
 
 def run(tuned, destination="", **config):
-    return evaluate(tuned["split"], tuned["features"], tuned["head"], tuned["model"], destination,
-                    EvalConfig(**config))  # fmt: skip
+    stages = (tuned["head"], tuned["model"])
+    return evaluate_stages(
+        tuned["split"], tuned["features"], *stages, destination, EvalConfig(**config)
+    )
 
 
 def test_both_models_are_measured_on_the_whole_test_split(tuned):
@@ -39,7 +41,7 @@ def test_the_production_model_is_compared_on_the_same_images(tuned, tmp_path):
         .endswith(f"no production model at {destination} yet")
     )
     export.export_model(
-        load_model(tuned["model"]), read_labels(tuned["split"]), destination, "#", {}
+        load_model(tuned["model_file"]), read_labels(tuned["split"]), destination, "#", {}
     )
     result = run(tuned, destination, baseline_tolerance=0.0)
     assert result.production == result.fine_tuned  # the same model is in production
@@ -54,7 +56,7 @@ def test_the_production_model_is_compared_on_the_same_images(tuned, tmp_path):
 
 def test_a_production_model_of_other_classes_is_not_compared(tuned, tmp_path):
     destination = str(tmp_path / "models")
-    export.export_model(load_model(tuned["model"]), ["x", "y", "z"], destination, "#", {})
+    export.export_model(load_model(tuned["model_file"]), ["x", "y", "z"], destination, "#", {})
     result = run(tuned, destination)
     assert result.production is None and result.production_version is not None
     assert "has other classes (x, y, z): not compared" in result.verdict.reasons[1]
@@ -63,7 +65,8 @@ def test_a_production_model_of_other_classes_is_not_compared(tuned, tmp_path):
 def test_a_weak_model_is_not_blessed_and_says_why(tuned, tmp_path):
     backbone = load_backbone("vgg16", "none", 32)
     untrained = build_fine_tune_model(backbone, build_head(512, 3, HeadConfig()), "avg")
-    weak = {**tuned, "model": save_model(untrained, str(tmp_path / "weak.keras"))}
+    save_model(untrained, stage_model(str(tmp_path / "weak")))
+    weak = {**tuned, "model": str(tmp_path / "weak")}
     result = run(weak, min_accuracy=0.9, min_class_recall=0.9)
     assert result.fine_tuned["accuracy"] < 0.9
     assert not result.verdict.blessed

@@ -2,23 +2,24 @@
 
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from kftransfer.components.core import export, storage
+from kftransfer.components.core.classifier import predict_images
 from kftransfer.components.core.errors import UserError
-from kftransfer.components.core.evaluate import predict_images
+from kftransfer.components.core.layout import read_labels, read_rows
 from kftransfer.components.core.model_io import load_model
-from kftransfer.components.core.split import read_labels, read_rows
 
 EVALUATION = {"verdict": {"blessed": True, "reasons": []}}
 
 
 @pytest.fixture(scope="module")
 def model(tuned):
-    return load_model(tuned["model"])
+    return load_model(tuned["model_file"])
 
 
 def test_bytes_signature_gives_the_keras_models_probabilities(tuned, model, tmp_path):
@@ -43,14 +44,14 @@ def test_bytes_signature_gives_the_keras_models_probabilities(tuned, model, tmp_
 
 
 def test_tflite_export_reports_its_parity(tuned, model, tmp_path):
-    images = export.test_images(tuned["split"], 32, limit=8)
+    images = export.sample_test_images(tuned["split"], 32, limit=8)
     target = export.export_model(model, ["red", "green", "blue"], str(tmp_path / "m"), "# card",
                                  EVALUATION, tflite_images=images)  # fmt: skip
-    evaluation = json.load(open(os.path.join(target, "evaluation.json")))
+    evaluation = json.loads(Path(os.path.join(target, "evaluation.json")).read_text())
     assert evaluation["tflite_max_abs_difference"] < 1e-4
     assert (
         "max |probability difference| vs the SavedModel on 8 test images"
-        in open(os.path.join(target, "model_card.md")).read()
+        in Path(os.path.join(target, "model_card.md")).read_text()
     )
     assert os.path.getsize(os.path.join(target, "model.tflite")) > 0
 
@@ -64,7 +65,7 @@ def test_latest_never_points_at_a_half_written_version(model, tmp_path, monkeypa
         calls.append(uri)
         if len(calls) == 3:
             raise storage.StorageError(f"{uri}: connection reset")
-        storage.write_bytes(uri, open(local_path, "rb").read())
+        storage.write_bytes(uri, Path(local_path).read_bytes())
 
     monkeypatch.setattr(export.storage, "upload_file", failing_upload)
     with pytest.raises(storage.StorageError, match="connection reset"):

@@ -5,12 +5,13 @@ import os
 import numpy as np
 import pytest
 
+from devtools.imagegen import class_image, encode, write_class_folders
 from kftransfer.components.core import shards
 from kftransfer.components.core.config import ExtractConfig, SplitConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.features import extract_features
-from kftransfer.components.core.split import read_labels, read_rows, split_dataset, write_split
-from tests.imagegen import class_image, encode, write_class_folders
+from kftransfer.components.core.layout import read_labels, read_rows
+from kftransfer.components.core.split import split_dataset, write_split
 
 CONFIG = ExtractConfig(backbone="mobilenet_v2", weights="none", image_size=32, batch_size=8)
 
@@ -36,7 +37,7 @@ def test_shards_and_manifest_round_trip(split_folder, tmp_path):
 
 def test_small_shards_split_rows_and_hashes_are_checked(split_folder, tmp_path, monkeypatch):
     monkeypatch.setattr(shards, "SHARD_BYTES", 1)  # the 256-row floor: force several shards
-    monkeypatch.setattr("kftransfer.components.core.features.rows_per_shard", lambda d, t: 5)
+    monkeypatch.setattr("kftransfer.components.core.features.rows_per_shard", lambda *_: 5)
     out = str(tmp_path / "features")
     manifest = extract_features(split_folder, out, CONFIG)
     entries = manifest["splits"]["train"]["shards"]

@@ -7,13 +7,13 @@ import pytest
 from kftransfer.components.core import fine_tune as ft
 from kftransfer.components.core.backbones import load_backbone
 from kftransfer.components.core.config import ExtractConfig, FineTuneConfig, HeadConfig
+from kftransfer.components.core.devices import dtype_policy
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.features import build_backbone
 from kftransfer.components.core.heads import build_head, train_head
 from kftransfer.components.core.images import image_dataset
+from kftransfer.components.core.layout import read_rows
 from kftransfer.components.core.model_io import load_model, save_model
-from kftransfer.components.core.split import read_rows
-from kftransfer.components.core.training import dtype_policy
 
 ONE_EPOCH = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16)
 
@@ -21,7 +21,7 @@ ONE_EPOCH = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16)
 @pytest.fixture(scope="module")
 def head_file(learnable, tmp_path_factory) -> tuple[str, float]:
     result = train_head(learnable["features"], HeadConfig(head_epochs=30, head_normalize=True))
-    path = str(tmp_path_factory.mktemp("head") / "head.keras")
+    path = str(tmp_path_factory.mktemp("head") / "model.keras")
     save_model(result.model, path)
     return path, result.summary()["val_accuracy"]
 
@@ -63,7 +63,7 @@ def test_unfreeze_policies_name_exactly_the_trainable_layers(policy, first_train
     ] == trained
 
 
-def test_batchnorm_stays_frozen_and_compiled_trainables_match(tmp_path):
+def test_batchnorm_stays_frozen_and_compiled_trainables_match():
     backbone = load_backbone("mobilenet_v2", "none", 32)
     head = build_head(1280, 3, HeadConfig(head_units="8"))
     model = ft.build_fine_tune_model(backbone, head, "avg")
@@ -92,16 +92,16 @@ def test_policy_and_head_mismatches_are_clear_errors():
 
 
 def test_augmentation_spec():
-    layers = ft.augmentation("flip, zoom=0.2,contrast", seed=0).layers
+    layers = ft.augmentation("flip, zoom=0.2,contrast").layers
     assert [type(layer).__name__ for layer in layers] == [
         "RandomFlip",
         "RandomZoom",
         "RandomContrast",
     ]
     assert layers[1].height_factor == 0.2
-    assert ft.augmentation("", seed=0) is None
+    assert ft.augmentation("") is None
     with pytest.raises(UserError, match="--augmentation 'blur'"):
-        ft.augmentation("flip,blur", seed=0)
+        ft.augmentation("flip,blur")
 
 
 def test_mixed_precision_policy_is_scoped():

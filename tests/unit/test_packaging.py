@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -15,7 +16,7 @@ BIN = os.path.dirname(sys.executable)
 
 
 def read(name: str) -> str:
-    return open(os.path.join(ROOT, name)).read()
+    return Path(os.path.join(ROOT, name)).read_text()
 
 
 def locked() -> dict[str, str]:
@@ -78,4 +79,4 @@ def test_shell_scripts_pass_shellcheck(script):
 
 def test_dockerignore_keeps_the_build_context_small():
     ignored = read(".dockerignore").split()
-    assert {".git", ".venv", "tests", "bench"} <= set(ignored)
+    assert {".git", ".venv", "tests", "bench", "devtools"} <= set(ignored)

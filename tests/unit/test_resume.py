@@ -2,6 +2,7 @@
 
 import json
 import os
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -25,7 +26,7 @@ class PreemptAfter(keras.callbacks.Callback):
         super().__init__()
         self.epoch, self.weights = epoch, None
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch, logs=None):  # noqa: ARG002 - Keras' callback signature
         if epoch + 1 == self.epoch:
             self.weights = [w.copy() for w in self.model.get_weights()]
             raise Preempted()
@@ -38,10 +39,10 @@ class Record(keras.callbacks.Callback):
         super().__init__()
         self.epochs, self.start_weights = [], None
 
-    def on_train_begin(self, logs=None):
+    def on_train_begin(self, logs=None):  # noqa: ARG002 - Keras' callback signature
         self.start_weights = [w.copy() for w in self.model.get_weights()]
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch, logs=None):  # noqa: ARG002 - Keras' callback signature
         self.epochs.append(epoch + 1)
 
 
@@ -55,7 +56,7 @@ def run_interrupted_then_resumed(train, checkpoint: str, k: int):
     preempt, record = PreemptAfter(k), Record()
     with pytest.raises(Preempted):
         train(checkpoint, [preempt])
-    state = json.load(open(os.path.join(checkpoint, "state.json")))
+    state = json.loads(Path(os.path.join(checkpoint, "state.json")).read_text())
     assert state["epoch"] == k and len(state["history"]["loss"]) == k
     result = train(checkpoint, [record])
     assert record.epochs[0] == k + 1

@@ -3,14 +3,16 @@
 import hashlib
 import json
 import os
+from pathlib import Path
 
 import pytest
 
+from devtools.imagegen import broken_files, class_image, encode, write_class_folders
 from kftransfer.components.core import storage
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
-from kftransfer.components.core.split import assign_split, read_rows, split_dataset, write_split
-from tests.imagegen import broken_files, class_image, encode, write_class_folders
+from kftransfer.components.core.layout import read_rows
+from kftransfer.components.core.split import assign_split, split_dataset, write_split
 
 CONFIG = SplitConfig(val_fraction=0.2, test_fraction=0.2, seed=7, min_images_per_class=5)
 COUNTS = {"apple": 30, "banana": 25, "cherry": 20}
@@ -23,7 +25,7 @@ def reference_split(sha256: str, seed: int, val: float, test: float) -> str:
 
 
 def sha_of(path: str) -> str:
-    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def test_assign_split_formula_is_pinned():
@@ -81,13 +83,13 @@ def test_written_files_follow_the_contract(dataset, tmp_path):
     assert sorted(os.listdir(out)) == [
         "labels.json", "stats.json", "test.csv", "train.csv", "validation.csv"
     ]  # fmt: skip
-    assert json.loads(open(os.path.join(out, "labels.json")).read()) == result.labels
-    header = open(os.path.join(out, "train.csv")).readline().strip()
+    assert json.loads(Path(os.path.join(out, "labels.json")).read_text()) == result.labels
+    header = Path(os.path.join(out, "train.csv")).read_text().splitlines()[0]
     assert header == "uri,label,sha256"
     rows = read_rows(out, "train")
     assert len(rows) == result.stats["totals"]["train"]
     assert all(sha_of(row.uri) == row.sha256 for row in rows)
-    stats = json.loads(open(os.path.join(out, "stats.json")).read())
+    stats = json.loads(Path(os.path.join(out, "stats.json")).read_text())
     assert stats["skipped_by_reason"]["corrupt"] == 2
 
 
@@ -166,7 +168,7 @@ def test_csv_source_resolves_relative_paths_and_refuses_escapes(tmp_path):
 @pytest.mark.parametrize(
     "make,message",
     [
-        (lambda root: None, "does not exist"),
+        (lambda _: None, "does not exist"),
         (lambda root: os.makedirs(root), "is empty"),
         (lambda root: write_class_folders(root, {"only": 12}), "only one class \\('only'\\)"),
         (lambda root: write_class_folders(root, {"a": 12, "b": 3}), "'b' has 3, below"),

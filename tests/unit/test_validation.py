@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from devtools.imagegen import broken_files, class_image, encode
 from kftransfer.components.core import validation
 from kftransfer.components.core.validation import check_image
-from tests.imagegen import broken_files, class_image, encode
 
 RGB = class_image(1, 0)
 

@@ -1,0 +1,41 @@
+"""Publishing a step's results to its KFP output artifacts, without importing kfp.
+
+Artifacts are duck-typed: anything with `.path` and `.metadata` (every KFP artifact), and
+`log_metric` (Metrics) or `log_confusion_matrix` (ClassificationMetrics). Each published
+artifact also gets a JSON file at its path: KFP stores what is there, and kfp.local's step
+cache skips an output artifact with nothing at its path.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from kftransfer.components.core import storage
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def publish(artifact: Any, summary: Mapping[str, Any], write_file: bool = True) -> None:
+    """Records `summary` on `artifact`: numbers as metrics of a Metrics artifact, else metadata.
+
+    Args:
+        artifact: a KFP output artifact.
+        summary: JSON-able values by name.
+        write_file: also write `summary` as JSON at the artifact's path (leave False when
+            the step has written the artifact's content itself).
+    """
+    if hasattr(artifact, "log_metric"):
+        for name, value in summary.items():
+            if _is_number(value):
+                artifact.log_metric(name, value)
+    else:
+        artifact.metadata.update(summary)
+    if write_file:
+        storage.write_json(artifact.path, dict(summary))
+
+
+def publish_confusion(artifact: Any, labels: list[str], matrix: list[list[int]]) -> None:
+    """A confusion matrix for the KFP UI (ClassificationMetrics), and as JSON at its path."""
+    artifact.log_confusion_matrix(labels, matrix)
+    storage.write_json(artifact.path, {"labels": labels, "matrix": matrix})

@@ -1,0 +1,52 @@
+"""The backbone registry as plain data (no Keras import), so parameters validate instantly.
+
+Each entry names its `keras.applications` constructor, default input size, preprocessing
+mode, feature channels and default fine-tuning unfreeze point; adding a backbone is one
+entry. `backbones.py` builds the models.
+"""
+
+from dataclasses import dataclass
+
+KERAS_SUFFIX = ".keras"
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """One registry entry.
+
+    Attributes:
+        application: the `keras.applications` constructor's name.
+        default_size: the native input size in pixels.
+        preprocessing: the mode its ImageNet weights expect (see `layers.Preprocess`).
+        channels: feature channels before pooling (the dim with `avg` / `max` pooling).
+        unfreeze: the default fine-tuning policy (see `fine_tune.unfreeze_start`).
+        min_size: the smallest input size the architecture accepts.
+    """
+
+    application: str
+    default_size: int
+    preprocessing: str
+    channels: int
+    unfreeze: str
+    min_size: int = 32
+
+
+REGISTRY: dict[str, BackboneSpec] = {
+    "vgg16": BackboneSpec("VGG16", 224, "caffe", 512, "from_layer=block5_conv1"),
+    "resnet50": BackboneSpec("ResNet50", 224, "caffe", 2048, "from_layer=conv5_block1_1_conv"),
+    "inception_v3": BackboneSpec("InceptionV3", 299, "tf", 2048, "after_layer=mixed8", 75),
+    # MobileNets: the top ~55% (measured on Fashion-MNIST, docs/benchmarks.md; the classic
+    # conv_dw_12 / block_15 points gained nothing there).
+    "mobilenet": BackboneSpec("MobileNet", 224, "tf", 1024, "from_layer=conv_dw_6"),
+    "mobilenet_v2": BackboneSpec("MobileNetV2", 224, "tf", 1280, "from_layer=block_11_expand"),
+    "efficientnet_b0": BackboneSpec("EfficientNetB0", 224, "none", 1280, "top_n_layers=20"),
+    "densenet121": BackboneSpec("DenseNet121", 224, "torch", 1024, "from_layer=conv5_block1_0_bn"),
+}
+
+# Bring-your-own `.keras` backbones: the default unfreeze policy.
+CUSTOM_UNFREEZE = "top_n_layers=20"
+
+
+def is_custom(backbone: str) -> bool:
+    """Whether `backbone` names a complete `.keras` model file rather than a registry entry."""
+    return backbone.endswith(KERAS_SUFFIX)

@@ -1,0 +1,64 @@
+"""Boundaries enforced by tests: a kfp-free core, thin steps, benchmarks apart from tests."""
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+CORE_MODULES = sorted(p.stem for p in (ROOT / "components" / "core").glob("*.py"))
+STEP_FILES = sorted(
+    p for p in (ROOT / "components").glob("*.py") if p.stem not in ("__init__", "component")
+)
+
+
+def test_every_core_module_imports_without_kfp():
+    imports = "; ".join(f"import kftransfer.components.core.{m}" for m in CORE_MODULES)
+    check = (
+        f"{imports}; import sys; print(sorted(m for m in sys.modules if m.split('.')[0] == 'kfp'))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("path", STEP_FILES, ids=lambda p: p.stem)
+def test_each_step_is_a_thin_wrapper(path):
+    tree = ast.parse(path.read_text())
+    [func] = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    body = func.body[1:] if ast.get_docstring(func) else func.body
+    lines = body[-1].end_lineno - body[0].lineno + 1
+    assert lines <= 40, f"{path.stem}'s body is {lines} lines"
+    # no ML or I/O in a wrapper: it imports only from the core and calls into it
+    for node in ast.walk(func):
+        if isinstance(node, ast.ImportFrom):
+            assert node.module.startswith("kftransfer.components.core"), node.module
+        if isinstance(node, ast.For | ast.While):
+            pytest.fail(f"{path.stem} loops: that belongs in the core")
+
+
+def test_benchmarks_do_not_import_the_tests():
+    for path in (ROOT / "bench").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom | ast.Import):
+                names = (
+                    [node.module]
+                    if isinstance(node, ast.ImportFrom)
+                    else [alias.name for alias in node.names]
+                )
+                assert not any(n and n.split(".")[0] == "tests" for n in names), path.name
+
+
+def test_only_the_layout_module_spells_artifact_file_names():
+    names = ['"labels.json"', '"stats.json"', '"manifest.json"', '"model.keras"',
+             '"history.json"', '"config.json"', '"evaluation.json"', '"model_card.md"',
+             '"latest"', '"spec.json"', '"state.json"']  # fmt: skip
+    for path in (ROOT / "components").rglob("*.py"):
+        if path.name == "layout.py":
+            continue
+        text = path.read_text()
+        spelled = [name for name in names if name in text]
+        assert not spelled, f"{path.relative_to(ROOT)} spells {spelled}: use core/layout.py"
