@@ -15,7 +15,7 @@ VERSION  := $(shell sed -n 's/^__version__ = "\(.*\)"/\1/p' components/__init__.
 IMAGE    ?= ghcr.io/kftransfer/kftransfer
 REGISTRY ?=
 
-.PHONY: venv demo test lint format bench compile lock clean image image-gpu push
+.PHONY: venv demo test lint format bench compile lock lock-gpu clean image image-gpu push
 
 venv: $(STAMP)
 
@@ -46,18 +46,23 @@ bench: $(STAMP)
 compile: $(STAMP)
 	$(BIN)/kftransfer compile -o pipeline.yaml
 
-# Re-resolve the lock from pyproject.toml in a scratch venv.
+# Re-resolve the lock from pyproject.toml in a scratch venv, then the GPU image's additions.
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install -q '.[cpu,dev]'
 	{ sed -n '1,3p' constraints.txt; .lock-venv/bin/pip freeze --exclude kftransfer; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt && rm -rf .lock-venv
+	$(MAKE) lock-gpu
+
+# constraints-gpu.txt: TensorFlow's CUDA/cuDNN wheels resolved against constraints.txt.
+lock-gpu: $(STAMP)
+	$(BIN)/python -m devtools.lock_gpu
 
 image:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(VERSION) .
 
 image-gpu:
-	docker build --build-arg VERSION=$(VERSION) --build-arg VARIANT=-gpu -t $(IMAGE):$(VERSION)-gpu .
+	docker build --build-arg VERSION=$(VERSION) --build-arg VARIANT=gpu -t $(IMAGE):$(VERSION)-gpu .
 
 # make push REGISTRY=us-docker.pkg.dev/my-project/ml  (then: kftransfer submit --image ...)
 push:

@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 HOST="$1"
 IMAGE="$2"
 PVC="${PVC:-kftransfer-data}"
-kubectl -n kubeflow apply -f deploy/pvc.yaml
+kubectl -n kubeflow apply -f deploy/pvc.yaml  # the volume, and a Job handing it to uid 1000
+kubectl -n kubeflow wait --for=condition=complete job/kftransfer-data-init --timeout=300s
 
 # The image holds the project, demo photos included, under /opt/kftransfer.
 kftransfer submit /opt/kftransfer/pipelines/demo_data/fashion-mnist \

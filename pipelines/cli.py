@@ -8,7 +8,7 @@ import click
 from kftransfer.components import __version__
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.progress import setup_logging
-from kftransfer.pipelines.commands_cluster import compile_command, schedule, submit
+from kftransfer.pipelines.commands_cluster import compile_command, doctor, schedule, submit
 from kftransfer.pipelines.commands_local import demo, predict, run, split
 
 EXIT_USER_ERROR = 2
@@ -35,7 +35,7 @@ def cli(ctx: click.Context, verbose: bool) -> None:
     ctx.obj = {"verbose": verbose}
 
 
-for command in (split, run, demo, predict, compile_command, submit, schedule):
+for command in (split, run, demo, predict, compile_command, submit, schedule, doctor):
     cli.add_command(command)
 
 

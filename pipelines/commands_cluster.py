@@ -109,7 +109,13 @@ def _job(source: str, kwargs: dict):
     ],
 )
 @click.option("-o", "--output", default="pipeline.yaml", show_default=True, help="YAML to write.")
-@click.option("--pipeline-root", default="", help="Default artifact root, e.g. gs://bucket/kfp.")
+@click.option(
+    "--pipeline-root",
+    default="",
+    help="Artifact root the KFP UI pre-fills in its run form, e.g. gs://bucket/kfp. The "
+    "backend itself never reads it: runs started otherwise get their namespace's kfp-launcher "
+    "ConfigMap root (deploy/kfp-launcher.yaml).",
+)
 @cluster_options
 def compile_command(output: str, pipeline_root: str, **kwargs) -> None:
     """Compile the pipeline to a KFP v2 YAML package (upload it in the KFP UI, or submit).
@@ -122,6 +128,14 @@ def compile_command(output: str, pipeline_root: str, **kwargs) -> None:
 
     compile_pipeline(output, pop_cluster_settings(kwargs), pipeline_root)
     click.echo(f"wrote {output}")
+    if pipeline_root:
+        click.echo(
+            f"note: KFP's UI offers {pipeline_root} as a new run's root, but the backend never "
+            "reads a package's root: for runs started another way (API, schedules), set "
+            "defaultPipelineRoot in the namespace's kfp-launcher ConfigMap "
+            "(deploy/kfp-launcher.yaml) or use `kftransfer submit --pipeline-root`",
+            err=True,
+        )
 
 
 @click.command(
@@ -245,3 +259,38 @@ def schedule_delete(recurring_run_id: str, host: str, namespace: str, token: str
     client = kfp_server.kfp_client(host, namespace, token)
     kfp_server.delete_schedule(client, recurring_run_id)
     click.echo(f"deleted recurring run {recurring_run_id}")
+
+
+@click.command(
+    cls=Command,
+    examples=[
+        "kftransfer doctor --host http://localhost:8080 --pipeline-root gs://bucket/kfp",
+        "kftransfer doctor --host https://kfp.example.com --extract-parts 4 --gpu-count 2",
+    ],
+)
+@connection_options
+@_server_option("--pipeline-root", default="", help="Artifact root runs will be given.")
+@_server_option(
+    "--cache/--no-cache", default=True, show_default=True, help="KFP step caching of runs."
+)
+@cluster_options
+def doctor(host: str, namespace: str, token: str, pipeline_root: str, cache: bool, **kwargs):
+    """Check what runs of this pipeline will do on a KFP server, before a schedule goes live.
+
+    Prints the server's version against the pipeline's minimum, whether each step's image
+    is published, the pipeline root runs will get, caching, retries and the backend rules
+    the compiled spec keeps. Exit status 1 when a check fails.
+    """
+    import dataclasses
+
+    from kftransfer.pipelines import kfp_server
+    from kftransfer.pipelines.doctor import diagnose
+
+    settings = dataclasses.replace(pop_cluster_settings(kwargs), caching=cache)
+    client = kfp_server.kfp_client(host, namespace, token)
+    findings = diagnose(client, host, namespace, pipeline_root, settings)
+    for finding in findings:
+        mark = {True: "ok  ", False: "FAIL", None: "??  "}[finding.ok]
+        click.echo(f"{mark} {finding.topic}: {finding.text}")
+    if any(finding.ok is False for finding in findings):
+        raise SystemExit(1)

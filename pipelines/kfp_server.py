@@ -2,6 +2,7 @@
 
 import contextlib
 import dataclasses
+import json
 import os
 import sys
 import tempfile
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kftransfer.components.core.errors import UserError
+from kftransfer.pipelines.backend_contract import parse_version, required_backend
 from kftransfer.pipelines.settings import ClusterSettings
 from kftransfer.pipelines.transfer_learning import PIPELINE_NAME, compile_pipeline
 
@@ -69,11 +71,65 @@ class Job:
 
     @contextlib.contextmanager
     def package(self) -> Iterator[str]:
-        """The compiled pipeline as a temporary YAML file."""
+        """The compiled pipeline as a temporary YAML file, checked against the backend.
+
+        Caching is compiled into each task (on for the steps whose outputs follow from their
+        inputs when `caching`, never for the others); the SDK client's `enable_caching` is
+        never passed, because it would overwrite every root task's setting (rule
+        `no-caching-override`, docs/kfp-backend.md).
+
+        Raises:
+            UserError: the server's backend is older than the pipeline needs, or the
+                settings break one of its rules.
+        """
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "pipeline.yaml")
-            compile_pipeline(path, dataclasses.replace(self.settings, caching=self.caching))
+            spec = compile_pipeline(path, dataclasses.replace(self.settings, caching=self.caching))
+            check_backend(self.client, self.host, required_backend(spec), self.settings)
             yield path
+
+
+def server_info(client) -> dict:
+    """The server's raw healthz answer: `tag_name`, `commit_sha`, `multi_user`, ...
+
+    Read raw: the SDK's typed `get_kfp_healthz()` drops the version fields (rule
+    `healthz-version`). Empty when the server does not answer it.
+    """
+    try:
+        with quiet_kfp():
+            response = client._healthz_api.healthz_service_get_healthz(_preload_content=False)
+        return json.loads(response.data or b"{}")
+    except Exception:  # noqa: BLE001 - an old or proxied server: the version is unknown
+        return {}
+
+
+def check_backend(client, host: str, needed: str, settings: ClusterSettings) -> str:
+    """Refuses a backend older than `needed`; returns its version tag ('' when unknown).
+
+    Raises:
+        UserError: the backend is older than `needed`.
+    """
+    tag = server_info(client).get("tag_name", "")
+    version = parse_version(tag)
+    if version is None:
+        print(
+            f"warning: cannot tell the KFP backend's version at {host} (tag {tag or 'none'}); "
+            f"this pipeline needs {needed} or newer",
+            file=sys.stderr,
+        )
+        return ""
+    if version < parse_version(needed):
+        why = (
+            " for --extract-parts > 1 (dsl.Collected of artifacts)"
+            if (settings.extract_parts > 1)
+            else ""
+        )
+        fix = "; or use --extract-parts 1" if settings.extract_parts > 1 else ""
+        raise UserError(
+            f"the KFP backend at {host} is {tag}, older than {needed} which this pipeline "
+            f"needs{why}: upgrade Kubeflow Pipelines{fix}"
+        )
+    return tag
 
 
 def submit(job: Job, run_name: str = "") -> str:
@@ -86,7 +142,6 @@ def submit(job: Job, run_name: str = "") -> str:
             experiment_name=job.experiment,
             namespace=job.namespace,
             pipeline_root=job.pipeline_root or None,
-            enable_caching=job.caching,
         )
     return result.run_id
 
@@ -109,9 +164,9 @@ def check_cron(cron: str) -> str:
 def schedule(job: Job, *, name: str, cron: str, max_concurrency: int, catchup: bool) -> str:
     """Creates a recurring run; returns its id."""
     check_cron(cron)
-    with quiet_kfp():
-        found = job.client.create_experiment(job.experiment, namespace=job.namespace)
     with job.package() as package:
+        with quiet_kfp():
+            found = job.client.create_experiment(job.experiment, namespace=job.namespace)
         recurring = job.client.create_recurring_run(
             experiment_id=found.experiment_id,
             job_name=name or f"{PIPELINE_NAME}-retraining",
@@ -121,7 +176,6 @@ def schedule(job: Job, *, name: str, cron: str, max_concurrency: int, catchup: b
             params=job.arguments,
             pipeline_package_path=package,
             pipeline_root=job.pipeline_root or None,
-            enable_caching=job.caching,
         )
     return recurring.recurring_run_id
 

@@ -104,6 +104,8 @@ def step_names() -> str:
     )
 
 
+DURATION = re.compile(r"[0-9]+[smhdw]$")  # what kfp.dsl's set_retry accepts
+BACKOFF_FACTOR = 2  # an integer: Argo parses the factor as an int (docs/kfp-backend.md)
 CPU_QUANTITY = re.compile(r"([0-9]*[.])?[0-9]+m?$")  # what kfp.dsl accepts
 MEMORY_QUANTITY = re.compile(r"[0-9]+(E|Ei|P|Pi|T|Ti|G|Gi|M|Mi|K|Ki)?$")
 
@@ -170,6 +172,12 @@ class ClusterSettings:
     )
     retries: int = _setting(3, "Retries of the extract and training steps (preemption).")
     backoff: str = _setting("60s", "Delay before the first retry; it doubles for each next one.")
+    retry_window: str = _setting(
+        "48h",
+        "Retries happen only within this time from a step's first start (Argo's "
+        "backoff.maxDuration), and a retry still running at its end is stopped: cover the "
+        "longest extraction or fine-tuning with its retries, e.g. 48h or 7d.",
+    )
     extract_parts: int = _setting(1, "Parallel extraction pods (ParallelFor, then a merge step).")
     volumes: tuple[tuple[str, str], ...] = _setting(
         (),
@@ -218,6 +226,12 @@ class ClusterSettings:
         for name in ("gpu_count", "retries"):
             if getattr(self, name) < 0:
                 problems.append(f"--{name.replace('_', '-')} must be >= 0")
+        for name in ("backoff", "retry_window"):
+            if not DURATION.match(getattr(self, name)):
+                problems.append(
+                    f"--{name.replace('_', '-')} {getattr(self, name)!r}: give a duration like "
+                    "60s, 30m, 48h or 7d"
+                )
         if self.extract_parts < 1:
             problems.append("--extract-parts must be >= 1")
         if problems:
@@ -272,8 +286,8 @@ def configure(task, settings: ClusterSettings, display_name: str = ""):
         task.set_retry(
             settings.retries,
             backoff_duration=settings.backoff,
-            backoff_factor=2,
-            backoff_max_duration="3600s",
+            backoff_factor=BACKOFF_FACTOR,
+            backoff_max_duration=settings.retry_window,
         )
     task.set_caching_options(settings.caching and step.cached)
     return task

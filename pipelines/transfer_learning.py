@@ -27,6 +27,7 @@ from kftransfer.components.core.config import (
     field_help,
     pipeline_fields,
 )
+from kftransfer.components.core.errors import UserError
 from kftransfer.components.evaluate_model import evaluate_model
 from kftransfer.components.export_model import export_model
 from kftransfer.components.extract_bottlenecks import extract_bottlenecks
@@ -132,9 +133,18 @@ def compile_pipeline(
     """Compiles the pipeline to a KFP v2 YAML package; returns its pipeline spec.
 
     Every executor gets its step's image (`ClusterSettings.image_for`). A `pipeline_root`
-    (e.g. `gs://bucket/kfp`) becomes the package's default artifact root.
+    (e.g. `gs://bucket/kfp`) becomes the package's default artifact root, which the KFP
+    UI pre-fills in its run form and the backend itself never reads (docs/kfp-backend.md).
+
+    Raises:
+        UserError: the settings make a spec that breaks the KFP backend's rules.
     """
+    from kftransfer.pipelines.backend_contract import spec_problems
+
     documents = compiled_documents(build_pipeline(settings))
+    problems = spec_problems(documents[0])
+    if problems:
+        raise UserError("these settings break the KFP backend's rules: " + "; ".join(problems))
     for name, executor in documents[0]["deploymentSpec"]["executors"].items():
         executor["container"]["image"] = settings.image_for(find_step(name.removeprefix("exec-")))
     if pipeline_root:

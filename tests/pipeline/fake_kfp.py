@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class FakeKfp:
     """Start with `with FakeKfp() as kfp:`; `kfp.host` for kfp.Client, `kfp.requests` to assert."""
 
-    def __init__(self):
+    def __init__(self, version: str = "2.17.0"):
+        self.version = version  # the backend's tag_name in /healthz
         self.requests: list[dict] = []
         self.experiments: dict[str, dict] = {}
         self.recurring: dict[str, dict] = {}
@@ -32,8 +33,13 @@ class FakeKfp:
     def answer(self, method: str, path: str, body: dict) -> tuple[int, dict]:
         """The response to one request."""
         api = "/apis/v2beta1"
-        if path == f"{api}/healthz":
-            return 200, {"multi_user": False, "pipeline_store": "database"}
+        if path == f"{api}/healthz":  # as backend/src/apiserver/main.go:465-491 at 2.17.0
+            return 200, {
+                "commit_sha": "0123abcd",
+                "tag_name": self.version,
+                "multi_user": False,
+                "pipeline_store": "database",
+            }
         if method == "GET" and path == f"{api}/experiments":
             return 200, {
                 "experiments": list(self.experiments.values()),

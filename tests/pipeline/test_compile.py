@@ -14,6 +14,7 @@ from kftransfer.components.core.config import (
     HeadConfig,
     SplitConfig,
 )
+from kftransfer.pipelines.backend_contract import required_backend, spec_problems
 from kftransfer.pipelines.cli import cli
 from kftransfer.pipelines.settings import STEPS, ClusterSettings, Toleration
 from kftransfer.pipelines.transfer_learning import compile_pipeline, task_names
@@ -92,8 +93,45 @@ def test_retries_on_training_steps_and_caching_where_outputs_follow_inputs(tmp_p
         if retried:
             assert policy["maxRetryCount"] == 4
             assert policy["backoffDuration"] == "60s" and policy["backoffFactor"] == 2
+            # Argo's maxDuration is a window from the first attempt's start: it must
+            # cover a preempted multi-hour fine-tune and its retries (docs/kfp-backend.md)
+            assert policy["backoffMaxDuration"] == f"{48 * 3600}s"
         else:
             assert policy is None, name
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [[], ["--extract-parts", "4"], ["--gpu-count", "0", "--retries", "0"], ["--gpu-on-head"],
+     ["--retries", "6", "--backoff", "10m", "--retry-window", "7d"]],
+)  # fmt: skip
+def test_every_compiled_spec_keeps_the_backend_rules(tmp_path, flags):
+    spec, _ = compiled(tmp_path, *flags)
+    assert spec_problems(spec) == []
+    needed = required_backend(spec)
+    assert needed == ("2.14.0" if "--extract-parts" in flags else "2.5.0")
+
+
+def test_the_extraction_loop_is_unnamed_so_collected_works_before_2_16(tmp_path):
+    spec, _ = compiled(tmp_path, "--extract-parts", "3")
+    loops = {k: t for k, t in all_tasks(spec["root"]["dag"], spec["components"]).items()
+             if "parameterIterator" in t}  # fmt: skip
+    assert [(key, task["taskInfo"]["name"]) for key, task in loops.items()] == [
+        ("for-loop-2", "for-loop-2")
+    ]
+
+
+def test_retry_settings_that_break_the_backend_rules_are_one_line(tmp_path):
+    result = CliRunner().invoke(
+        cli, ["compile", "-o", str(tmp_path / "p.yaml"), "--retries", "5", "--backoff", "1h",
+              "--retry-window", "12h"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: these settings break the KFP backend's rules: ")
+    assert "[retry-window] task extract-bottlenecks: the backoffs alone (111600 s)" in result.stderr
+    result = CliRunner().invoke(cli, ["compile", "--retry-window", "two days"])
+    assert result.exit_code == 2
+    assert "--retry-window 'two days': give a duration like 60s, 30m, 48h or 7d" in result.stderr
 
 
 def test_cpu_only_and_gpu_on_head(tmp_path):
@@ -165,8 +203,14 @@ def test_volumes_are_mounted_into_every_step(tmp_path):
         assert (mount["constant"], mount["mountPath"]) == ("kftransfer-data", "/mnt/kftransfer")
 
 
-def test_pipeline_root_becomes_the_default_artifact_root(tmp_path):
-    spec, _ = compiled(tmp_path, "--pipeline-root", "gs://bucket/kfp")
-    assert spec["defaultPipelineRoot"] == "gs://bucket/kfp"
+def test_a_packages_pipeline_root_is_only_the_uis_suggestion_and_compile_says_so(tmp_path):
+    path = tmp_path / "pipeline.yaml"
+    args = ["compile", "-o", str(path), "--pipeline-root", "gs://bucket/kfp"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    spec = yaml.safe_load_all(path.read_text()).__next__()
+    assert spec["defaultPipelineRoot"] == "gs://bucket/kfp"  # NewRunV2.tsx pre-fills it
+    # rule pipeline-root: the backend reads runtime_config, then the kfp-launcher ConfigMap
+    assert "the backend never reads a package's root" in result.stderr
+    assert "kfp-launcher ConfigMap (deploy/kfp-launcher.yaml)" in result.stderr
     spec, _ = compiled(tmp_path)
     assert "defaultPipelineRoot" not in spec

@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from devtools.imagegen import write_class_folders
+from kftransfer.pipelines.backend_contract import executor_output_problems
 from kftransfer.pipelines.cli import cli
 
 
@@ -36,6 +37,9 @@ def test_whole_dag_runs_locally_then_is_cached(tmp_path):
     latest = Path(os.path.join(export, "latest")).read_text()
     assert summary["exported"] == os.path.join(export, latest)
     assert os.path.isfile(os.path.join(summary["exported"], "saved_model.pb"))
+    # every artifact URI stays the one KFP provisioned, no metadata value is None: the
+    # rules a cluster's launcher enforces (docs/kfp-backend.md)
+    assert executor_output_problems(summary["run"]) == []
     assert summary["report"].endswith("report.html")  # opens in a browser
     assert Path(summary["report"]).read_text().startswith("<!doctype html>")
     evaluation = json.loads(Path(summary["run"], "evaluate-model", "evaluation.json").read_text())

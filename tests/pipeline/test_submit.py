@@ -3,10 +3,13 @@
 import pytest
 from click.testing import CliRunner
 
+from kftransfer.pipelines.backend_contract import request_problems
 from kftransfer.pipelines.cli import cli
+from kftransfer.pipelines.settings import find_step
 from tests.pipeline.fake_kfp import FakeKfp
 
 API = "/apis/v2beta1"
+NEVER_CACHED = {"fingerprint-source", "evaluate-model", "export-model"}
 
 
 @pytest.fixture
@@ -21,22 +24,33 @@ def invoke(*args):
     return result
 
 
-def task_caching(spec: dict) -> set:
-    """The caching switches of the cacheable container tasks.
+def spec_of(body: dict) -> dict:
+    """The pipeline spec of a request body (wrapped with the platform spec when it has one)."""
+    sent = body["pipeline_spec"]
+    return sent.get("pipeline_spec", sent)
 
-    Condition and loop tasks have none; the source fingerprint, evaluation and export
-    are never cached.
-    """
-    tasks = dict(spec["root"]["dag"]["tasks"])
-    for component in spec["components"].values():
-        tasks.update(component.get("dag", {}).get("tasks", {}))
-    components = spec["components"]
-    return {
-        task.get("cachingOptions", {}).get("enableCache", False)
-        for name, task in tasks.items()
-        if "executorLabel" in components[task["componentRef"]["name"]]
-        and name not in ("fingerprint-source", "evaluate-model", "export-model")
-    }
+
+def caching_by_task(spec: dict) -> dict[str, bool]:
+    """Every container task of every DAG (root, conditions, loops) -> its caching switch."""
+    components, found = spec["components"], {}
+
+    def visit(dag: dict) -> None:
+        for name, task in dag.get("tasks", {}).items():
+            component = components[task["componentRef"]["name"]]
+            if "executorLabel" in component:
+                found[name] = task.get("cachingOptions", {}).get("enableCache", False)
+            visit(component.get("dag", {}))
+
+    visit(spec["root"]["dag"])
+    return found
+
+
+def assert_caching(spec: dict, cache: bool) -> None:
+    caching = caching_by_task(spec)
+    assert NEVER_CACHED <= set(caching)
+    for task, enabled in caching.items():
+        assert enabled == (cache and task not in NEVER_CACHED), task
+        assert find_step(task).cached == (task not in NEVER_CACHED)
 
 
 def test_submit_sends_the_spec_parameters_and_experiment(kfp):
@@ -62,7 +76,8 @@ def test_submit_sends_the_spec_parameters_and_experiment(kfp):
     assert parameters["fine_tune_learning_rate"] == 3e-5  # defaults are sent too: reproducible
     spec = run["pipeline_spec"]["pipeline_spec"]
     assert spec["pipelineInfo"]["name"] == "kftransfer"
-    assert task_caching(spec) == {False}  # --no-cache
+    assert_caching(spec, cache=False)  # --no-cache
+    assert request_problems(run, "gs://bucket/kfp") == []
     platform = run["pipeline_spec"]["platform_spec"]["platforms"]["kubernetes"]["deploymentSpec"]
     assert set(platform["executors"]) == {"exec-extract-bottlenecks", "exec-fine-tune"}
 
@@ -79,7 +94,9 @@ def test_schedule_creates_a_recurring_run_then_lists_and_deletes_it(kfp):
     assert recurring["mode"] == "ENABLE"
     assert recurring["experiment_id"] in kfp.experiments
     assert recurring["runtime_config"]["parameters"]["cache_uri"] == "gs://bucket/cache"
-    assert task_caching(recurring["pipeline_spec"]) == {True}
+    # every scheduled run lists the source and evaluates anew: never served from the cache
+    assert_caching(spec_of(recurring), cache=True)
+    assert request_problems(recurring, "") == []
     recurring_id = next(iter(kfp.recurring))
     listed = invoke("schedule", "list", "--host", kfp.host).stdout
     assert listed.split() == [recurring_id, "ENABLED", "0", "30", "2", "*", "*", "1", "weekly"]
@@ -117,3 +134,49 @@ def test_unreachable_server_is_one_line():
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: cannot reach the KFP API at {host}:")
     assert result.stderr.count("\n") == 1
+
+
+def test_a_run_request_carries_the_compiled_caching_of_every_task(kfp):
+    invoke("submit", "gs://b/p", "--host", kfp.host, "--extract-parts", "2")
+    [run] = kfp.bodies("POST", f"{API}/runs")
+    spec = spec_of(run)
+    assert_caching(spec, cache=True)  # the loop's and the condition's tasks too
+    assert {"extract-bottlenecks", "merge-features", "export-model"} <= set(caching_by_task(spec))
+    assert (
+        "pipeline_root" not in (run["runtime_config"] or {})
+        or not run["runtime_config"]["pipeline_root"]
+    )
+
+
+@pytest.mark.parametrize(
+    "version,flags,refused",
+    [
+        ("2.17.0", ["--extract-parts", "2"], ""),
+        ("2.14.0", ["--extract-parts", "2"], ""),
+        ("2.13.1", ["--extract-parts", "2"], "older than 2.14.0 which this pipeline needs for "
+         "--extract-parts > 1 (dsl.Collected of artifacts): upgrade Kubeflow Pipelines; or use "
+         "--extract-parts 1"),
+        ("2.5.0", [], ""),
+        ("2.4.1", [], "older than 2.5.0 which this pipeline needs: upgrade Kubeflow Pipelines"),
+    ],
+)  # fmt: skip
+def test_submit_and_schedule_refuse_a_backend_older_than_the_floor(version, flags, refused):
+    with FakeKfp(version=version) as kfp:
+        for command in (["submit"], ["schedule", "create"]):
+            result = CliRunner().invoke(cli, [*command, "gs://b/p", "--host", kfp.host, *flags])
+            if refused:
+                assert result.exit_code == 2
+                assert result.stderr == (
+                    f"error: the KFP backend at {kfp.host} is {version}, {refused}\n"
+                )
+            else:
+                assert result.exit_code == 0, result.output
+        sent = kfp.bodies("POST", f"{API}/runs") + kfp.bodies("POST", f"{API}/recurringruns")
+        assert len(sent) == (0 if refused else 2)
+
+
+def test_an_unknown_backend_version_is_a_warning_not_a_refusal():
+    with FakeKfp(version="unknown") as kfp:
+        result = invoke("submit", "gs://b/p", "--host", kfp.host)
+    assert "warning: cannot tell the KFP backend's version" in result.stderr
+    assert "this pipeline needs 2.5.0 or newer" in result.stderr

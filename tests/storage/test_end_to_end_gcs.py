@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from devtools.imagegen import write_class_folders
 from kftransfer.components.core import storage
+from kftransfer.pipelines.backend_contract import executor_output_problems
 from kftransfer.pipelines.cli import cli
 
 
@@ -41,6 +42,15 @@ def test_run_on_gcs_then_retrain_after_adding_ten_percent(gcs_bucket, tmp_path):
     assert first["blessed"] is True
     version = storage.read_text(f"{gcs_bucket}/models/latest")
     assert first["exported"] == f"{gcs_bucket}/models/{version}"
+    # the export step's own artifact stays where KFP put it (a cluster's launcher refuses
+    # any other URI); the version it wrote to the bucket is in its metadata
+    assert executor_output_problems(first["run"]) == []
+    pointer = json.loads(Path(first["run"], "export-model", "exported").read_text())
+    assert pointer == {
+        "version": version,
+        "uri": first["exported"],
+        "export_uri": f"{gcs_bucket}/models",
+    }
     exported = names(f"{gcs_bucket}/models/{version}")
     assert {"saved_model.pb", "fingerprint.pb", "model.keras", "labels.json", "model_card.md",
             "evaluation.json", "variables/variables.index"} <= exported  # fmt: skip

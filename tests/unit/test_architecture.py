@@ -62,3 +62,13 @@ def test_only_the_layout_module_spells_artifact_file_names():
         text = path.read_text()
         spelled = [name for name in names if name in text]
         assert not spelled, f"{path.relative_to(ROOT)} spells {spelled}: use core/layout.py"
+
+
+def test_no_step_moves_an_output_artifact():
+    """Rule artifact-uri (docs/kfp-backend.md): a step never assigns an artifact's `.uri`."""
+    for path in STEP_FILES:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assign | ast.AugAssign):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                moved = [t for t in targets if isinstance(t, ast.Attribute) and t.attr == "uri"]
+                assert not moved, f"{path.stem} assigns an artifact's .uri"

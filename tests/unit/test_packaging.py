@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kftransfer.components import __version__
-from kftransfer.components.component import DEFAULT_IMAGE, IMAGE_REPOSITORY
+from kftransfer.components.component import DEFAULT_IMAGE, GPU_SUFFIX, IMAGE_REPOSITORY
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 BIN = os.path.dirname(sys.executable)
@@ -19,8 +19,8 @@ def read(name: str) -> str:
     return Path(os.path.join(ROOT, name)).read_text()
 
 
-def locked() -> dict[str, str]:
-    pins = re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)$", read("constraints.txt"), re.MULTILINE)
+def locked(name: str = "constraints.txt") -> dict[str, str]:
+    pins = re.findall(r"^([A-Za-z0-9_.\-]+)==(\S+)$", read(name), re.MULTILINE)
     return {name.lower().replace("_", "-"): version for name, version in pins}
 
 
@@ -32,17 +32,45 @@ def test_dockerfile_passes_hadolint():
 
 def test_dockerfile_installs_exactly_the_lock():
     dockerfile = read("Dockerfile")
-    assert (
-        re.search(r"^ARG TF_VERSION=(\S+)$", dockerfile, re.MULTILINE).group(1)
-        == (locked()["tensorflow-cpu"])
-    )  # the base image brings the locked TensorFlow
-    assert "FROM tensorflow/tensorflow:${TF_VERSION}${VARIANT}" in dockerfile
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", dockerfile, re.MULTILINE)  # the lock's
     installs = re.findall(r"pip install[^\n&]*", dockerfile)
     assert len(installs) == 2
-    assert "-c constraints.txt" in installs[0] and "-r requirements.txt" in installs[0]
+    assert "-c constraints.txt -c constraints-gpu.txt -r requirements.txt" in installs[0]
     assert "--no-deps ." in installs[1]  # then the project, without re-resolving
     assert all("--no-cache-dir" in line for line in installs)
-    assert re.search(r"^USER 1000:1000$", dockerfile, re.MULTILINE)  # not root
+    # requirements.txt = the runtime dependencies + the variant's extra (cpu or gpu)
+    assert "p['optional-dependencies'][sys.argv[1]]" in dockerfile and '"${VARIANT}"' in dockerfile
+    assert re.search(r"^USER 1000:0$", dockerfile, re.MULTILINE)  # not root
+    assert (
+        "HOME=/home/kftransfer" in dockerfile and "KERAS_HOME=/home/kftransfer/.keras" in dockerfile
+    )
+
+
+def test_the_gpu_lock_adds_tensorflow_with_cuda_to_the_cpu_lock():
+    import tomllib
+
+    gpu, cpu = locked("constraints-gpu.txt"), locked()
+    extras = tomllib.loads(read("pyproject.toml"))["project"]["optional-dependencies"]
+    assert extras["gpu"] == [f"tensorflow[and-cuda]=={cpu['tensorflow-cpu']}"]
+    assert gpu["tensorflow"] == cpu["tensorflow-cpu"]
+    assert int(gpu["nvidia-cudnn-cu12"].split(".")[0]) >= 9  # TF 2.18+ needs cuDNN 9
+    assert not set(gpu) & set(cpu), "constraints-gpu.txt only adds packages (make lock-gpu)"
+
+
+def test_the_image_workflow_publishes_the_images_compiled_pipelines_name():
+    import yaml
+
+    workflow = yaml.safe_load(read(".github/workflows/images.yml"))
+    assert workflow[True]["push"]["tags"] == ["v*"]  # YAML 1.1 reads `on` as True
+    assert workflow["permissions"]["packages"] == "write"
+    job = workflow["jobs"]["build"]
+    variants = {(m["variant"], m["suffix"]) for m in job["strategy"]["matrix"]["include"]}
+    assert variants == {("cpu", ""), ("gpu", GPU_SUFFIX)}
+    [build] = [step for step in job["steps"] if step.get("uses", "").startswith("docker/build")]
+    assert build["with"]["tags"].startswith(f"{IMAGE_REPOSITORY}:")
+    assert "VARIANT=${{ matrix.variant }}" in build["with"]["build-args"]
+    check = next(step["run"] for step in job["steps"] if step.get("id") == "version")
+    assert "components/__init__.py" in check and '!= "v${version}"' in check
 
 
 def test_every_runtime_dependency_is_locked():
@@ -80,3 +108,25 @@ def test_shell_scripts_pass_shellcheck(script):
 def test_dockerignore_keeps_the_build_context_small():
     ignored = read(".dockerignore").split()
     assert {".git", ".venv", "tests", "bench", "devtools"} <= set(ignored)
+
+
+def test_deploy_manifests_share_a_writable_volume_and_the_buckets_root():
+    import yaml
+
+    pvc, init = yaml.safe_load_all(read("deploy/pvc.yaml"))
+    assert pvc["kind"] == "PersistentVolumeClaim" and init["kind"] == "Job"
+    command = " ".join(init["spec"]["template"]["spec"]["containers"][0]["command"])
+    assert "chown 1000:0 /data" in command  # the steps' uid: KFP sets no fsGroup
+    rwx, rwx_init = yaml.safe_load_all(read("deploy/pvc-rwx.yaml"))
+    assert rwx_init["kind"] == "Job"
+    assert rwx["spec"]["accessModes"] == ["ReadWriteMany"]  # parallel pods on several nodes
+    launcher = yaml.safe_load(read("deploy/kfp-launcher.yaml"))
+    assert launcher["metadata"]["name"] == "kfp-launcher"  # backend/src/v2/config/env.go:36
+    assert launcher["data"]["defaultPipelineRoot"].startswith("gs://")
+
+
+def test_gke_setup_gives_the_ui_bucket_access_and_enough_gpus_per_node():
+    script = read("deploy/gke.sh")
+    assert "for ksa in pipeline-runner ml-pipeline-ui; do" in script
+    assert "count=${GPUS_PER_NODE}" in script and "--gpu-count ${GPUS_PER_NODE}" in script
+    assert "kfp-launcher.yaml" in script

@@ -1,0 +1,246 @@
+"""The KFP backend's rules this pipeline depends on, as checks of what we hand it.
+
+Every rule comes from reading the backend's own source (kubeflow/pipelines 2.17.0,
+`backend/src/v2`; Argo Workflows v4.0.5, which KFP 2.17.0 runs on), not from kfp.local
+or our fake API server, which share none of that code. `docs/kfp-backend.md` cites the
+file and line of each rule; the tests run these checks on compiled specs, on the bodies
+`submit`/`schedule` send, and on every executor output of a whole local run, and
+`submit`/`schedule`/`doctor` run `spec_problems` before anything reaches a server.
+"""
+
+import glob
+import json
+import os
+import re
+from dataclasses import dataclass
+
+from kftransfer.pipelines.settings import find_step
+
+# The oldest backend whose driver reads every field this pipeline compiles (resources,
+# accelerator, node selector, tolerations, PVC mounts, retries) and whose healthz names
+# its version: 2.5.0 (driver.go:755-799, apiserver/main.go:278-280 at that tag).
+BASE_FLOOR = "2.5.0"
+COLLECTED_ARTIFACTS_FLOOR = "2.14.0"  # dsl.Collected of artifacts (#11725, resolve.go:751)
+NAMED_LOOP_FLOOR = "2.16.0"  # a named ParallelFor + Collected (#13239, fixed by #12808)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule of the backend: what it is, where it comes from, since which version."""
+
+    id: str
+    rule: str
+    source: str
+    since: str
+
+
+RULES = {
+    r.id: r
+    for r in (
+        Rule(
+            "artifact-uri",
+            "An output artifact's URI stays the one KFP provisioned: the launcher uploads to "
+            "the URI the component leaves, and refuses one outside <root>/<pipeline>/<run>.",
+            "backend/src/v2/component/launcher_v2.go:804-823, objectstore/config.go:97-104",
+            "2.0.0",
+        ),
+        Rule(
+            "metadata-values",
+            "Output artifact metadata values are never None (MLMD refuses the step).",
+            "backend/src/v2/metadata/converter.go:138-171",
+            "2.0.0",
+        ),
+        Rule(
+            "uncached-steps",
+            "The source listing, the evaluation and the export are never cached, in every "
+            "DAG of the spec (a cache hit is keyed by parameters and input artifact ids only).",
+            "backend/src/v2/cacheutils/cache.go:173-229, driver/cache.go:120",
+            "2.0.0",
+        ),
+        Rule(
+            "no-caching-override",
+            "A run request carries the compiled per-task caching: the SDK client's "
+            "enable_caching rewrites every root task's, so it is never passed.",
+            "kfp SDK 2.17.0 kfp/client/client.py:963-971, 1771-1786",
+            "2.0.0",
+        ),
+        Rule(
+            "retry-on-containers",
+            "retryPolicy sits on container tasks only (the compiler ignores it elsewhere).",
+            "backend/src/v2/compiler/argocompiler/container.go:366-375, 582-588",
+            "2.0.0",
+        ),
+        Rule(
+            "retry-factor-integer",
+            "backoffFactor is a whole number: Argo parses it as an int and otherwise "
+            "marks the retry node Error at the first failure.",
+            "argo-workflows v4.0.5 util/intstr/parametrizable.go:12-22, "
+            "workflow/controller/operator.go:1055-1058",
+            "2.0.0",
+        ),
+        Rule(
+            "retry-window",
+            "backoffMaxDuration is a window from the first attempt's start: the backoffs of "
+            "every retry must fit in it, and a retry running at its end is killed.",
+            "argo-workflows v4.0.5 workflow/controller/operator.go:1033-1098, "
+            "workflow/executor/executor.go:1318-1340",
+            "2.0.0",
+        ),
+        Rule(
+            "collected-artifacts",
+            "dsl.Collected of a ParallelFor's artifacts needs backend 2.14.0.",
+            "backend/src/v2/driver/resolve.go:751-757 (kubeflow/pipelines#11725)",
+            COLLECTED_ARTIFACTS_FLOOR,
+        ),
+        Rule(
+            "unnamed-loop",
+            "A ParallelFor whose outputs are Collected is not named: a named loop breaks "
+            "Collected on backends before 2.16.0.",
+            "backend/src/v2/driver/dag.go:97-105, 368-442 (kubeflow/pipelines#13239, #12808)",
+            NAMED_LOOP_FLOOR,
+        ),
+        Rule(
+            "root-defaults",
+            "Every optional pipeline parameter has a real default (a null one fails the "
+            "tasks that consume it).",
+            "backend/src/v2/compiler/argocompiler/argo.go:96-107, driver/resolve.go:399-403",
+            "2.0.0",
+        ),
+        Rule(
+            "pipeline-root",
+            "The backend never reads a package's defaultPipelineRoot: a run's root is its "
+            "runtime_config.pipeline_root, else the namespace's kfp-launcher ConfigMap "
+            "defaultPipelineRoot, else minio://mlpipeline/v2/artifacts.",
+            "backend/src/v2/driver/root_dag.go:97-117, config/env.go:36-44, 85-92",
+            "2.0.0",
+        ),
+        Rule(
+            "healthz-version",
+            "GET /apis/v2beta1/healthz answers tag_name (the SDK's get_kfp_healthz drops it).",
+            "backend/src/apiserver/main.go:465-512; kfp_server_api "
+            "v2beta1_get_healthz_response.py:35-43",
+            BASE_FLOOR,
+        ),
+    )
+}
+
+
+def parse_version(tag: str) -> tuple[int, ...] | None:
+    """`2.17.0` (or `v2.17.0`, `2.17.0-rc.1`) -> (2, 17, 0); None when it names no release."""
+    match = re.match(r"v?(\d+)\.(\d+)\.(\d+)", tag or "")
+    return tuple(int(part) for part in match.groups()) if match else None
+
+
+def _tasks(spec: dict) -> dict[str, tuple[dict, dict]]:
+    """Every task of every DAG: its key -> (task spec, component spec)."""
+    found, components = {}, spec["components"]
+
+    def visit(dag: dict) -> None:
+        for name, task in dag.get("tasks", {}).items():
+            component = components[task["componentRef"]["name"]]
+            found[name] = (task, component)
+            visit(component.get("dag", {}))
+
+    visit(spec["root"]["dag"])
+    return found
+
+
+def _seconds(duration: str) -> int:
+    return int(duration.rstrip("s"))
+
+
+def _step_of(task_key: str):
+    try:
+        return find_step(re.sub(r"-\d+$", "", task_key))
+    except KeyError:
+        return None
+
+
+def spec_problems(spec: dict) -> list[str]:
+    """The rules a compiled pipeline spec breaks, one line each (`[rule-id] ...`)."""
+    problems = []
+    for key, (task, component) in _tasks(spec).items():
+        step = _step_of(key)
+        if step and not step.cached and task.get("cachingOptions", {}).get("enableCache"):
+            problems.append(f"[uncached-steps] task {key} may be served from the cache")
+        policy = task.get("retryPolicy")
+        if policy and "executorLabel" not in component:
+            problems.append(f"[retry-on-containers] task {key} is not a container task")
+        if policy:
+            problems += _retry_problems(key, policy)
+        if "parameterIterator" in task or "artifactIterator" in task:
+            if task.get("taskInfo", {}).get("name") != key:
+                problems.append(f"[unnamed-loop] loop {key} is named {task['taskInfo']['name']!r}")
+    for name, parameter in spec["root"].get("inputDefinitions", {}).get("parameters", {}).items():
+        if parameter.get("isOptional") and parameter.get("defaultValue") is None:
+            problems.append(f"[root-defaults] parameter {name} has no default")
+    return problems
+
+
+def _retry_problems(key: str, policy: dict) -> list[str]:
+    problems = []
+    factor = float(policy.get("backoffFactor", 2))
+    if not factor.is_integer():
+        problems.append(f"[retry-factor-integer] task {key} backoffFactor {factor}")
+    delay, waits = _seconds(policy.get("backoffDuration", "0s")), 0
+    for attempt in range(int(policy.get("maxRetryCount", 0))):
+        waits += delay * int(factor) ** attempt
+    window = _seconds(policy.get("backoffMaxDuration", "3600s"))
+    if waits >= window:
+        problems.append(
+            f"[retry-window] task {key}: the backoffs alone ({waits} s) exceed the retry "
+            f"window ({window} s), so the last retries can never run"
+        )
+    return problems
+
+
+def required_backend(spec: dict) -> str:
+    """The oldest backend release that runs this spec."""
+    for task, _ in _tasks(spec).values():
+        for artifact in task.get("inputs", {}).get("artifacts", {}).values():
+            producer = artifact.get("taskOutputArtifact", {}).get("producerTask", "")
+            if producer.startswith("for-loop-"):  # an artifact collected from a loop
+                return COLLECTED_ARTIFACTS_FLOOR
+    return BASE_FLOOR
+
+
+def request_problems(body: dict, pipeline_root: str) -> list[str]:
+    """The rules a `POST /runs` or `/recurringruns` body breaks.
+
+    Args:
+        body: the JSON body sent.
+        pipeline_root: the root the user asked for ('' for the namespace's default).
+    """
+    problems = spec_problems(body["pipeline_spec"].get("pipeline_spec", body["pipeline_spec"]))
+    sent = (body.get("runtime_config") or {}).get("pipeline_root") or ""
+    if sent != pipeline_root:
+        problems.append(
+            f"[pipeline-root] the request asks for root {sent!r}, not {pipeline_root!r}"
+        )
+    return problems
+
+
+def executor_output_problems(run_folder: str) -> list[str]:
+    """The rules the executor outputs of a local run break.
+
+    kfp.local provisions `<task folder>/<output name>` for each output artifact, as the
+    launcher provisions a URI under the run's root on a cluster.
+    """
+    problems = []
+    pattern = os.path.join(run_folder, "**", "executor_output.json")
+    for path in sorted(glob.glob(pattern, recursive=True)):
+        task_folder = os.path.dirname(path)
+        with open(path) as file:
+            output = json.load(file)
+        for name, artifacts in output.get("artifacts", {}).items():
+            for artifact in artifacts.get("artifacts", []):
+                provisioned = os.path.join(task_folder, name)
+                if artifact.get("uri") != provisioned:
+                    problems.append(
+                        f"[artifact-uri] {os.path.basename(task_folder)}.{name} was moved to "
+                        f"{artifact.get('uri')}"
+                    )
+                none = [k for k, v in artifact.get("metadata", {}).items() if v is None]
+                if none:
+                    problems.append(f"[metadata-values] {name} metadata {none} is None")
+    return problems

@@ -1,0 +1,94 @@
+"""The backend rules catch what they say (each check fails on a spec that breaks it)."""
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from kftransfer.pipelines import backend_contract as contract
+from kftransfer.pipelines.settings import ClusterSettings
+from kftransfer.pipelines.transfer_learning import compile_pipeline
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "kfp-backend.md"
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory) -> dict:
+    path = str(tmp_path_factory.mktemp("spec") / "p.yaml")
+    return compile_pipeline(path, ClusterSettings(extract_parts=2))
+
+
+def task(spec: dict, key: str) -> dict:
+    for component in [spec["root"], *spec["components"].values()]:
+        found = component.get("dag", {}).get("tasks", {}).get(key)
+        if found:
+            return found
+    raise KeyError(key)
+
+
+def test_the_compiled_pipeline_keeps_every_rule(spec):
+    assert contract.spec_problems(spec) == []
+
+
+@pytest.mark.parametrize(
+    "break_it,problem",
+    [
+        (lambda s: task(s, "export-model").update(cachingOptions={"enableCache": True}),
+         "[uncached-steps] task export-model"),
+        (lambda s: task(s, "fine-tune")["retryPolicy"].update(backoffFactor=1.5),
+         "[retry-factor-integer] task fine-tune backoffFactor 1.5"),
+        (lambda s: task(s, "train-head")["retryPolicy"].update(backoffMaxDuration="300s"),
+         "[retry-window] task train-head: the backoffs alone (420 s) exceed"),
+        (lambda s: task(s, "for-loop-2").update(retryPolicy={"maxRetryCount": 1}),
+         "[retry-on-containers] task for-loop-2"),
+        (lambda s: task(s, "for-loop-2")["taskInfo"].update(name="extract-parts"),
+         "[unnamed-loop] loop for-loop-2 is named 'extract-parts'"),
+        (lambda s: s["root"]["inputDefinitions"]["parameters"]["export_uri"].pop("defaultValue"),
+         "[root-defaults] parameter export_uri"),
+    ],
+)  # fmt: skip
+def test_each_rule_fails_a_spec_that_breaks_it(spec, break_it, problem):
+    broken = copy.deepcopy(spec)
+    break_it(broken)
+    assert any(p.startswith(problem) for p in contract.spec_problems(broken)), problem
+
+
+def test_a_request_with_another_root_breaks_the_pipeline_root_rule(spec):
+    body = {"pipeline_spec": spec, "runtime_config": {"pipeline_root": "gs://b/kfp"}}
+    assert contract.request_problems(body, "gs://b/kfp") == []
+    [problem] = contract.request_problems(body, "")
+    assert problem.startswith("[pipeline-root] the request asks for root 'gs://b/kfp'")
+
+
+def test_executor_outputs_with_a_moved_uri_or_a_none_break_their_rules(tmp_path):
+    folder = tmp_path / "run" / "export-model"
+    folder.mkdir(parents=True)
+    moved = {"uri": "gs://other-bucket/models/1", "metadata": {"version": None}}
+    output = {"artifacts": {"exported": {"artifacts": [moved]}}}
+    (folder / "executor_output.json").write_text(json.dumps(output))
+    problems = contract.executor_output_problems(str(tmp_path / "run"))
+    assert problems == [
+        "[artifact-uri] export-model.exported was moved to gs://other-bucket/models/1",
+        "[metadata-values] exported metadata ['version'] is None",
+    ]
+
+
+def test_required_backend_and_versions(spec, tmp_path):
+    assert contract.required_backend(spec) == "2.14.0"  # Collected artifacts
+    single = compile_pipeline(str(tmp_path / "p.yaml"))
+    assert contract.required_backend(single) == contract.BASE_FLOOR == "2.5.0"
+    assert contract.parse_version("2.17.0") == (2, 17, 0)
+    assert contract.parse_version("v2.14.1-rc.2") == (2, 14, 1)
+    assert contract.parse_version("unknown") is None
+
+
+def test_every_rule_is_documented_with_its_source_and_version():
+    text = DOC.read_text()
+    for rule in contract.RULES.values():
+        row = re.search(rf"^\| `{re.escape(rule.id)}` \|.*$", text, re.MULTILINE)
+        assert row, f"{rule.id} is not in docs/kfp-backend.md"
+        cited = re.findall(r"[\w/.]+\.(?:go|py|ts|proto):[\d-]+", rule.source)
+        assert cited and all(place in row.group(0) for place in cited), rule.id
+        assert rule.since in row.group(0), rule.id

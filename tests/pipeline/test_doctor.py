@@ -1,0 +1,119 @@
+"""`kftransfer doctor` against the fake KFP API and a fake OCI registry on 127.0.0.1."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from click.testing import CliRunner
+
+from kftransfer.pipelines.cli import cli
+from kftransfer.pipelines.container_registry import DOCKER_HUB, ImageRef, image_exists
+from tests.pipeline.fake_kfp import FakeKfp
+
+
+class FakeRegistry:
+    """A registry that wants an anonymous bearer token, as ghcr.io and Docker Hub do."""
+
+    def __init__(self, tags: set[str]):
+        self.tags = tags
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.address = f"127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _handler(self):
+        registry = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _send(self, status, body=b"", headers=()):
+                self.send_response(status)
+                for key, value in headers:
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def do_GET(self):
+                if self.path.startswith("/token"):
+                    return self._send(200, json.dumps({"token": "t0k"}).encode())
+                return self.do_HEAD()
+
+            def do_HEAD(self):
+                if self.headers.get("Authorization") != "Bearer t0k":
+                    challenge = (
+                        f'Bearer realm="http://{registry.address}/token",'
+                        'service="fake",scope="repository:kftransfer/kftransfer:pull"'
+                    )
+                    return self._send(401, headers=[("WWW-Authenticate", challenge)])
+                tag = self.path.rsplit("/", 1)[-1]
+                self._send(200 if tag in registry.tags else 404)
+
+            def log_message(self, *args):
+                pass
+
+        return Handler
+
+
+def test_image_references_follow_dockers_defaults():
+    assert ImageRef.parse("ghcr.io/kftransfer/kftransfer:0.1.0") == ImageRef(
+        "ghcr.io", "kftransfer/kftransfer", "0.1.0"
+    )
+    assert ImageRef.parse("python:3.11") == ImageRef(DOCKER_HUB, "library/python", "3.11")
+    assert ImageRef.parse("localhost:5000/x") == ImageRef("localhost:5000", "x", "latest")
+    assert ImageRef.parse("localhost:5000/x").base_url == "http://localhost:5000/v2"
+
+
+def test_image_exists_takes_an_anonymous_token_then_asks_for_the_tag():
+    with FakeRegistry({"0.1.0"}) as registry:
+        assert image_exists(f"{registry.address}/kftransfer/kftransfer:0.1.0") == (
+            True,
+            "published",
+        )
+        found, why = image_exists(f"{registry.address}/kftransfer/kftransfer:9.9.9")
+        assert found is False and "has no tag 9.9.9 of kftransfer/kftransfer" in why
+    found, why = image_exists(f"{registry.address}/kftransfer/kftransfer:0.1.0")  # gone now
+    assert found is None and why.startswith(f"cannot reach {registry.address}")
+
+
+@pytest.mark.parametrize("version,published,code", [("2.17.0", True, 0), ("2.4.0", True, 1),
+                                                    ("2.17.0", False, 1)])  # fmt: skip
+def test_doctor_reports_every_check_and_fails_on_a_problem(version, published, code):
+    with FakeKfp(version=version) as kfp, FakeRegistry({"0.1.0", "0.1.0-gpu"}) as registry:
+        image = f"{registry.address}/kftransfer/kftransfer:{'0.1.0' if published else '0.0.9'}"
+        result = CliRunner().invoke(
+            cli, ["doctor", "--host", kfp.host, "--image", image, "--gpu-image", image + "-gpu",
+                  "--pipeline-root", "gs://bucket/kfp", "--retries", "2"],
+        )  # fmt: skip
+    assert result.exit_code == code, result.output
+    lines = result.stdout.splitlines()
+    topics = [line[5:].split(":")[0] for line in lines]
+    assert topics == ["server", "image", "image", "pipeline root", "caching", "retries",
+                      "backend rules"]  # fmt: skip
+    server = lines[0]
+    assert server.startswith("ok  " if version == "2.17.0" else "FAIL")
+    assert f"KFP {version} (commit 0123abcd, single-user); this pipeline needs 2.5.0" in server
+    assert lines[1].startswith("ok  " if published else "FAIL")
+    assert "(fingerprint_source, split_data, train_head, evaluate_model, export_model)" in lines[1]
+    assert "-gpu (extract_bottlenecks, fine_tune)" in lines[2]
+    assert lines[3] == "ok   pipeline root: gs://bucket/kfp (--pipeline-root, sent with each run)"
+    assert "never for fingerprint_source, evaluate_model, export_model" in lines[4]
+    assert (
+        "2 of extract_bottlenecks, train_head, fine_tune after 60 s, 120 s, within 48h" in lines[5]
+    )
+    assert lines[6].startswith("ok   backend rules: the compiled spec keeps the 12 rules")
+
+
+def test_doctor_without_a_pipeline_root_says_where_runs_will_write():
+    with FakeKfp() as kfp:
+        result = CliRunner().invoke(cli, ["doctor", "--host", kfp.host, "--image", "x.invalid/a:b"])
+    root = [line for line in result.stdout.splitlines() if "pipeline root" in line][0]
+    assert root.startswith("??   pipeline root: not given: runs get the kfp-launcher ConfigMap")
+    assert "else minio://mlpipeline/v2/artifacts; pass --pipeline-root" in root
