@@ -7,8 +7,10 @@ text: the decorator writes the function anew with every field of its config clas
 appended to the signature (with the field's default) and to the docstring's `Args:`
 (with the field's help, which KFP turns into the parameter's description in the
 compiled spec and the UI). The body builds its config with `XConfig.from_params(locals())`.
-The generated source is registered with `linecache`, as `attrs` does for the methods it
-writes, so `inspect.getsource` (which KFP calls) finds it.
+The body is wrapped so that a `UserError` ends the step with one `error:` line and exit
+status 2 (no traceback in the pod's log). The generated source is registered with
+`linecache`, as `attrs` does for the methods it writes, so `inspect.getsource` (which KFP
+calls) finds it.
 """
 
 import ast
@@ -76,6 +78,8 @@ def with_config_parameters(func: Callable, configs: tuple[type, ...]) -> Callabl
     docstring = _documented(ast.get_docstring(tree) or "", helps)
     statements = tree.body[1:] if ast.get_docstring(tree) is not None else tree.body
     body = source.splitlines()[statements[0].lineno - 1 :] if statements else [INDENT + "pass"]
+    if any('"""' in line or "'''" in line for line in body):
+        raise ValueError(f"{func.__name__}: a step's body may not hold triple-quoted strings")
     returns = f" -> {ast.get_source_segment(source, tree.returns)}" if tree.returns else ""
     text = "\n".join(
         [
@@ -83,7 +87,13 @@ def with_config_parameters(func: Callable, configs: tuple[type, ...]) -> Callabl
             *(f"{INDENT}{parameter}," for parameter in parameters),
             f"){returns}:",
             textwrap.indent(f'"""{docstring}\n"""', INDENT),
-            *body,
+            f"{INDENT}try:",
+            *(textwrap.indent(line, INDENT) for line in body),
+            f"{INDENT}except Exception as error:  # a UserError: one line, exit status 2",
+            f"{INDENT * 2}from kftransfer.components.core.errors import exit_on_user_error",
+            "",
+            f"{INDENT * 2}exit_on_user_error(error)",
+            f"{INDENT * 2}raise",
         ]
     )
     return _define(func, text + "\n")

@@ -30,13 +30,11 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) 
     raise RuntimeError("GCS emulator did not start")
 
 
-def start_emulator(port: int, data_dir: str | None = None) -> subprocess.Popen:
-    """Starts gcp-storage-emulator on 127.0.0.1:port, in memory or keeping data in `data_dir`."""
+def start_emulator(port: int) -> subprocess.Popen:
+    """Starts gcp-storage-emulator, in memory, on 127.0.0.1:port."""
     binary = shutil.which("gcp-storage-emulator", path=os.path.dirname(sys.executable))
-    where = ["-d", data_dir] if data_dir else []
-    start = ["start", "--host", "127.0.0.1", "--port", str(port), "-q"]
     process = subprocess.Popen(
-        [binary, *where, *start, *([] if data_dir else ["--in-memory"])],
+        [binary, "start", "--host", "127.0.0.1", "--port", str(port), "-q", "--in-memory"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

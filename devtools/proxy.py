@@ -3,6 +3,7 @@
 import http.client
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -17,12 +18,21 @@ class Proxy:
         fail_first: answer 503 to the first try of each request (its method and path);
             `failures` counts them.
         latency: seconds to wait before forwarding each request.
+        cut_after: called with each forwarded request's method, path and body; once it
+            says True, storage is gone: every later request's connection drops unanswered.
     """
 
-    def __init__(self, target: str, fail_first: bool = False, latency: float = 0.0):
+    def __init__(
+        self,
+        target: str,
+        fail_first: bool = False,
+        latency: float = 0.0,
+        cut_after: Callable[[str, str, bytes], bool] | None = None,
+    ):
         parts = urlsplit(target)
         self.target = (parts.hostname, parts.port)
-        self.fail_first, self.latency = fail_first, latency
+        self.fail_first, self.latency, self.cut_after = fail_first, latency, cut_after
+        self.cut = False  # once set, every request's connection is dropped unanswered
         self.seen: set[tuple[str, str]] = set()
         self.failures = 0
         self.lock = threading.Lock()
@@ -55,6 +65,9 @@ class Proxy:
             def _forward(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
+                if proxy.cut:  # storage gone: the connection drops, nothing answers
+                    self.close_connection = True
+                    return
                 if proxy._first_try(self.command, self.path):
                     self.send_response(503)
                     self.send_header("Content-Length", "0")
@@ -74,6 +87,8 @@ class Proxy:
                 self.end_headers()
                 self.wfile.write(data)
                 upstream.close()
+                if proxy.cut_after and proxy.cut_after(self.command, self.path, body or b""):
+                    proxy.cut = True
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _forward
 

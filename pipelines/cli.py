@@ -15,13 +15,17 @@ EXIT_USER_ERROR = 2
 
 
 class _Cli(click.Group):
-    """Turns a UserError into one `error:` line on stderr and exit status 2."""
+    """Turns a UserError, or a bad option value, into one `error:` line and exit status 2."""
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except UserError as err:
             click.echo(f"error: {err}", err=True)
+            ctx.exit(EXIT_USER_ERROR)
+        except click.UsageError as err:
+            command = err.ctx.command_path if err.ctx else "kftransfer"
+            click.echo(f"error: {err.format_message()} (see `{command} --help`)", err=True)
             ctx.exit(EXIT_USER_ERROR)
 
 

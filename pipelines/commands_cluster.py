@@ -79,11 +79,16 @@ def job_options(command: Callable) -> Callable:
 
 
 def _job(source: str, kwargs: dict):
-    """The `kfp_server.Job` the options describe (removing them from `kwargs`)."""
+    """The `kfp_server.Job` the options describe (removing them from `kwargs`).
+
+    The parameters and settings are validated before the server is contacted.
+    """
+    from kftransfer.components.core.config import validate_run
     from kftransfer.pipelines import kfp_server
 
     settings = pop_cluster_settings(kwargs)
     arguments = {"source": source, **pop_pipeline_arguments(kwargs)}
+    validate_run(arguments)
     host, namespace = kwargs.pop("host"), kwargs.pop("namespace")
     return kfp_server.Job(
         client=kfp_server.kfp_client(host, namespace, kwargs.pop("token")),
@@ -230,7 +235,9 @@ def schedule_create(
     the feature cache, and exports only if the new model beats the one in production.
     """
     from kftransfer.pipelines import kfp_server
+    from kftransfer.pipelines.cron import check_cron
 
+    check_cron(cron)
     job = _job(source, kwargs)
     recurring_id = kfp_server.schedule(
         job, name=name, cron=cron, max_concurrency=max_concurrency, catchup=catchup
@@ -257,7 +264,8 @@ def schedule_delete(recurring_run_id: str, host: str, namespace: str, token: str
     from kftransfer.pipelines import kfp_server
 
     client = kfp_server.kfp_client(host, namespace, token)
-    kfp_server.delete_schedule(client, recurring_run_id)
+    with kfp_server.refusals_as_errors(host, "deletion"):
+        kfp_server.delete_schedule(client, recurring_run_id)
     click.echo(f"deleted recurring run {recurring_run_id}")
 
 

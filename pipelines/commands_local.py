@@ -1,8 +1,10 @@
 """The local commands: split, run, demo, predict."""
 
+import contextlib
 import json
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 
 import click
 
@@ -41,9 +43,13 @@ def split(source: str, out: str, **kwargs) -> None:
     local or gs://. Writes train.csv, validation.csv, test.csv, labels.json and
     stats.json (counts, and every skipped file with its reason) to --out.
     """
-    from kftransfer.components.core.split import split_dataset, write_split
+    from kftransfer.components.core.split import precheck, split_dataset, write_split
+    from kftransfer.components.core.storage import require_folder_path
 
-    result = split_dataset(source, SplitConfig.from_params(kwargs))
+    config = SplitConfig.from_params(kwargs)
+    require_folder_path(out)  # before the work, not after it
+    precheck(source, config)  # from the listing: no image read yet
+    result = split_dataset(source, config)
     write_split(result, out)
     _print_split_summary(result.stats, out)
 
@@ -115,29 +121,24 @@ def run(
     """
     from kftransfer.pipelines.runs import run_locally
     from kftransfer.pipelines.settings import ClusterSettings
+    from kftransfer.pipelines.summary import format_summary
 
     arguments = {"source": source, **pop_pipeline_arguments(kwargs)}
     settings = ClusterSettings(extract_parts=extract_parts)
-    summary = run_locally(arguments, pipeline_root, settings, cache, obj["verbose"])
+    with only_results_on_stdout():
+        summary = run_locally(arguments, pipeline_root, settings, cache, obj["verbose"])
     click.echo(json.dumps(summary, indent=1) if as_json else format_summary(summary))
 
 
-def format_summary(summary: dict) -> str:
-    """The human summary of a run: both stages' accuracy, the verdict, where things are."""
+@contextlib.contextmanager
+def only_results_on_stdout() -> Iterator[None]:
+    """Sends whatever the block prints on stdout (Keras, TensorFlow, kfp) to stderr.
 
-    def cell(value):
-        return f"{value:10.4f}" if isinstance(value, float) else f"{'-':>10}"
-
-    lines = [f"{'':12}{'validation':>12}{'test':>10}"]
-    for name, key in (("head only", "head"), ("fine-tuned", "fine_tuned")):
-        stage = summary[key]
-        lines.append(f"{name:12}  {cell(stage['val_accuracy'])}{cell(stage['test_accuracy'])}")
-    lines.append(f"blessed: {'yes' if summary['blessed'] else 'no'}")
-    lines += [f"  {reason}" for reason in summary["reasons"]]
-    lines.append(f"report:   {summary['report']}")
-    if summary["exported"]:
-        lines.append(f"exported: {summary['exported']}")
-    return "\n".join(lines)
+    stdout then holds only a command's result (the table, or one JSON document), which
+    scripts parse.
+    """
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
 
 
 def resolve_demo_weights(weights: str) -> str:
@@ -191,25 +192,26 @@ def demo(obj: dict, weights: str, out: str, as_json: bool) -> None:
     from importlib import resources
 
     from kftransfer.pipelines.runs import run_locally
+    from kftransfer.pipelines.summary import display_path, format_summary
 
     source = str(resources.files("kftransfer.pipelines") / "demo_data" / "fashion-mnist")
-    arguments = {
-        "source": source,
-        "backbone": DEMO_BACKBONE,
-        "image_size": DEMO_IMAGE_SIZE,
-        "weights": resolve_demo_weights(weights),
-        "cache_uri": os.path.join(out, "cache"),
-        "export_uri": os.path.abspath(os.path.join(out, "models")),
-    }
-    summary = run_locally(arguments, os.path.join(out, "runs"), verbose=obj["verbose"])
+    with only_results_on_stdout():
+        arguments = {
+            "source": display_path(source),
+            "backbone": DEMO_BACKBONE,
+            "image_size": DEMO_IMAGE_SIZE,
+            "weights": resolve_demo_weights(weights),
+            "cache_uri": display_path(os.path.join(out, "cache")),
+            "export_uri": display_path(os.path.join(out, "models")),
+        }
+        summary = run_locally(arguments, os.path.join(out, "runs"), verbose=obj["verbose"])
     if as_json:
         click.echo(json.dumps(summary, indent=1))
         return
     click.echo(format_summary(summary))
     if summary["exported"]:
-        example = os.path.join(
-            source, "sneaker", sorted(os.listdir(os.path.join(source, "sneaker")))[0]
-        )
+        sneakers = os.path.join(source, "sneaker")
+        example = display_path(os.path.join(sneakers, sorted(os.listdir(sneakers))[0]))
         click.echo(f"try:      kftransfer predict {arguments['export_uri']} {example}")
 
 
@@ -223,8 +225,16 @@ def demo(obj: dict, weights: str, out: str, as_json: bool) -> None:
 )
 @click.argument("model")
 @click.argument("images", nargs=-1, required=True)
-@click.option("--top-k", default=3, show_default=True, help="Labels to show per image.")
-@click.option("--batch-size", default=32, show_default=True, help="Images per forward pass.")
+@click.option(
+    "--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Labels per image."
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Images per forward pass.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def predict(
     model: str, images: tuple[str, ...], top_k: int, batch_size: int, as_json: bool

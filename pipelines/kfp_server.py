@@ -13,6 +13,7 @@ from typing import Any
 
 from kftransfer.components.core.errors import UserError
 from kftransfer.pipelines.backend_contract import parse_version, required_backend
+from kftransfer.pipelines.cron import check_cron
 from kftransfer.pipelines.settings import ClusterSettings
 from kftransfer.pipelines.transfer_learning import PIPELINE_NAME, compile_pipeline
 
@@ -132,9 +133,32 @@ def check_backend(client, host: str, needed: str, settings: ClusterSettings) -> 
     return tag
 
 
+@contextlib.contextmanager
+def refusals_as_errors(host: str, what: str) -> Iterator[None]:
+    """Turns the API server's refusal of a request (HTTP 4xx/5xx) into one line."""
+    import kfp_server_api
+
+    try:
+        yield
+    except kfp_server_api.ApiException as err:
+        raise UserError(
+            f"the KFP API at {host} refused the {what}: HTTP {err.status} {api_message(err)}"
+        ) from err
+
+
+def api_message(err) -> str:
+    """The message of an API error's JSON body (or its reason), on one line."""
+    try:
+        body = json.loads(err.body or "{}")
+    except ValueError:
+        body = {}
+    message = body.get("message") or body.get("error") or err.reason or ""
+    return " ".join(str(message).split())[:300]
+
+
 def submit(job: Job, run_name: str = "") -> str:
     """Compiles and submits one run; returns its id."""
-    with job.package() as package, quiet_kfp():
+    with job.package() as package, quiet_kfp(), refusals_as_errors(job.host, "run"):
         result = job.client.create_run_from_pipeline_package(
             package,
             arguments=job.arguments,
@@ -151,20 +175,10 @@ def run_link(job: Job, run_id: str) -> str:
     return f"{job.host.rstrip('/')}/#/runs/details/{run_id}"
 
 
-def check_cron(cron: str) -> str:
-    """KFP's cron has six fields, seconds first; a five-field cron is a clear error."""
-    if len(cron.split()) != 6:
-        raise UserError(
-            f"--cron {cron!r}: KFP cron has 6 fields, seconds first, e.g. '0 0 3 * * *' "
-            "for 03:00 every day"
-        )
-    return cron
-
-
 def schedule(job: Job, *, name: str, cron: str, max_concurrency: int, catchup: bool) -> str:
     """Creates a recurring run; returns its id."""
     check_cron(cron)
-    with job.package() as package:
+    with job.package() as package, refusals_as_errors(job.host, "recurring run"):
         with quiet_kfp():
             found = job.client.create_experiment(job.experiment, namespace=job.namespace)
         recurring = job.client.create_recurring_run(

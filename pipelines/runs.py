@@ -1,20 +1,67 @@
-"""Running the whole pipeline locally with kfp.local, and summarising the run."""
+"""Running the whole pipeline locally with kfp.local.
+
+Layout of a pipeline root (default `kftransfer-runs/`):
+
+    .kfp_cache/            kfp.local's step cache, shared by the runs (`--cache`)
+    <run id>/              one run, `YYYYmmdd-HHMMSS-xxxxxx`, so concurrent runs never meet
+        run.log            everything the run printed, from its first line (failed runs too)
+        summary.json       what `kftransfer run --json` prints
+        report.html        the evaluation report (a copy of the KFP artifact `report`)
+        evaluation.json    every metric, the verdict and its reasons (likewise)
+        kftransfer-<time>/ kfp.local's folder: one folder per task, the artifacts inside
+
+Before anything is written, the run's parameters are validated (`config.validate_run`)
+and its source listed (`split.precheck`): a bad parameter or an unusable source is one
+line and no run folder. A local run never retries a failed step: here a failure is a
+bug or bad data, never a preempted node.
+"""
 
 import contextlib
+import dataclasses
 import io
-import json
 import logging
 import os
 import re
-import shutil
+import secrets
 import sys
 import time
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
+from kftransfer.components.core.config import SplitConfig, validate_run
 from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.split import precheck
 from kftransfer.pipelines.settings import ClusterSettings
-from kftransfer.pipelines.transfer_learning import build_pipeline, task_names
+from kftransfer.pipelines.summary import summarize, write_summary
+from kftransfer.pipelines.transfer_learning import PIPELINE_NAME, build_pipeline, task_names
+
+LOG_FILE = "run.log"
+CACHE_FOLDER = ".kfp_cache"
+
+
+def prepare_run(arguments: dict[str, Any], pipeline_root: str) -> None:
+    """Checks a local run's parameters, source and pipeline root, writing nothing.
+
+    Raises:
+        UserError: one line naming every bad parameter, or the source's or root's problem.
+    """
+    configs = validate_run(arguments)
+    if os.path.exists(pipeline_root) and not os.path.isdir(pipeline_root):
+        raise UserError(f"--pipeline-root {pipeline_root} is a file: give a folder")
+    precheck(arguments["source"], configs[SplitConfig])
+
+
+def new_run_folder(pipeline_root: str) -> str:
+    """Creates `<pipeline_root>/<run id>`, a folder no other run shares."""
+    os.makedirs(pipeline_root, exist_ok=True)
+    while True:
+        run = os.path.join(
+            pipeline_root, f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(3)}"
+        )
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(run)
+            return run
 
 
 def run_locally(
@@ -28,83 +75,103 @@ def run_locally(
 
     Args:
         arguments: the pipeline's arguments (`source` and any others).
-        pipeline_root: where kfp.local writes the run's artifacts.
+        pipeline_root: where runs get their folders (see the module docstring).
         settings: compile-time settings (only `extract_parts` matters locally).
         caching: reuse the outputs of identical earlier steps (kfp.local's step cache).
         verbose: show kfp.local's whole output, not only the steps' progress lines. It is
             always kept in the run folder's `run.log`.
+
+    Raises:
+        UserError: bad parameters or source (nothing written), or a failed step (one line
+            with the step's own error and the log's path; the run folder stays).
     """
     from kfp import local
 
-    os.makedirs(pipeline_root, exist_ok=True)
-    before = set(os.listdir(pipeline_root))
+    prepare_run(arguments, pipeline_root)
+    run = new_run_folder(pipeline_root)
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
-        pipeline_root=pipeline_root,
+        pipeline_root=run,
         raise_on_error=True,
         enable_caching=caching,
+        cache_root=os.path.join(pipeline_root, CACHE_FOLDER),
     )
-    start = time.time()
-    log_path = os.path.join(pipeline_root, "last-run.log")
-    root_handlers = logging.getLogger().handlers[:]  # kfp.local may leave one on our stdout
-    with (
-        open(log_path, "w") as log,
-        contextlib.redirect_stdout(steps := StepLog(log, verbose)),
-        _restored(logging.getLogger(), root_handlers),
-    ):
-        warnings.filterwarnings("ignore", "Task .* have no effect in the current local runner")
-        warnings.filterwarnings("ignore", "You may be attemping to run a task that uses custom")
+    settings = dataclasses.replace(settings, retries=0)
+    start, log_path = time.time(), os.path.join(run, LOG_FILE)
+    with _step_log(log_path, verbose) as steps:
         try:
             build_pipeline(settings)(**arguments)
         except RuntimeError as err:  # kfp.local: "... Inner task failed: 'X'."
-            log.flush()
+            steps.flush()
             raise UserError(f"{failure(str(err), log_path)}; full log: {log_path}") from err
-    new = sorted(set(os.listdir(pipeline_root)) - before - {"last-run.log"})
-    run = os.path.join(pipeline_root, new[-1])
-    os.replace(log_path, os.path.join(run, "run.log"))
-    return summarize(run, start, steps.finished, task_names(settings))
+    tasks_folder = os.path.join(run, _kfp_folder(run))
+    timings = {"finished": steps.finished, "cached": steps.cached}
+    summary = summarize(run, tasks_folder, start, timings, task_names(settings))
+    write_summary(run, summary)
+    return summary
+
+
+def _kfp_folder(run: str) -> str:
+    """The folder kfp.local made for the run's tasks inside `run`."""
+    return next(name for name in os.listdir(run) if name.startswith(f"{PIPELINE_NAME}-"))
+
+
+@contextlib.contextmanager
+def _step_log(log_path: str, verbose: bool) -> Iterator["StepLog"]:
+    """kfp.local's output, for the block: all of it to `log_path`, what matters to stderr.
+
+    kfp.local reports a step cache hit only on the root logger, at INFO: `StepLog` listens
+    there for the block.
+    """
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # kfp.local may leave one on our stdout
+    with open(log_path, "w") as log, contextlib.redirect_stdout(steps := StepLog(log, verbose)):
+        warnings.filterwarnings("ignore", "Task .* have no effect in the current local runner")
+        warnings.filterwarnings("ignore", "You may be attemping to run a task that uses custom")
+        root.addHandler(steps.cache_hits)
+        root.setLevel(min(level or logging.WARNING, logging.INFO))
+        try:
+            yield steps
+        finally:
+            steps.flush()
+            root.handlers[:] = handlers
+            root.setLevel(level)
 
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# A step's own error: the `error: ...` line a step prints for a UserError, or the last line
+# of a traceback (`SomeError: ...`).
+STEP_ERROR = re.compile(r"^\s*(?:error: (.+)|(?:\w+\.)*\w*(?:Error|Exception): (.+))$", re.M)
 
 
 def failure(kfp_message: str, log_path: str) -> str:
     """`step X failed: <the step's own error line>`, from kfp.local's message and the log."""
     task = re.search(r"task failed: '([^']+)'", ANSI.sub("", kfp_message))
     with open(log_path) as log:
-        errors = re.findall(r"^\s*(?:\w+\.)*(\w*(?:Error|Exception)): (.+)$", log.read(), re.M)
+        errors = [a or b for a, b in STEP_ERROR.findall(log.read())]
     where = f"step {task.group(1)} failed" if task else "the local run failed"
-    return f"{where}: {errors[-1][1]}" if errors else where
-
-
-@contextlib.contextmanager
-def _restored(logger: logging.Logger, handlers: list):
-    """Puts `logger`'s handlers back as they were when the block ends."""
-    try:
-        yield
-    finally:
-        logger.handlers[:] = handlers
+    return f"{where}: {errors[-1]}" if errors else where
 
 
 class StepLog(io.TextIOBase):
     """Where kfp.local prints: everything to `log`; to stderr, only what a user reads.
 
-    That is kftransfer's own log lines (progress, epochs, verdicts), warnings, the lines
-    of exceptions, and kfp's task status lines; not the executor inputs and outputs nor
-    tracebacks. With `verbose`, everything goes to stderr too.
+    That is kftransfer's own log lines (progress, epochs, verdicts), warnings and kfp's
+    task status lines; not the executor inputs and outputs, tracebacks, or a failed step's
+    error (the run's own one-line error names it). With `verbose`, everything goes to
+    stderr too.
     """
 
-    KEEP = re.compile(
-        r"^\s*(\d\d:\d\d:\d\d (INFO|WARNING|ERROR) |\S*Error\b|warning:)"
-        r"|Task .* finished with status"
-    )
-
+    KEEP = re.compile(r"^\s*(\d\d:\d\d:\d\d (INFO|WARNING) |warning:)|Task .* finished with status")
+    FAILED = re.compile(r"finished with status .*FAILURE")
     FINISHED = re.compile(r"Task '([^']+)' finished with status")
 
     def __init__(self, log, verbose: bool = False):
         super().__init__()
         self.log, self.verbose, self._partial = log, verbose, ""
         self.finished: dict[str, float] = {}  # task -> when kfp.local reported it done
+        self.cached: list[str] = []  # tasks served from kfp.local's step cache
+        self.cache_hits = _CacheHits(self)
 
     def writable(self) -> bool:
         """Always."""
@@ -116,96 +183,31 @@ class StepLog(io.TextIOBase):
         self._partial += text
         *lines, self._partial = self._partial.split("\n")
         for line in lines:
-            if done := self.FINISHED.search(ANSI.sub("", line)):
+            plain = ANSI.sub("", line)
+            if done := self.FINISHED.search(plain):
                 self.finished[done.group(1)] = time.time()
             if self.verbose:
                 sys.stderr.write(line + "\n")
-            elif self.KEEP.search(line):
+            elif self.KEEP.search(plain) and not self.FAILED.search(plain):
                 sys.stderr.write(line.strip() + "\n")
         return len(text)
 
-
-# kfp.local artifact files a person opens, and the names with extensions they get beside them.
-READABLE = {"report": "report.html", "evaluation": "evaluation.json"}
-
-
-def readable_copies(run: str) -> dict[str, str]:
-    """Copies the evaluation step's report and evaluation to `report.html`/`evaluation.json`.
-
-    KFP's artifacts are files without extensions (`report`, `evaluation`); the copies
-    beside them open in a browser or an editor. Returns artifact name -> copy.
-    """
-    copies = {}
-    for name, readable in READABLE.items():
-        artifact = os.path.join(run, "evaluate-model", name)
-        if os.path.isfile(artifact):
-            copies[name] = os.path.join(run, "evaluate-model", readable)
-            shutil.copyfile(artifact, copies[name])
-    return copies
+    def flush(self) -> None:
+        """Flushes the log file."""
+        self.log.flush()
 
 
-def _read_json(path: str) -> dict:
-    """The JSON document at `path`, or {} when there is none."""
-    if not os.path.exists(path):
-        return {}
-    with open(path) as file:
-        return json.load(file)
+class _CacheHits(logging.Handler):
+    """Records kfp.local's `Task X cache hit` log records (and logs them) into a StepLog."""
 
+    HIT = re.compile(r"Task (\S+) cache hit")
 
-def _executor_output(run: str, task: str) -> dict:
-    return _read_json(os.path.join(run, task, "executor_output.json"))
+    def __init__(self, steps: StepLog):
+        super().__init__(logging.INFO)
+        self.steps = steps
 
-
-def _artifact_metadata(output: dict, name: str) -> dict:
-    artifacts = output.get("artifacts", {}).get(name, {}).get("artifacts", [{}])
-    return artifacts[0].get("metadata", {})
-
-
-def summarize(run: str, start: float, finished: dict[str, float], tasks: list[str]) -> dict:
-    """Metrics of both stages, the verdict, artifact paths and step times of a local run.
-
-    Args:
-        run: the run's folder under the pipeline root.
-        start: when the run started (`time.time()`).
-        finished: when kfp.local reported each task done; a task without it (say, taken
-            from the cache) is timed by its executor output file.
-        tasks: the run's task names (`transfer_learning.task_names`).
-
-    Returns:
-        The summary `kftransfer run --json` prints.
-    """
-    readable = readable_copies(run)
-    evaluation = _read_json(readable.get("evaluation", ""))
-    head = _artifact_metadata(_executor_output(run, "train-head"), "metrics")
-    tuned = _artifact_metadata(_executor_output(run, "fine-tune"), "metrics")
-    exported = _artifact_metadata(_executor_output(run, "export-model"), "exported")
-    ends = {
-        t: os.path.getmtime(p)
-        for t in tasks
-        if os.path.exists(p := os.path.join(run, t, "executor_output.json"))
-    } | finished
-    seconds, previous = {}, start
-    for task, end in sorted(ends.items(), key=lambda item: item[1]):
-        seconds[task], previous = round(end - previous, 1), end
-    return {
-        "run": run,
-        "head": {
-            "val_accuracy": head.get("val_accuracy"),
-            "test_accuracy": evaluation.get("head", {}).get("accuracy"),
-        },
-        "fine_tuned": {
-            "initial_val_accuracy": tuned.get("initial_val_accuracy"),
-            "val_accuracy": tuned.get("val_accuracy"),
-            "test_accuracy": evaluation.get("fine_tuned", {}).get("accuracy"),
-        },
-        "blessed": evaluation.get("verdict", {}).get("blessed"),
-        "reasons": evaluation.get("verdict", {}).get("reasons", []),
-        "report": readable.get("report"),
-        "exported": exported.get("uri"),
-        "artifacts": {
-            task: sorted(os.listdir(os.path.join(run, task)))
-            for task in tasks
-            if os.path.isdir(os.path.join(run, task))
-        },
-        "seconds": {**seconds, "total": round(time.time() - start, 1)},
-    }
+    def emit(self, record: logging.LogRecord) -> None:
+        """Notes a cache hit."""
+        if hit := self.HIT.match(record.getMessage()):
+            self.steps.cached.append(hit.group(1))
+            self.steps.log.write(record.getMessage() + "\n")

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import yaml
 from kfp import compiler, dsl
 
+from kftransfer.components.core import storage
 from kftransfer.components.core.config import (
     EvalConfig,
     ExportConfig,
@@ -149,8 +150,11 @@ def compile_pipeline(
         executor["container"]["image"] = settings.image_for(find_step(name.removeprefix("exec-")))
     if pipeline_root:
         documents[0]["defaultPipelineRoot"] = pipeline_root
-    with open(output_path, "w") as out:
-        yaml.safe_dump_all(documents, out, sort_keys=False)
+    if storage.is_folder(output_path):
+        raise UserError(
+            f"-o {output_path} is a folder: give a file, e.g. {output_path}/pipeline.yaml"
+        )
+    storage.write_text(output_path, yaml.safe_dump_all(documents, sort_keys=False))
     return documents[0]
 
 

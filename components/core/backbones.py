@@ -16,6 +16,7 @@ import numpy as np
 from kftransfer.components.core import storage
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.layers import POOLINGS, PREPROCESSING_MODES
+from kftransfer.components.core.model_io import load_keras_file
 from kftransfer.components.core.registry import CUSTOM_UNFREEZE, REGISTRY, BackboneSpec, is_custom
 
 
@@ -139,10 +140,7 @@ def load_custom_backbone(
             f"--preprocessing {preprocessing!r}: use one of {', '.join(PREPROCESSING_MODES)}"
         )
     with storage.local_path(uri) as path:
-        try:
-            model = keras.models.load_model(path, compile=False, safe_mode=True)
-        except Exception as err:  # noqa: BLE001 - corrupt or unsafe files fail in many ways
-            raise UserError(f"cannot load backbone model {uri}: {err}") from err
+        model = load_keras_file(path, uri, "backbone model")
     layer = _feature_layer(model, uri, feature_layer)
     base = keras.Model(model.inputs, layer.output, name="custom_backbone")
     native = model.input_shape[1]

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from kftransfer.components.core.errors import ParameterError
 from kftransfer.components.core.registry import REGISTRY, is_custom
+from kftransfer.components.core.specs import parse_augmentation, parse_unfreeze, parse_units
 
 
 def _param(default: Any, help: str) -> Any:  # noqa: A002 - mirrors click's keyword
@@ -182,18 +183,6 @@ class ExtractConfig(_Config):
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
 
 
-def parse_units(text: str) -> list[int]:
-    """Hidden layer widths from `256` or `512,128` ('' = none).
-
-    Raises:
-        ValueError: a width is not a positive integer.
-    """
-    units = [int(u) for u in text.replace(" ", "").split(",") if u]
-    if any(u <= 0 for u in units):
-        raise ValueError(text)
-    return units
-
-
 @dataclass(frozen=True)
 class HeadConfig(_Config):
     """The small classifier trained on cached features."""
@@ -237,48 +226,6 @@ class HeadConfig(_Config):
     def hidden_units(self) -> list[int]:
         """The hidden layer widths as integers."""
         return parse_units(self.head_units)
-
-
-AUGMENTATIONS = ("flip", "rotation", "zoom", "translation", "contrast")
-DEFAULT_AUGMENTATION_FACTOR = 0.1
-
-
-def parse_augmentation(spec: str) -> list[tuple[str, float]]:
-    """`flip,rotation=0.05,...` -> `[("flip", 0.1), ("rotation", 0.05), ...]`.
-
-    Raises:
-        ValueError: an unknown name, or a factor that is not a number in (0, 1].
-    """
-    parsed = []
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        name, equals, value = item.partition("=")
-        if name not in AUGMENTATIONS:
-            raise ValueError(f"{item!r}: use {', '.join(AUGMENTATIONS)}")
-        try:
-            factor = float(value) if equals else DEFAULT_AUGMENTATION_FACTOR
-        except ValueError:
-            raise ValueError(f"{item!r}: the factor must be a number, e.g. {name}=0.1") from None
-        if not 0 < factor <= 1:
-            raise ValueError(f"{item!r}: the factor must be in (0, 1]")
-        parsed.append((name, factor))
-    return parsed
-
-
-UNFREEZE_KINDS = ("top_n_layers", "from_layer", "after_layer")
-
-
-def parse_unfreeze(policy: str) -> tuple[str, str]:
-    """`default`, `all`, `top_n_layers=N`, `from_layer=NAME` or `after_layer=NAME` -> (kind, value).
-
-    Raises:
-        ValueError: any other text.
-    """
-    if policy in ("default", "all"):
-        return policy, ""
-    kind, _, value = policy.partition("=")
-    if kind in UNFREEZE_KINDS and value and (kind != "top_n_layers" or value.isdigit()):
-        return kind, value
-    raise ValueError(policy)
 
 
 @dataclass(frozen=True)
@@ -417,14 +364,21 @@ def field_help(name: str) -> str:
     return found.metadata["help"] if found else ""
 
 
-def validate_run(params: Mapping[str, Any]) -> dict[type, _Config]:
+def validate_run(params: Mapping[str, Any], check_layers: bool = True) -> dict[type, _Config]:
     """Builds every config of a run from `params` (absent fields keep their defaults).
+
+    Args:
+        params: the run's parameters by name (`source` may be among them).
+        check_layers: also check that a layer an unfreeze policy names exists, which
+            builds the backbone's architecture (a few seconds, TensorFlow imported) only
+            when a policy names a layer.
 
     Returns:
         Config class -> its instance.
 
     Raises:
         ParameterError: one line naming every bad parameter, or a parameter no step takes.
+        UserError: the unfreeze policy names a layer the backbone lacks.
     """
     known = set(pipeline_fields()) | {"source"}
     problems = [f"unknown parameter {name!r}" for name in params if name not in known]
@@ -439,4 +393,9 @@ def validate_run(params: Mapping[str, Any]) -> dict[type, _Config]:
             problems.append(f"{config_cls.__name__}: {err}")
     if problems:
         raise ParameterError(problems, prefix="bad parameters: ")
+    tune, extract = configs[FineTuneConfig], configs[ExtractConfig]
+    if check_layers and parse_unfreeze(tune.unfreeze)[0] in ("from_layer", "after_layer"):
+        from kftransfer.components.core.fine_tune import check_unfreeze_policy
+
+        check_unfreeze_policy(extract, tune)
     return configs

@@ -1,5 +1,7 @@
 """The one exception type for problems a user can fix."""
 
+import sys
+
 
 class UserError(Exception):
     """Bad input or setup that the user can fix: a one-line message naming both.
@@ -7,6 +9,16 @@ class UserError(Exception):
     The CLI prints `error: <message>` and exits with status 2; a pipeline step
     fails with the same message in its log.
     """
+
+
+def exit_on_user_error(error: BaseException) -> None:
+    """Ends a step that raised a UserError: one `error:` line on stderr, exit status 2.
+
+    Any other exception is left to the caller to re-raise (a traceback: a bug).
+    """
+    if isinstance(error, UserError):
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
 
 
 class ParameterError(UserError):

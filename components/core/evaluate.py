@@ -5,24 +5,37 @@ from dataclasses import asdict, dataclass
 import keras
 import numpy as np
 
-from kftransfer.components.core import shards
+from kftransfer.components.core import layout, shards
 from kftransfer.components.core.backbones import fingerprint
 from kftransfer.components.core.blessing import Verdict, bless
 from kftransfer.components.core.classifier import predict_images, to_probabilities
 from kftransfer.components.core.config import EvalConfig
-from kftransfer.components.core.export import latest_version, load_exported
+from kftransfer.components.core.export import load_exported
 from kftransfer.components.core.layout import read_labels, read_rows, stage_model
 from kftransfer.components.core.metrics import classification_metrics
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
 from kftransfer.components.core.storage import join
+from kftransfer.components.core.versions import latest_version
 
 SUMMARY_METRICS = ("accuracy", "top_k_accuracy", "macro_f1", "log_loss")
 
 
 @dataclass
 class Evaluation:
-    """Metrics of every model on the test split, the verdict, and the worst mistakes."""
+    """Metrics of every model on the test split, the verdict, and the worst mistakes.
+
+    Attributes:
+        labels: class names in model output order.
+        head: the head-only model's test metrics (`metrics.classification_metrics`).
+        fine_tuned: the fine-tuned model's.
+        production: the production model's on the same images, or None.
+        production_version: the production version compared with (or found), or None.
+        verdict: blessed or not, with every reason.
+        misclassified: the fine-tuned model's most confident mistakes.
+        training: each stage's training summary (validation accuracy, epochs, ...).
+        inputs: the artifacts evaluated (split, features, head and model folders).
+    """
 
     labels: list[str]
     head: dict
@@ -31,6 +44,8 @@ class Evaluation:
     production_version: str | None
     verdict: Verdict
     misclassified: list[dict]
+    training: dict[str, dict]
+    inputs: dict[str, str]
 
     def to_json(self) -> dict:
         """A JSON-able dict of everything."""
@@ -92,6 +107,31 @@ def evaluate_stages(
         export_uri, labels, uris, y_true, config, candidate
     )
     verdict = bless(fine_tuned, production, config, note, same_weights=same)
+    _log_verdict(head, fine_tuned, production, verdict)
+    return Evaluation(
+        labels=labels,
+        head=head,
+        fine_tuned=fine_tuned,
+        production=production,
+        production_version=version,
+        verdict=verdict,
+        misclassified=_misclassified(
+            uris, y_true, probabilities, kept, labels, config.misclassified_examples
+        ),
+        training={
+            "head": layout.read_stage_summary(head_stage),
+            "fine_tuned": layout.read_stage_summary(model_stage),
+        },
+        inputs={
+            "splits": splits_uri,
+            "features": features_uri,
+            "head": head_stage,
+            "model": model_stage,
+        },
+    )
+
+
+def _log_verdict(head: dict, fine_tuned: dict, production: dict | None, verdict: Verdict) -> None:
     compared = f", production {production['accuracy']:.4f}" if production else ""
     LOGGER.info(
         "test accuracy: head-only %.4f, fine-tuned %.4f%s; blessed: %s",
@@ -99,10 +139,6 @@ def evaluate_stages(
     )
     for reason in verdict.reasons:
         LOGGER.info("  %s", reason)
-    mistakes = _misclassified(
-        uris, y_true, probabilities, kept, labels, config.misclassified_examples
-    )
-    return Evaluation(labels, head, fine_tuned, production, version, verdict, mistakes)
 
 
 def _head_metrics(features_uri: str, head_uri: str, labels: list[str], config: EvalConfig) -> dict:

@@ -1,4 +1,4 @@
-"""Export of a blessed model: a new version folder, then an atomic move of `latest`.
+"""Export of a blessed model: a new version, published whole, then `latest` moves to it.
 
 Layout of an export destination (local or gs://)::
 
@@ -12,22 +12,21 @@ Layout of an export destination (local or gs://)::
     DEST/<version>/evaluation.json   the full evaluation
     DEST/<version>/model.tflite      optional, with its parity to the SavedModel in the card
 
-Every file of a version is written before `latest` moves to it, so `latest` never names
-a half-written version. On GCS the pointer is replaced with a generation precondition:
-of two concurrent exports, one wins and the other fails.
+How a version is named, published and pointed at, safely under concurrent and killed
+exports, is `versions.py`.
 """
 
-import datetime
 import json
 import os
 import tempfile
+from collections.abc import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kftransfer.components.core import layout, storage
-from kftransfer.components.core.classifier import as_probabilities
+from kftransfer.components.core import layout, storage, versions
+from kftransfer.components.core.classifier import as_probabilities, num_classes
 from kftransfer.components.core.config import ExportConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.images import decode_rgb, image_dataset, resize_uint8
@@ -35,27 +34,12 @@ from kftransfer.components.core.layout import (
     CARD_FILE,
     EVALUATION_FILE,
     LABELS_FILE,
-    LATEST,
     MODEL_FILE,
     TFLITE_FILE,
 )
 from kftransfer.components.core.model_card import model_card
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
-
-
-def latest_version(destination: str) -> str | None:
-    """The version `DEST/latest` names, or None when nothing was exported yet."""
-    try:
-        return storage.read_text(storage.join(destination, LATEST)).strip() or None
-    except storage.NotFoundError:
-        return None
-
-
-def resolve_model_folder(uri: str) -> str:
-    """An export destination (its latest version) or a version folder -> the version folder."""
-    version = latest_version(uri)
-    return storage.join(uri, version) if version else uri
 
 
 def load_exported(folder: str) -> tuple[keras.Model, list[str]]:
@@ -67,17 +51,32 @@ def load_exported(folder: str) -> tuple[keras.Model, list[str]]:
     labels_uri = storage.join(folder, LABELS_FILE)
     if not storage.exists(labels_uri):
         raise UserError(f"{folder} has no {LABELS_FILE}: give an export folder or a version folder")
-    labels = storage.read_json(labels_uri)
-    return load_model(storage.join(folder, MODEL_FILE)), labels
+    return load_labelled_model(storage.join(folder, MODEL_FILE), labels_uri)
 
 
-def new_version(destination: str, now: datetime.datetime | None = None) -> str:
-    """An integer version name from the UTC time (`YYYYMMDDHHMMSS`), unused in `destination`."""
-    now = now or datetime.datetime.now(datetime.UTC)
-    version = int(now.strftime("%Y%m%d%H%M%S"))
-    while storage.exists(storage.join(destination, str(version), LABELS_FILE)):
-        version += 1
-    return str(version)
+def load_labelled_model(model_uri: str, labels_uri: str) -> tuple[keras.Model, list[str]]:
+    """A model and the class names of its outputs, checked against each other.
+
+    Raises:
+        UserError: the labels file is not a JSON list of names, or names another number of
+            classes than the model has outputs; or the model does not load.
+    """
+    try:
+        labels = json.loads(storage.read_text(labels_uri))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UserError(
+            f"{labels_uri} is not JSON ({type(err).__name__}): it must be a list of class "
+            'names, e.g. ["cat", "dog"]'
+        ) from err
+    if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+        raise UserError(f'{labels_uri} must be a JSON list of class names, e.g. ["cat", "dog"]')
+    model = load_model(model_uri)
+    if len(labels) != num_classes(model):
+        raise UserError(
+            f"{labels_uri} names {len(labels)} classes but {model_uri} tells "
+            f"{num_classes(model)} apart: use the labels.json exported with the model"
+        )
+    return model, labels
 
 
 def write_saved_model(model: keras.Model, labels: list[str], path: str) -> None:
@@ -138,24 +137,28 @@ def export_model(
     model: keras.Model,
     labels: list[str],
     destination: str,
-    card: str,
+    card: Callable[[str], str] | str,
     evaluation: dict,
     tflite_images: np.ndarray | None = None,
-    version: str = "",
 ) -> str:
-    """Writes a new version under `destination`, then points `latest` at it; returns its URI.
+    """Publishes a new version of `destination`, then points `latest` at it; returns its URI.
+
+    The version is claimed first (its name is unique however many exports run at once),
+    written to a local folder, and published whole (`versions.publish`).
 
     Args:
         model: the fine-tuned Keras model (uint8 images in).
         labels: class names in output order.
         destination: the export folder (local or gs://).
-        card: the model card (markdown); a TFLite parity line is appended when converted.
+        card: the model card (markdown), or a function of the version that renders it; a
+            TFLite parity line is appended when converted.
         evaluation: the evaluation summary, saved as `evaluation.json`.
         tflite_images: test images `[N, S, S, 3]` uint8 for a TFLite export and its parity
             check; None for no TFLite.
-        version: the version's name; empty for a new one from the clock.
     """
-    version = version or new_version(destination)
+    versions.remove_leftovers(destination)
+    version = versions.claim_version(destination)
+    card = card(version) if callable(card) else card
     with tempfile.TemporaryDirectory(prefix="kft-export-") as tmp:
         write_saved_model(model, labels, tmp)
         model.save(os.path.join(tmp, MODEL_FILE))
@@ -176,10 +179,9 @@ def export_model(
         for name, text in texts.items():
             with open(os.path.join(tmp, name), "w") as out:
                 out.write(text)
-        target = storage.join(destination, version)
-        upload_tree(tmp, target)
-    move_latest(destination, version)
-    LOGGER.info("exported version %s to %s; latest -> %s", version, target, version)
+        target = versions.publish(tmp, destination, version)
+    versions.move_latest(destination, version)
+    LOGGER.info("exported version %s to %s", version, target)
     return target
 
 
@@ -188,28 +190,6 @@ def sample_test_images(splits_uri: str, size: int, limit: int = 64) -> np.ndarra
     uris = [row.uri for row in layout.read_rows(splits_uri, "test")][:limit]
     batches = [images.numpy() for images, _, _ in image_dataset(uris, [0] * len(uris), size, 32)]
     return np.concatenate(batches) if batches else np.zeros((0, size, size, 3), np.uint8)
-
-
-def upload_tree(local_folder: str, uri: str) -> None:
-    """Copies every file below `local_folder` to the same relative path under `uri`."""
-    for folder, _, names in os.walk(local_folder):
-        for name in names:
-            path = os.path.join(folder, name)
-            relative = os.path.relpath(path, local_folder).replace(os.sep, "/")
-            storage.upload_file(path, storage.join(uri, relative))
-
-
-def move_latest(destination: str, version: str) -> None:
-    """Points `DEST/latest` at `version` atomically, failing if another export moved it first."""
-    pointer = storage.join(destination, LATEST)
-    _, generation = storage.read_versioned(pointer)
-    try:
-        storage.write_if_generation(pointer, version.encode(), generation)
-    except storage.PreconditionFailed as err:
-        raise UserError(
-            f"{pointer} was moved by another export while this one ran; version {version} "
-            "is complete but not latest: re-run, or point latest at it by hand"
-        ) from err
 
 
 def export_run(
@@ -232,9 +212,11 @@ def export_run(
         "head": layout.read_stage_config(head_stage),
         "fine-tuning": layout.read_stage_config(model_stage),
     }
-    version = new_version(export_uri)
     manifest, stats = layout.read_manifest(features_uri), layout.read_stats(splits_uri)
-    card = model_card(evaluation, manifest, stats, hyper_parameters, version)
+
+    def card(version: str) -> str:
+        return model_card(evaluation, manifest, stats, hyper_parameters, version)
+
     images = sample_test_images(splits_uri, model.input_shape[1]) if config.tflite else None
     labels = layout.read_labels(splits_uri)
-    return export_model(model, labels, export_uri, card, evaluation, images, version)
+    return export_model(model, labels, export_uri, card, evaluation, images)

@@ -15,9 +15,10 @@ import keras
 import numpy as np
 
 from kftransfer.components.core import storage
-from kftransfer.components.core.backbones import Backbone
+from kftransfer.components.core.backbones import Backbone, load_backbone
+from kftransfer.components.core.checkpoints import ResumableTraining, fingerprint_of
 from kftransfer.components.core.classifier import accuracy_name, compile_classifier
-from kftransfer.components.core.config import FineTuneConfig, parse_augmentation, parse_unfreeze
+from kftransfer.components.core.config import ExtractConfig, FineTuneConfig
 from kftransfer.components.core.devices import (
     distribution_strategy,
     dtype_policy,
@@ -29,12 +30,12 @@ from kftransfer.components.core.images import image_dataset
 from kftransfer.components.core.layout import read_manifest, read_rows, stage_model
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
+from kftransfer.components.core.registry import is_custom
+from kftransfer.components.core.specs import parse_augmentation, parse_unfreeze
 from kftransfer.components.core.training import (
     EpochLogger,
-    ResumableTraining,
     StageOutputs,
     TrainResult,
-    fingerprint_of,
     fit,
     make_optimizer,
     quiet_unknown_length,
@@ -78,6 +79,22 @@ def unfreeze_start(layers: list[keras.layers.Layer], policy: str, default: str) 
             f"(its layers run from {names[1]!r} to {names[-1]!r})"
         )
     return names.index(value) + (kind == "after_layer")
+
+
+def check_unfreeze_policy(extract: ExtractConfig, tune: FineTuneConfig) -> None:
+    """Fails fast on a policy naming a layer the backbone does not have.
+
+    Builds the registry backbone's architecture (no weights: a second or two) only when the
+    policy names a layer, so a typo is one line before a run, not after extraction.
+
+    Raises:
+        UserError: the layer does not exist.
+    """
+    kind, _ = parse_unfreeze(tune.unfreeze)
+    if kind not in ("from_layer", "after_layer") or is_custom(extract.backbone):
+        return
+    backbone = load_backbone(extract.backbone, "none", extract.image_size)
+    unfreeze_start(backbone.base.layers, tune.unfreeze, backbone.unfreeze)
 
 
 def set_trainable(base: keras.Model, policy: str, default: str) -> list[str]:
@@ -246,7 +263,7 @@ def fine_tune_stage(
         outputs.checkpoint_uri,
         outputs.tensorboard_uri,
     )
-    summary = {**outputs.save(result, config, "Fine-tuning"), **trainable_summary(result.model)}
+    extra = trainable_summary(result.model)
     if result.initial_val_accuracy is not None:
-        summary["initial_val_accuracy"] = result.initial_val_accuracy
-    return summary
+        extra["initial_val_accuracy"] = result.initial_val_accuracy
+    return outputs.save(result, config, "Fine-tuning", extra)

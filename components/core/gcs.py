@@ -101,13 +101,18 @@ def translated_errors(uri: str) -> Iterator[None]:
         raise StorageError(f"{uri}: {err.strerror or err}") from err
 
 
-def list_objects(uri: str) -> list[tuple[str, int, str]]:
-    """`(uri, size, generation)` of every object below the prefix `uri` (a "folder")."""
+def list_objects(uri: str) -> list[tuple[str, int, str, float]]:
+    """`(uri, size, generation, updated)` of every object below the prefix `uri` (a "folder")."""
     bucket, prefix = split_gcs(uri)
     prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
     blobs = client().list_blobs(bucket, prefix=prefix, retry=retry())
     return [
-        (f"{SCHEME}{bucket}/{b.name}", b.size or 0, str(b.generation or ""))
+        (
+            f"{SCHEME}{bucket}/{b.name}",
+            b.size or 0,
+            str(b.generation or ""),
+            b.updated.timestamp() if b.updated else 0.0,
+        )
         for b in blobs
         if not b.name.endswith("/")
     ]

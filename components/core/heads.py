@@ -14,16 +14,15 @@ import numpy as np
 import tensorflow as tf
 
 from kftransfer.components.core import shards
+from kftransfer.components.core.checkpoints import ResumableTraining, fingerprint_of
 from kftransfer.components.core.classifier import compile_classifier
 from kftransfer.components.core.config import HeadConfig
 from kftransfer.components.core.layout import read_manifest
 from kftransfer.components.core.progress import LOGGER
 from kftransfer.components.core.training import (
     EpochLogger,
-    ResumableTraining,
     StageOutputs,
     TrainResult,
-    fingerprint_of,
     fit,
     make_optimizer,
     tensorboard_callbacks,

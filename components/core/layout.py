@@ -6,7 +6,7 @@ In the spirit of TFX's `standard_component_specs.py`, no other module spells a f
                                        labels.json (class names in model output order)
                                        stats.json (counts, skipped files, notes)
     features folder (extraction)       manifest.json, <split>/NNNNN.npz shards
-    stage folder (head, fine-tuning)   model.keras, history.json, config.json
+    stage folder (head, fine-tuning)   model.keras, history.json, config.json, summary.json
     evaluation (evaluate_model)        one JSON document (`evaluation.json` when exported)
     export destination                 latest (the current version's name), and per version
                                        saved_model.pb + variables/, model.keras, labels.json,
@@ -39,6 +39,7 @@ SHARD_SUFFIX = ".npz"
 MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
 CONFIG_FILE = "config.json"
+SUMMARY_FILE = "summary.json"
 
 # export destination and version
 LATEST = "latest"
@@ -187,7 +188,19 @@ def read_stage_config(stage_uri: str) -> dict:
     return storage.read_json(storage.join(stage_uri, CONFIG_FILE))
 
 
-def write_stage_records(stage_uri: str, history: dict, config: dict) -> None:
-    """Writes a stage's `history.json` and `config.json` (its model is saved by model_io)."""
+def read_stage_summary(stage_uri: str) -> dict:
+    """A trained stage's headline numbers (validation accuracy and loss, epochs, ...).
+
+    Empty for a stage folder without them (written by a release before 0.2).
+    """
+    try:
+        return storage.read_json(storage.join(stage_uri, SUMMARY_FILE))
+    except storage.NotFoundError:
+        return {}
+
+
+def write_stage_records(stage_uri: str, history: dict, config: dict, summary: dict) -> None:
+    """Writes a stage's history, config and summary (its model is saved by model_io)."""
     storage.write_json(storage.join(stage_uri, HISTORY_FILE), history)
     storage.write_json(storage.join(stage_uri, CONFIG_FILE), config)
+    storage.write_json(storage.join(stage_uri, SUMMARY_FILE), summary)

@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+import zipfile
 
 import keras
 
@@ -33,8 +34,30 @@ def load_model(uri: str) -> keras.Model:
     """
     assert layers.Preprocess  # custom layers must be registered before loading
     with storage.local_path(uri) as path:
-        try:
-            return keras.models.load_model(path, compile=False, safe_mode=True)
-        except (ValueError, OSError, TypeError) as err:
-            detail = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
-            raise UserError(f"cannot load model {uri}: {detail}") from err
+        return load_keras_file(path, uri)
+
+
+def load_keras_file(path: str, uri: str, what: str = "model") -> keras.Model:
+    """`keras.models.load_model(path)` in safe mode, its failures as one line naming `uri`.
+
+    Raises:
+        UserError: not a `.keras` archive (corrupt, truncated, another format), a model that
+            safe mode refuses (a Lambda layer: arbitrary code), or any other load failure.
+    """
+    if not zipfile.is_zipfile(path):
+        raise UserError(
+            f"cannot load {what} {uri}: not a Keras .keras file (a zip archive); it is corrupt, "
+            "truncated or another format: export it again with model.save('name.keras')"
+        )
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad file
+        text = str(err)
+        if "safe_mode" in text or "Lambda" in text:
+            raise UserError(
+                f"cannot load {what} {uri}: it holds a Lambda layer (Python code), which Keras' "
+                "safe mode refuses to load; rebuild it without Lambda layers (use a registered "
+                "custom layer instead)"
+            ) from err
+        detail = (text.strip().splitlines() or [type(err).__name__])[0][:200]
+        raise UserError(f"cannot load {what} {uri}: {detail}") from err

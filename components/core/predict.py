@@ -10,10 +10,10 @@ import numpy as np
 from kftransfer.components.core import storage
 from kftransfer.components.core.classifier import predict_images
 from kftransfer.components.core.errors import UserError
-from kftransfer.components.core.export import load_exported, resolve_model_folder
+from kftransfer.components.core.export import load_exported, load_labelled_model
 from kftransfer.components.core.layout import LABELS_FILE
-from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.validation import EXTENSION_FORMATS, check_image
+from kftransfer.components.core.versions import resolve_model_folder
 
 
 @dataclass
@@ -45,7 +45,7 @@ def load_predictor(uri: str) -> tuple[keras.Model, list[str]]:
         labels_uri = storage.join(storage.parent(uri), LABELS_FILE)
         if not storage.exists(labels_uri):
             raise UserError(f"no {LABELS_FILE} beside {uri}: the class names are needed")
-        return load_model(uri), storage.read_json(labels_uri)
+        return load_labelled_model(uri, labels_uri)
     return load_exported(resolve_model_folder(uri.rstrip("/")))
 
 

@@ -10,7 +10,17 @@ from dataclasses import dataclass, field
 from kftransfer.components.core import storage
 from kftransfer.components.core.errors import UserError
 
-SPLIT_FOLDERS = {"train": "train", "validation": "validation", "val": "validation", "test": "test"}
+# Folder names of a pre-split tree (compared in lower case) -> the split they hold.
+SPLIT_FOLDERS = {
+    "train": "train",
+    "training": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "test": "test",
+    "testing": "test",
+}
 
 CLASS_FOLDERS = "class_folders"
 PRESPLIT = "presplit"
@@ -62,10 +72,31 @@ def discover(source: str) -> Discovery:
     if not files:
         raise UserError(f"source {source} is empty: expected class folders like {source}/cats/")
     relative = [(info.uri, storage.relative_to(info.uri, source).split("/")) for info in files]
-    top = {parts[0] for _, parts in relative if len(parts) > 1 and not _hidden(parts)}
-    if "train" in top and top <= set(SPLIT_FOLDERS) and len(top) > 1:
+    top = {parts[0].lower() for _, parts in relative if len(parts) > 1 and not _hidden(parts)}
+    if top and top <= set(SPLIT_FOLDERS):
+        _check_presplit(source, top, relative)
         return _discover_tree(relative, PRESPLIT, depth=2)
     return _discover_tree(relative, CLASS_FOLDERS, depth=1)
+
+
+def _check_presplit(source: str, top: set[str], relative: list[tuple[str, list[str]]]) -> None:
+    """A tree whose top folders are all split names is pre-split: it must be a usable one.
+
+    Raises:
+        UserError: no train folder, or images straight inside a split folder.
+    """
+    splits = sorted(top)
+    if "train" not in {SPLIT_FOLDERS[name] for name in top}:
+        raise UserError(
+            f"source {source} has only split folders ({', '.join(splits)}) and no train/: "
+            "add SOURCE/train/<class>/, or give class folders (SOURCE/<class>/*.jpg)"
+        )
+    flat = sorted({parts[0] for _, parts in relative if len(parts) == 2 and not _hidden(parts)})
+    if flat:
+        raise UserError(
+            f"source {source} is a pre-split tree ({', '.join(splits)}) but {flat[0]}/ holds "
+            f"images directly: put them in class folders, e.g. {flat[0]}/<class>/1.jpg"
+        )
 
 
 def _hidden(parts: list[str]) -> bool:
@@ -81,7 +112,7 @@ def _discover_tree(relative: list[tuple[str, list[str]]], layout: str, depth: in
         elif len(parts) <= depth:
             found.skipped.append(Skipped(uri, "outside_class_folder", f"not inside {where}"))
         elif depth == 2:
-            found.candidates.append(Candidate(uri, parts[1], SPLIT_FOLDERS[parts[0]]))
+            found.candidates.append(Candidate(uri, parts[1], SPLIT_FOLDERS[parts[0].lower()]))
         else:
             found.candidates.append(Candidate(uri, parts[0]))
     return found

@@ -22,6 +22,7 @@ from kftransfer.components.core.validation import ImageCheck, check_image
 
 SPLIT_PRIORITY = {"test": 0, "validation": 1, "train": 2}  # who keeps a duplicate
 CHECK_THREADS = 16
+LISTED = 5  # classes named in an error line; the rest are counted
 
 
 @dataclass
@@ -125,7 +126,22 @@ def _require_usable(source: str, rows: list[Row], skipped: list[Skipped], config
         reasons = collections.Counter(s.reason for s in skipped)
         summary = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
         raise UserError(f"no valid images in {source} ({summary or 'nothing found'})")
-    counts = collections.Counter(row.label for row in rows)
+    _require_classes(source, collections.Counter(row.label for row in rows), config, "valid images")
+    empty = [split for split in SPLITS if not any(row.split == split for row in rows)]
+    if empty:
+        raise UserError(
+            f"the {' and '.join(empty)} split of {source} would be empty: "
+            "add images or raise --val-fraction / --test-fraction"
+        )
+    return sorted(set(row.label for row in rows))
+
+
+def _require_classes(source: str, counts: collections.Counter, config: SplitConfig, what: str):
+    """At least two classes, each with `config.min_images_per_class` images.
+
+    Raises:
+        UserError: one line; a long list of classes is summarised.
+    """
     if len(counts) < 2:
         raise UserError(
             f"only one class ({next(iter(counts))!r}) in {source}: "
@@ -133,18 +149,29 @@ def _require_usable(source: str, rows: list[Row], skipped: list[Skipped], config
         )
     small = {label: n for label, n in sorted(counts.items()) if n < config.min_images_per_class}
     if small:
-        listed = ", ".join(f"{label!r} has {n}" for label, n in small.items())
+        listed = [f"{label!r} has {n}" for label, n in list(small.items())[:LISTED]]
+        more = f" and {len(small) - LISTED} more classes" if len(small) > LISTED else ""
         raise UserError(
-            f"too few valid images: {listed}, below --min-images-per-class "
+            f"too few {what}: {', '.join(listed)}{more}, below --min-images-per-class "
             f"{config.min_images_per_class}; add images or lower the minimum"
         )
-    empty = [split for split in SPLITS if not any(row.split == split for row in rows)]
-    if empty:
-        raise UserError(
-            f"the {' and '.join(empty)} split of {source} would be empty: "
-            "add images or raise --val-fraction / --test-fraction"
-        )
-    return sorted(counts)
+
+
+def precheck(source: str, config: SplitConfig) -> None:
+    """Refuses a source that cannot split, from its listing alone (no image is read).
+
+    Run before a local pipeline starts, so an unusable source is one line and no run
+    folder: a missing or empty source, a broken layout, one class, or a class with fewer
+    files than `--min-images-per-class` (each would still fail the split, later).
+
+    Raises:
+        UserError: naming the problem and the fix.
+    """
+    found = discover(source)
+    if not found.candidates:
+        raise UserError(f"no image files in {source}: expected class folders like {source}/cats/")
+    counts = collections.Counter(candidate.label for candidate in found.candidates)
+    _require_classes(source, counts, config, "image files")
 
 
 def _stats(source, layout, config, labels, rows, skipped, notes, conflicts) -> dict:

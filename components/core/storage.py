@@ -30,14 +30,20 @@ FILE_MODE = 0o644  # written files are readable by other users (e.g. a serving c
 
 @dataclass(frozen=True)
 class FileInfo:
-    """One listed file: its full URI, size in bytes, and a version that changes with it.
+    """One listed file.
 
-    The version is the object generation on GCS, the modification time (ns) locally.
+    Attributes:
+        uri: its full URI.
+        size: its size in bytes.
+        version: changes whenever it is rewritten: the object generation on GCS, the
+            modification time (ns) locally.
+        modified: when it was last written, in seconds since the epoch.
     """
 
     uri: str
     size: int
     version: str = ""
+    modified: float = 0.0
 
 
 def _local(uri: str) -> str:
@@ -88,8 +94,11 @@ def list_files(uri: str) -> list[FileInfo]:
         for folder, _, names in os.walk(root):
             for name in names:
                 path = os.path.join(folder, name)
-                stat = os.stat(path)
-                found.append(FileInfo(path, stat.st_size, str(stat.st_mtime_ns)))
+                try:
+                    stat = os.stat(path)
+                except OSError:  # a dangling symbolic link: listed, and unreadable later
+                    stat = os.lstat(path)
+                found.append(FileInfo(path, stat.st_size, str(stat.st_mtime_ns), stat.st_mtime))
         return sorted(found, key=lambda info: info.uri)
 
 
@@ -285,6 +294,7 @@ def replace_folder(uri: str, files: dict[str, bytes], marker: str) -> None:
                 remove(info.uri)
         return
     path = os.path.abspath(_local(uri))
+    require_folder_path(uri)
     if os.path.exists(path) and os.listdir(path) and not os.path.isfile(join(path, marker)):
         raise StorageError(f"{uri} exists and is not an earlier output; choose a new folder")
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -304,6 +314,26 @@ def replace_folder(uri: str, files: dict[str, bytes], marker: str) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def require_folder_path(uri: str) -> None:
+    """Refuses a local folder path that is a file, or lies below one.
+
+    A gs:// prefix is always fine: no file can be in the way of one.
+
+    Raises:
+        StorageError: naming the file in the way.
+    """
+    if is_gcs(uri):
+        return
+    path = os.path.abspath(_local(uri))
+    if os.path.isfile(path):
+        raise StorageError(f"{uri} is a file: give a folder to write to")
+    ancestor = os.path.dirname(path)
+    while ancestor and not os.path.exists(ancestor):
+        ancestor = os.path.dirname(ancestor)
+    if ancestor and not os.path.isdir(ancestor):
+        raise StorageError(f"{uri} lies below the file {ancestor}: give a folder path")
 
 
 # --------------------------------------------------------------------------- compare-and-swap

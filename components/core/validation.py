@@ -61,7 +61,9 @@ def check_image(uri: str, min_side: int, max_pixels: int) -> ImageCheck:
     try:
         data = storage.read_bytes(uri)
     except storage.StorageError as err:
-        return ImageCheck(uri, "", UNREADABLE, str(err))
+        broken = not storage.is_gcs(uri) and os.path.islink(uri) and not os.path.exists(uri)
+        detail = f"a symbolic link to {os.readlink(uri)}, which does not exist" if broken else ""
+        return ImageCheck(uri, "", UNREADABLE, detail or str(err))
     digest = hashlib.sha256(data).hexdigest()
     return check_image_bytes(uri, digest, data, min_side, max_pixels)
 

@@ -53,9 +53,8 @@ def test_demo_pipeline_runs_and_exports_on_the_cluster():
     tasks = {task.display_name: task.state for task in run.run_details.task_details or []}
     assert tasks.get("export") == "SUCCEEDED", tasks
     if export.startswith("gs://"):
-        from kftransfer.components.core import export as exports
-        from kftransfer.components.core import storage
+        from kftransfer.components.core import storage, versions
 
-        version = exports.latest_version(export)
-        assert version and int(version) >= int(time.strftime("%Y%m%d%H%M%S", time.gmtime(started)))
+        version = versions.latest_version(export)
+        assert version and version[:14] >= time.strftime("%Y%m%d%H%M%S", time.gmtime(started))
         assert storage.exists(storage.join(export, version, "saved_model.pb"))

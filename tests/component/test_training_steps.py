@@ -54,6 +54,7 @@ def test_training_evaluation_and_export_components(kfp_local, tmp_path):
         "config.json",
         "history.json",
         "model.keras",
+        "summary.json",
     ]
     curves = Path(os.path.join(head, "curves")).read_text()
     assert curves.startswith("<!doctype html>") and "data:image/png;base64," in curves
@@ -62,6 +63,7 @@ def test_training_evaluation_and_export_components(kfp_local, tmp_path):
         "config.json",
         "history.json",
         "model.keras",
+        "summary.json",
     ]
     assert storage.list_files(checkpoints) == []  # per-run checkpoints deleted after success
 
@@ -73,8 +75,8 @@ def test_training_evaluation_and_export_components(kfp_local, tmp_path):
     )
     assert "BLESSED: exported" in Path(os.path.join(evaluated, "report")).read_text()
     version = Path(os.path.join(destination, "latest")).read_text()
-    assert sorted(os.listdir(os.path.join(destination, version)))[:3] == [
-        "evaluation.json", "fingerprint.pb", "labels.json"
+    assert sorted(os.listdir(os.path.join(destination, version)))[:4] == [
+        "assets", "evaluation.json", "fingerprint.pb", "labels.json"
     ]  # fmt: skip
     card = Path(os.path.join(destination, version, "model_card.md")).read_text()
     assert f"version {version}" in card and "Verdict: blessed" in card
@@ -91,4 +93,5 @@ def test_training_evaluation_and_export_components(kfp_local, tmp_path):
     assert second["verdict"]["blessed"] is False
     assert second["verdict"]["reasons"][0].startswith("FAIL: test accuracy")
     assert Path(os.path.join(destination, "latest")).read_text() == version
-    assert sorted(os.listdir(destination)) == [".latest.lock", version, "latest"]
+    hidden = [".claims", ".latest.lock", ".staging"]  # serving skips non-integer names
+    assert sorted(os.listdir(destination)) == [*hidden, version, "latest"]

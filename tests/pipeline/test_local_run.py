@@ -5,31 +5,46 @@ import os
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
-from devtools.imagegen import write_class_folders
+from devtools.imagegen import broken_files, write_class_folders
 from kftransfer.pipelines.backend_contract import executor_output_problems
 from kftransfer.pipelines.cli import cli
+from tests.readme import json_schema
+
+FAST = [
+    "--backbone", "vgg16", "--weights", "none", "--image-size", "32", "--head-normalize",
+    "--val-fraction", "0.25", "--test-fraction", "0.25", "--min-images-per-class", "5",
+    "--head-epochs", "20", "--fine-tune-epochs", "1", "--fine-tune-batch-size", "16",
+]  # fmt: skip
 
 
 def run(tmp_path, export: str) -> tuple[dict, float]:
     start = time.monotonic()
     result = CliRunner().invoke(cli, [
-        "run", str(tmp_path / "data"), "--pipeline-root", str(tmp_path / "runs"),
-        "--backbone", "vgg16", "--weights", "none", "--image-size", "32", "--head-normalize",
-        "--val-fraction", "0.25", "--test-fraction", "0.25", "--min-images-per-class", "5",
-        "--head-epochs", "20", "--fine-tune-epochs", "1", "--fine-tune-batch-size", "16",
+        "run", str(tmp_path / "data"), "--pipeline-root", str(tmp_path / "runs"), *FAST,
         "--export", export, "--cache-uri", str(tmp_path / "cache"), "--extract-parts", "2",
         "--cache", "--json",
     ], catch_exceptions=False)  # fmt: skip
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout), time.monotonic() - start
+    return json.loads(result.stdout), time.monotonic() - start  # stdout is one JSON document
+
+
+def assert_follows_the_readme_schema(summary: dict) -> None:
+    """Every key the README documents, with its type; no null where a number is promised."""
+    for path, kinds in json_schema().items():
+        value = summary
+        for key in path.split("."):
+            value = value[key]
+        assert isinstance(value, kinds), f"{path}: {value!r} is not {kinds}"
 
 
 def test_whole_dag_runs_locally_then_is_cached(tmp_path):
     write_class_folders(str(tmp_path / "data"), {"red": 20, "green": 20, "blue": 20})
     export = str(tmp_path / "models")
     summary, seconds = run(tmp_path, export)
+    assert_follows_the_readme_schema(summary)
     assert summary["head"]["test_accuracy"] >= 0.9
     assert 0 <= summary["fine_tuned"]["test_accuracy"] <= 1
     assert summary["fine_tuned"]["initial_val_accuracy"] == summary["head"]["val_accuracy"]
@@ -40,57 +55,99 @@ def test_whole_dag_runs_locally_then_is_cached(tmp_path):
     # every artifact URI stays the one KFP provisioned, no metadata value is None: the
     # rules a cluster's launcher enforces (docs/kfp-backend.md)
     assert executor_output_problems(summary["run"]) == []
-    assert summary["report"].endswith("report.html")  # opens in a browser
+    # what a person opens: in the run's own folder, with extensions
+    assert summary["report"] == os.path.join(summary["run"], "report.html")
     assert Path(summary["report"]).read_text().startswith("<!doctype html>")
-    evaluation = json.loads(Path(summary["run"], "evaluate-model", "evaluation.json").read_text())
+    evaluation = json.loads(Path(summary["run"], "evaluation.json").read_text())
     assert evaluation["verdict"]["blessed"] is True
+    assert json.loads(Path(summary["run"], "summary.json").read_text()) == summary
+    log = Path(summary["run"], "run.log").read_text()
+    assert "'export-model'" in log and "Pipeline" in log and "SUCCESS" in log
+    assert summary["cached"] == []
     assert set(summary["artifacts"]) == {
-        "fingerprint-source",
         "split-data",
         "merge-features",
         "train-head",
         "fine-tune",
         "evaluate-model",
         "export-model",
-    }  # fmt: skip - the parts' extraction runs in the loop's iteration folders
-    run_folders = os.listdir(summary["run"])
-    assert "merge-features" in run_folders  # the ParallelFor's parts were merged
-    assert sorted(name for name in run_folders if name.startswith("for-loop")) == [
-        "for-loop-2-iteration-0", "for-loop-2-iteration-1"
-    ]  # fmt: skip
+    }  # fmt: skip - the parts' extraction runs in the loop; the listing makes no artifact
+    for task, artifacts in summary["artifacts"].items():
+        for name, path in artifacts.items():
+            assert os.path.exists(path), f"{task}.{name}: {path}"  # paths, not names
     assert seconds < 300, f"the local DAG took {seconds:.0f} s"
     assert set(summary["seconds"]) >= {"split-data", "train-head", "fine-tune", "total"}
     steps = sum(value for task, value in summary["seconds"].items() if task != "total")
     assert steps <= summary["seconds"]["total"] + 0.5  # each step timed once, none overlap
 
     # The same run again, step cache on: only the source listing and the evaluation run,
-    # and the identical model is not exported a second time.
+    # the cached steps' numbers still come through, and the identical model is not
+    # exported a second time.
     again, _ = run(tmp_path, export)
-    ran = {
-        name for name in os.listdir(again["run"]) if os.path.isdir(os.path.join(again["run"], name))
-    }
-    assert ran == {"fingerprint-source", "evaluate-model"}
+    assert_follows_the_readme_schema(again)
+    assert again["run"] != summary["run"]  # each run its own folder
+    cached = ["split-data", "extract-bottlenecks", "merge-features", "train-head", "fine-tune"]
+    assert again["cached"] == cached
+    assert again["head"]["val_accuracy"] == summary["head"]["val_accuracy"]
+    assert again["fine_tuned"]["val_accuracy"] == summary["fine_tuned"]["val_accuracy"]
+    assert again["artifacts"]["train-head"]["head"] == summary["artifacts"]["train-head"]["head"]
     assert again["blessed"] is False
     assert (
-        "FAIL: the same weights as the production model: nothing new to export" in again["reasons"]
+        "FAIL: the same weights as the production model: nothing new to export"
+        in (again["reasons"])
     )
     assert Path(os.path.join(export, "latest")).read_text() == os.path.basename(summary["exported"])
 
 
-def test_a_failing_step_is_one_clear_line(tmp_path):
-    write_class_folders(str(tmp_path / "data"), {"only": 12})
-    result = CliRunner().invoke(cli, ["run", str(tmp_path / "data"), "--weights", "none",
-                                      "--pipeline-root", str(tmp_path / "runs")])  # fmt: skip
+BAD_INPUT = {
+    "missing source": ([], "source {data}/nope does not exist: give a folder of class folders"),
+    "one class": (["--min-images-per-class", "5"], "only one class ('only') in {data}/one"),
+    "a small class": ([], "too few image files: 'few' has 9, below --min-images-per-class 10"),
+    "an unknown backbone": (["--backbone", "resnet9000"],
+                            "bad parameters: --backbone 'resnet9000': use one of densenet121"),
+    "three bad values": (["--fine-tune-epochs", "-1", "--augmentation", "flip,blur=0.3",
+                          "--image-size", "-5"],
+                         "bad parameters: --image-size must be >= 0 (0 = the backbone's default), "
+                         "got -5; --augmentation 'blur=0.3': use flip, rotation, zoom, translation,"
+                         " contrast; --fine-tune-epochs must be >= 1, got -1"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUT))
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, case):
+    data = tmp_path / "data"
+    write_class_folders(str(data / "one"), {"only": 12})
+    write_class_folders(str(data / "small"), {"few": 9, "many": 12})
+    source = {"missing source": "nope", "one class": "one"}.get(case, "small")
+    if case in ("an unknown backbone", "three bad values"):
+        source = "one"  # the parameters are checked first
+    flags, message = BAD_INPUT[case]
+    start = time.monotonic()
+    result = CliRunner().invoke(
+        cli, ["run", str(data / source), "--pipeline-root", str(tmp_path / "runs"), *flags]
+    )
     assert result.exit_code == 2
-    last = result.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: step split-data failed: only one class ('only') in {tmp_path}")
-    assert last.endswith(f"; full log: {tmp_path / 'runs' / 'last-run.log'}")
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+    assert result.stderr.startswith("error: " + message.format(data=data)), result.stderr
+    assert not (tmp_path / "runs").exists()  # no run folder, no log
+    assert time.monotonic() - start < 10
 
 
-def test_verbose_shows_kfp_locals_whole_output(tmp_path):
-    write_class_folders(str(tmp_path / "data"), {"only": 12})
-    args = ["run", str(tmp_path / "data"), "--weights", "none"]
-    quiet = CliRunner().invoke(cli, [*args, "--pipeline-root", str(tmp_path / "a")])
-    loud = CliRunner().invoke(cli, ["-v", *args, "--pipeline-root", str(tmp_path / "b")])
+def test_a_failing_step_keeps_its_run_folder_and_log(tmp_path):
+    write_class_folders(str(tmp_path / "data"), {"ok": 12, "bad": 6})
+    for name, (data, _) in broken_files().items():  # 6 more files: 12 candidates, 6 valid
+        (tmp_path / "data" / "bad" / name).write_bytes(data)
+    args = ["run", str(tmp_path / "data"), "--weights", "none", "--pipeline-root"]
+    quiet = CliRunner().invoke(cli, [*args, str(tmp_path / "a")])
+    assert quiet.exit_code == 2
+    [run] = [p for p in (tmp_path / "a").iterdir() if p.name != ".kfp_cache"]
+    log = run / "run.log"
+    assert quiet.stderr.splitlines()[-1] == (
+        "error: step split-data failed: too few valid images: 'bad' has 6, below "
+        f"--min-images-per-class 10; add images or lower the minimum; full log: {log}"
+    )
+    assert "Traceback" not in quiet.stderr and "FAILURE" not in quiet.stderr
+    assert "error: too few valid images" in log.read_text()  # the step's own line, logged
     assert "Executing task" not in quiet.stderr
+    loud = CliRunner().invoke(cli, ["-v", *args, str(tmp_path / "b")])
     assert "Executing task" in loud.stderr  # kfp.local's own lines, with -v only

@@ -26,7 +26,9 @@ def run(bucket: str, pipeline_root: str) -> dict:
 
 
 def extraction(summary: dict) -> dict:
-    manifest = os.path.join(summary["run"], "extract-bottlenecks", "features", "manifest.json")
+    manifest = os.path.join(
+        summary["artifacts"]["extract-bottlenecks"]["features"], "manifest.json"
+    )
     splits = json.loads(Path(manifest).read_text())["splits"].values()
     return {key: sum(s[key] for s in splits) for key in ("extracted", "reused")}
 
@@ -45,7 +47,7 @@ def test_run_on_gcs_then_retrain_after_adding_ten_percent(gcs_bucket, tmp_path):
     # the export step's own artifact stays where KFP put it (a cluster's launcher refuses
     # any other URI); the version it wrote to the bucket is in its metadata
     assert executor_output_problems(first["run"]) == []
-    pointer = json.loads(Path(first["run"], "export-model", "exported").read_text())
+    pointer = json.loads(Path(first["artifacts"]["export-model"]["exported"]).read_text())
     assert pointer == {
         "version": version,
         "uri": first["exported"],
@@ -70,6 +72,5 @@ def test_run_on_gcs_then_retrain_after_adding_ten_percent(gcs_bucket, tmp_path):
         version,
         storage.basename(second["exported"] or ""),
     )
-    evaluation_path = os.path.join(second["run"], "evaluate-model", "evaluation")
-    evaluation = json.loads(Path(evaluation_path).read_text())
+    evaluation = json.loads(Path(second["run"], "evaluation.json").read_text())
     assert evaluation["production_version"] == version  # compared with the first run's model

@@ -7,7 +7,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from kftransfer.components.core import export
+from kftransfer.components.core import export, versions
 from kftransfer.components.core.layout import read_labels, read_rows
 from kftransfer.components.core.model_io import load_model
 from kftransfer.pipelines.cli import cli
@@ -49,7 +49,7 @@ def test_json_lines_and_a_per_file_error(tuned, exported, tmp_path):
     good = read_rows(tuned["split"], "test")[0].uri
     bad = tmp_path / "fake.jpg"
     bad.write_text("this is text")
-    version = os.path.join(exported, export.latest_version(exported))
+    version = os.path.join(exported, versions.latest_version(exported))
     result = invoke(version, str(bad), good, "--json", "--top-k", "3")
     assert result.exit_code == 1
     assert result.stderr.strip() == f"error: {bad}: not_an_image: not a recognised image format"

@@ -2,13 +2,14 @@
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from kftransfer.components.core import export, storage
+from kftransfer.components.core import export, storage, versions
 from kftransfer.components.core.classifier import predict_images
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.layout import read_labels, read_rows
@@ -26,10 +27,11 @@ def test_bytes_signature_gives_the_keras_models_probabilities(tuned, model, tmp_
     labels = read_labels(tuned["split"])
     target = export.export_model(model, labels, str(tmp_path / "models"), "# card", EVALUATION)
     version = os.path.basename(target)
-    assert export.latest_version(str(tmp_path / "models")) == version and version.isdigit()
+    assert versions.latest_version(str(tmp_path / "models")) == version and version.isdigit()
+    assert len(version) == 17  # YYYYMMDDHHMMSSmmm
     assert sorted(os.listdir(target)) == [
-        "evaluation.json", "fingerprint.pb", "labels.json", "model.keras", "model_card.md",
-        "saved_model.pb", "variables",
+        "assets", "evaluation.json", "fingerprint.pb", "labels.json", "model.keras",
+        "model_card.md", "saved_model.pb", "variables",
     ]  # fmt: skip
     uris = [row.uri for row in read_rows(tuned["split"], "test")]
     serving = tf.saved_model.load(target).signatures["serving_default"]
@@ -56,34 +58,47 @@ def test_tflite_export_reports_its_parity(tuned, model, tmp_path):
     assert os.path.getsize(os.path.join(target, "model.tflite")) > 0
 
 
-def test_latest_never_points_at_a_half_written_version(model, tmp_path, monkeypatch):
+def test_a_failed_publish_leaves_no_numbered_folder_and_latest_as_it_was(
+    model, tmp_path, monkeypatch
+):
     destination = str(tmp_path / "models")
     first = export.export_model(model, ["a", "b", "c"], destination, "# v1", EVALUATION)
-    calls = []
 
-    def failing_upload(local_path, uri):
-        calls.append(uri)
-        if len(calls) == 3:
-            raise storage.StorageError(f"{uri}: connection reset")
-        storage.write_bytes(uri, Path(local_path).read_bytes())
+    def copy_half_then_fail(src, dst):
+        os.makedirs(dst)
+        shutil.copy(os.path.join(src, "saved_model.pb"), dst)
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(export.storage, "upload_file", failing_upload)
-    with pytest.raises(storage.StorageError, match="connection reset"):
+    monkeypatch.setattr(versions.shutil, "copytree", copy_half_then_fail)
+    with pytest.raises(OSError, match="No space left"):
         export.export_model(model, ["a", "b", "c"], destination, "# v2", EVALUATION)
-    assert export.latest_version(destination) == os.path.basename(first)
+    assert [n for n in os.listdir(destination) if n.isdigit()] == [os.path.basename(first)]
+    assert versions.latest_version(destination) == os.path.basename(first)
     assert export.load_exported(first)[1] == ["a", "b", "c"]
 
 
-def test_new_versions_are_increasing_integers(tmp_path):
+def test_claimed_versions_are_unique_and_increasing(tmp_path):
     import datetime
 
-    now = datetime.datetime(2026, 11, 23, 14, 30, 0, tzinfo=datetime.UTC)
-    first = export.new_version(str(tmp_path), now)
-    storage.write_text(str(tmp_path / first / "labels.json"), "[]")
-    assert (first, export.new_version(str(tmp_path), now)) == ("20261123143000", "20261123143001")
+    now = datetime.datetime(2026, 11, 23, 14, 30, 0, 123456, tzinfo=datetime.UTC)
+    first = versions.claim_version(str(tmp_path), now)
+    second = versions.claim_version(str(tmp_path), now)  # the same millisecond
+    (tmp_path / "20261123143000125").mkdir()  # published by someone else
+    third = versions.claim_version(str(tmp_path), now)
+    assert (first, second, third) == ("20261123143000123", "20261123143000124",
+                                      "20261123143000126")  # fmt: skip
+    assert int(first) > 20261123143000  # later than second-resolution versions before
 
 
-def test_concurrent_move_of_latest_fails_for_the_loser(tmp_path):
+def test_latest_only_moves_forward(tmp_path):
+    versions.move_latest(str(tmp_path), "20261123143000200")
+    versions.move_latest(str(tmp_path), "20261123143000100")  # an export that finished later
+    assert versions.latest_version(str(tmp_path)) == "20261123143000200"
+    versions.move_latest(str(tmp_path), "20261123143000300")
+    assert versions.latest_version(str(tmp_path)) == "20261123143000300"
+
+
+def test_a_stale_writer_of_latest_is_refused(tmp_path):
     pointer = str(tmp_path / "latest")
     storage.write_text(pointer, "1")
     _, generation = storage.read_versioned(pointer)

@@ -1,0 +1,146 @@
+"""The summary of a local run: what `kftransfer run` prints, and `--json`'s document.
+
+Everything comes from the run's own folder: the evaluation (which always runs, so its
+artifact holds both stages' training summaries even when they were served from the
+step cache), the export step's output, kfp.local's executor outputs, and its timings.
+The `--json` schema is documented in the README ("The --json summary").
+"""
+
+import json
+import os
+import shutil
+import time
+
+from kftransfer.components.core import layout
+
+SUMMARY_FILE = "summary.json"
+# kfp.local artifact files a person opens -> the names, with extensions, of their copies
+# at the top of the run folder.
+READABLE = {"report": "report.html", "evaluation": layout.EVALUATION_FILE}
+# The evaluation's inputs, and the tasks that wrote them (for a cached task's artifacts).
+PRODUCERS = {"splits": "split-data", "features": "extract-bottlenecks", "head": "train-head",
+             "model": "fine-tune"}  # fmt: skip
+
+
+def display_path(path: str) -> str:
+    """`path` relative to the working directory when it lies below it, else as given."""
+    if "://" in path or not path:
+        return path
+    relative = os.path.relpath(os.path.abspath(path))
+    return path if relative.startswith("..") else relative
+
+
+def _read_json(path: str) -> dict:
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as file:
+        return json.load(file)
+
+
+def readable_copies(run: str, tasks_folder: str) -> dict[str, str]:
+    """Copies the evaluation's `report` and `evaluation` to the run folder, with extensions."""
+    copies = {}
+    for name, readable in READABLE.items():
+        artifact = os.path.join(tasks_folder, "evaluate-model", name)
+        if os.path.isfile(artifact):
+            copies[name] = os.path.join(run, readable)
+            shutil.copyfile(artifact, copies[name])
+    return copies
+
+
+def _outputs(tasks_folder: str, task: str) -> dict[str, dict]:
+    """A task's output artifacts (name -> {uri, metadata}) from its executor output."""
+    output = _read_json(os.path.join(tasks_folder, task, "executor_output.json"))
+    found = {}
+    for name, artifacts in output.get("artifacts", {}).items():
+        for artifact in artifacts.get("artifacts", [])[:1]:
+            found[name] = {"uri": artifact.get("uri"), "metadata": artifact.get("metadata", {})}
+    return found
+
+
+def _artifacts(tasks_folder: str, tasks: list[str], inputs: dict[str, str]) -> dict:
+    """Task -> {artifact name -> path}: from the tasks that ran, else the evaluation's inputs."""
+    found = {}
+    for task in tasks:
+        outputs = _outputs(tasks_folder, task)
+        if outputs:
+            found[task] = {name: output["uri"] for name, output in outputs.items()}
+    listed = {path for artifacts in found.values() for path in artifacts.values()}
+    for name, path in inputs.items():
+        if path not in listed:  # made by an earlier run, and served from the cache
+            found.setdefault(PRODUCERS[name], {name: path})
+    return found
+
+
+def _seconds(tasks_folder: str, tasks: list[str], start: float, finished: dict) -> dict:
+    """Each task's wall time, in the order they ended (times of tasks that ran only)."""
+    ends = {
+        task: os.path.getmtime(path)
+        for task in tasks
+        if os.path.exists(path := os.path.join(tasks_folder, task, "executor_output.json"))
+    } | finished
+    seconds, previous = {}, start
+    for task, end in sorted(ends.items(), key=lambda item: item[1]):
+        seconds[task], previous = round(end - previous, 1), end
+    return {**seconds, "total": round(time.time() - start, 1)}
+
+
+def summarize(run: str, tasks_folder: str, start: float, timings: dict, tasks: list[str]) -> dict:
+    """Metrics of both stages, the verdict, artifact paths and step times of a local run.
+
+    Args:
+        run: the run's folder.
+        tasks_folder: kfp.local's folder of the run's tasks, inside `run`.
+        start: when the run started (`time.time()`).
+        timings: `finished`: when kfp.local reported each task that ran done; `cached`:
+            the tasks it served from its step cache.
+        tasks: the pipeline's task names (`transfer_learning.task_names`).
+    """
+    copies = readable_copies(run, tasks_folder)
+    evaluation = _read_json(copies.get("evaluation", ""))
+    training = evaluation.get("training", {})
+    head, tuned = training.get("head", {}), training.get("fine_tuned", {})
+    exported = _outputs(tasks_folder, "export-model").get("exported", {}).get("metadata", {})
+    return {
+        "run": run,
+        "head": {
+            "val_accuracy": head.get("val_accuracy"),
+            "test_accuracy": evaluation.get("head", {}).get("accuracy"),
+        },
+        "fine_tuned": {
+            "initial_val_accuracy": tuned.get("initial_val_accuracy"),
+            "val_accuracy": tuned.get("val_accuracy"),
+            "test_accuracy": evaluation.get("fine_tuned", {}).get("accuracy"),
+        },
+        "blessed": evaluation.get("verdict", {}).get("blessed"),
+        "reasons": evaluation.get("verdict", {}).get("reasons", []),
+        "report": copies.get("report"),
+        "exported": exported.get("uri"),
+        "artifacts": _artifacts(tasks_folder, tasks, evaluation.get("inputs", {})),
+        "cached": [task for task in tasks if task in timings["cached"]],
+        "seconds": _seconds(tasks_folder, tasks, start, timings["finished"]),
+    }
+
+
+def write_summary(run: str, summary: dict) -> None:
+    """Keeps the summary in the run folder (`summary.json`)."""
+    with open(os.path.join(run, SUMMARY_FILE), "w") as file:
+        json.dump(summary, file, indent=1)
+
+
+def format_summary(summary: dict) -> str:
+    """The human summary of a run: both stages' accuracy, the verdict, where things are."""
+
+    def cell(value):
+        return f"{value:10.4f}" if isinstance(value, float) else f"{'-':>10}"
+
+    lines = [f"{'':12}{'validation':>12}{'test':>10}"]
+    for name, key in (("head only", "head"), ("fine-tuned", "fine_tuned")):
+        stage = summary[key]
+        lines.append(f"{name:12}  {cell(stage['val_accuracy'])}{cell(stage['test_accuracy'])}")
+    lines.append(f"blessed: {'yes' if summary['blessed'] else 'no'}")
+    lines += [f"  {reason}" for reason in summary["reasons"]]
+    lines.append(f"report:   {display_path(summary['report'] or '')}")
+    if summary["exported"]:
+        lines.append(f"exported: {display_path(summary['exported'])}")
+    return "\n".join(lines)

@@ -1,0 +1,42 @@
+"""The README's promises that can be checked offline, against the code that keeps them."""
+
+import os
+
+import yaml
+from click.testing import CliRunner
+
+from kftransfer.components.component import DEFAULT_IMAGE, GPU_SUFFIX
+from kftransfer.pipelines.cli import cli
+from kftransfer.pipelines.settings import STEPS
+from kftransfer.pipelines.summary import format_summary
+from tests.readme import demo_output, section
+
+
+def test_the_demo_summary_prints_as_the_readme_shows(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = os.path.join("kftransfer-demo", "runs", "20261123-170442-1f8512")
+    summary = {
+        "head": {"val_accuracy": 0.7079, "test_accuracy": 0.8161},
+        "fine_tuned": {"val_accuracy": 0.8427, "test_accuracy": 0.8966},
+        "blessed": True,
+        "reasons": ["PASS: test accuracy 0.8966 >= the threshold 0.0000",
+                    "PASS: no production model at kftransfer-demo/models yet"],
+        "report": os.path.abspath(os.path.join(run, "report.html")),  # printed relative
+        "exported": "kftransfer-demo/models/20261123170630412",
+    }  # fmt: skip
+    readme = [line for line in demo_output() if not line.startswith("try:")]
+    assert format_summary(summary).splitlines() == readme
+
+
+def test_cpu_steps_pull_the_cpu_image_and_gpu_steps_the_gpu_one(tmp_path):
+    path = tmp_path / "p.yaml"
+    assert CliRunner().invoke(cli, ["compile", "-o", str(path)]).exit_code == 0
+    spec = next(yaml.safe_load_all(path.read_text()))
+    images = {
+        name: e["container"]["image"] for name, e in spec["deploymentSpec"]["executors"].items()
+    }
+    for step in STEPS.values():
+        if f"exec-{step.task}" in images:
+            expected = DEFAULT_IMAGE + (GPU_SUFFIX if step.gpu else "")
+            assert images[f"exec-{step.task}"] == expected, step.component
+    assert "`--gpu-count N` | 1 |" in section("GPU and node settings")
