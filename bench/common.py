@@ -23,6 +23,21 @@ def timed(fn, *args, **kwargs):
     return time.perf_counter() - start, result
 
 
+def peak_rss_of(code: str, *argv: str) -> int:
+    """Peak RSS (bytes) of `code` run in a fresh Python process with `argv`.
+
+    Read from the child's own `VmHWM` (/proc/self/status), not `getrusage`: Linux carries
+    `ru_maxrss` across `execve`, so a child of a large benchmark process would report the
+    parent's peak whatever it did itself.
+    """
+    report = (
+        "\nprint([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"
+    )
+    command = [sys.executable, "-c", code + report, *argv]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return int(result.stdout.split()[-1]) * 1024
+
+
 def machine() -> str:
     """One line naming the machine the numbers came from."""
     cpus = os.cpu_count()

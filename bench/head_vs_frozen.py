@@ -17,7 +17,7 @@ from bench.extract import best_of, make_split, write_jpegs
 from kftransfer.components.core.classifier import compile_classifier
 from kftransfer.components.core.config import ExtractConfig, HeadConfig
 from kftransfer.components.core.features import build_backbone, extract_features
-from kftransfer.components.core.fine_tune import build_fine_tune_model
+from kftransfer.components.core.fine_tune_model import build_fine_tune_model
 from kftransfer.components.core.heads import build_head, features_dataset
 from kftransfer.components.core.images import image_dataset
 from kftransfer.components.core.layout import read_labels, read_rows

@@ -7,7 +7,6 @@ Usage: .venv/bin/python -m bench.pipeline_cache [--images 300]
 """
 
 import argparse
-import os
 import tempfile
 
 from bench.common import machine, timed
@@ -37,8 +36,7 @@ def main() -> None:
         }
         first, summary = timed(run_locally, arguments, f"{tmp}/runs", caching=True)
         second, again = timed(run_locally, arguments, f"{tmp}/runs", caching=True)
-        # a step served from the cache leaves no task folder in the new run
-        ran = [task for task in task_names() if os.path.isdir(os.path.join(again["run"], task))]
+        ran = [task for task in task_names() if task not in again["cached"]]
     print(
         f"bench/pipeline_cache.py: {args.images} generated images, vgg16 at 64 px, weights=none, "
         f"2 fine-tuning epochs; {machine()}"

@@ -16,7 +16,9 @@ def evaluate_model(
     confusion: Output[ClassificationMetrics],
     report: Output[HTML],
     evaluation: Output[Dataset],
+    label_issues: Output[Dataset],
     export_uri: str,
+    cache_uri: str,
 ) -> bool:
     """Evaluates on the test split and decides whether the fine-tuned model may be exported.
 
@@ -30,6 +32,8 @@ def evaluate_model(
         report: the self-contained HTML report.
         evaluation: every metric, the verdict and its reasons (JSON); its metadata holds
             the verdict and the reasons.
+        label_issues: likely-mislabelled train/validation images (CSV: uri, given,
+            suggested, score), most likely first.
 
     Returns:
         Whether the fine-tuned model passed every check (blessed), as the output "Output"
@@ -43,10 +47,12 @@ def evaluate_model(
 
     setup_logging()
     config = EvalConfig.from_params(locals())
-    result = evaluate_stages(splits.path, features.path, head.path, model.path, export_uri, config)
-    stages = {"head training": head.path, "fine-tuning": model.path}
-    write_outputs(result, evaluation.path, report.path, splits.path, stages)
+    stages = (splits.path, features.path, head.path, model.path)
+    result = evaluate_stages(*stages, export_uri, config, cache_uri)
+    curves = {"head training": head.path, "fine-tuning": model.path}
+    write_outputs(result, evaluation.path, report.path, splits.path, curves, label_issues.path)
     publish(metrics, result.metrics_summary())
     publish(evaluation, result.verdict_summary(), write_file=False)
+    publish(label_issues, {"count": len(result.label_issues["issues"])}, write_file=False)
     publish_confusion(confusion, result.labels, result.fine_tuned["confusion"])
     return result.verdict.blessed

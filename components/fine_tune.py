@@ -14,6 +14,7 @@ def fine_tune(
     model: Output[Model],
     metrics: Output[Metrics],
     curves: Output[HTML],
+    cache_uri: str,
     checkpoint_uri: str,
     tensorboard_uri: str,
 ):
@@ -39,6 +40,6 @@ def fine_tune(
     setup_logging()
     config = FineTuneConfig.from_params(locals())
     outputs = StageOutputs.of(model, curves, checkpoint_uri, tensorboard_uri, "fine_tune")
-    summary = fine_tune_stage(splits.path, features.path, head.path, config, outputs)
+    summary = fine_tune_stage(splits.path, features.path, head.path, config, outputs, cache_uri)
     publish(metrics, summary)
     publish(model, summary, write_file=False)

@@ -7,7 +7,9 @@ from kftransfer.components.core.config import SplitConfig
 
 
 @kftransfer_component(SplitConfig)
-def split_data(source: str, splits: Output[Dataset], source_fingerprint: str = ""):
+def split_data(
+    source: str, splits: Output[Dataset], source_fingerprint: str = "", cache_uri: str = ""
+):
     """Validates and splits the labelled images at `source` (local path or gs:// URI).
 
     Args:
@@ -23,5 +25,5 @@ def split_data(source: str, splits: Output[Dataset], source_fingerprint: str = "
 
     setup_logging()
     config = SplitConfig.from_params(locals())
-    summary = split_to_folder(source, splits.path, config, source_fingerprint)
+    summary = split_to_folder(source, splits.path, config, source_fingerprint, cache_uri)
     publish(splits, summary, write_file=False)

@@ -69,3 +69,46 @@ def broken_files() -> dict[str, tuple[bytes, str]]:
         "cut.png": (png[: len(png) // 2], "corrupt"),
         "icon.png": (encode(good[:8, :8]), "too_small"),
     }
+
+
+def photo(width: int, height: int, seed: int) -> np.ndarray:
+    """A photo-like uint8 image: detail at every scale (a 1/f-like spectrum) plus sensor noise.
+
+    JPEG-encoded at quality 90 a 4000x3000 one is ~3.3 MB, 2.2 bits per pixel, as a 12 MP
+    camera photo is; its decode time splits between entropy decoding and the inverse DCT
+    as a photo's does (pure noise would make entropy decoding all of it, a smooth image
+    almost none).
+    """
+    rng = np.random.default_rng(seed)
+    half_w, half_h = width // 2, height // 2
+    total = np.zeros((half_h, half_w, 3), np.float32)
+    scale = 2
+    while min(half_w, half_h) // scale >= 2:
+        coarse = rng.normal(0, 1, (half_h // scale + 1, half_w // scale + 1, 3)).astype(np.float32)
+        total += scale**0.3 * np.stack(
+            [np.asarray(Image.fromarray(coarse[..., c]).resize((half_w, half_h), Image.BICUBIC))
+             for c in range(3)], axis=-1,
+        )  # fmt: skip
+        scale *= 2
+    total = (total - total.mean()) / total.std() * 55 + 128
+    half = Image.fromarray(np.clip(total, 0, 255).astype(np.uint8))
+    full = np.asarray(half.resize((width, height), Image.BICUBIC), np.int16)
+    noise = rng.normal(0, 6, (height, width, 3)).astype(np.int16)
+    return np.clip(full + noise, 0, 255).astype(np.uint8)
+
+
+def write_photos(
+    root: str, count: int, width: int = 4000, height: int = 3000, classes: int = 2, start: int = 0
+) -> list[str]:
+    """Writes `count` photo-like JPEGs as `root/class<k>/photo_NNNNN.jpg`; returns their paths."""
+    import os
+
+    paths = []
+    for i in range(start, start + count):
+        folder = os.path.join(root, f"class{i % classes}")
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, f"photo_{i:05d}.jpg")
+        with open(path, "wb") as out:
+            out.write(encode(photo(width, height, i), "JPEG", quality=90))
+        paths.append(path)
+    return paths

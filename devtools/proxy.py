@@ -1,12 +1,15 @@
 """An HTTP proxy in front of the GCS emulator: transient failures, or latency like real GCS."""
 
+import contextlib
 import http.client
+import multiprocessing
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
+STREAM_BYTES = 1 << 20
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
@@ -78,14 +81,14 @@ class Proxy:
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_HEADERS}
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 answer = upstream.getresponse()
-                data = answer.read()
                 self.send_response(answer.status)
                 for key, value in answer.getheaders():
                     if key.lower() not in HOP_HEADERS:
                         self.send_header(key, value)
-                self.send_header("Content-Length", str(len(data)))
+                self.send_header("Content-Length", answer.getheader("Content-Length") or "0")
                 self.end_headers()
-                self.wfile.write(data)
+                while piece := answer.read(STREAM_BYTES):  # streamed, as GCS sends it
+                    self.wfile.write(piece)
                 upstream.close()
                 if proxy.cut_after and proxy.cut_after(self.command, self.path, body or b""):
                     proxy.cut = True
@@ -96,3 +99,26 @@ class Proxy:
                 pass
 
         return Handler
+
+
+def _serve(target: str, latency: float, urls) -> None:
+    with Proxy(target, latency=latency) as proxy:
+        urls.put(proxy.url)
+        threading.Event().wait()
+
+
+@contextlib.contextmanager
+def latency_proxy(target: str, latency: float) -> Iterator[str]:
+    """A latency-only `Proxy` in its own process (off the caller's GIL); yields its URL.
+
+    Benchmarks use this: real GCS spends none of the reader's CPU relaying bytes.
+    """
+    context = multiprocessing.get_context("spawn")
+    urls = context.Queue()
+    process = context.Process(target=_serve, args=(target, latency, urls), daemon=True)
+    process.start()
+    try:
+        yield urls.get(timeout=60)
+    finally:
+        process.terminate()
+        process.join()

@@ -10,6 +10,7 @@ import click
 
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.layout import UNKNOWN
 from kftransfer.pipelines.options import (
     Command,
     GroupedOption,
@@ -34,8 +35,14 @@ DEMO_IMAGE_SIZE = 128
 )
 @click.argument("source")
 @click.option("--out", required=True, help="Folder (local or gs://) to write the split to.")
+@click.option(
+    "--cache-uri",
+    default="",
+    help="Cache root (local or gs://) keeping each file's verdict: a rerun reads only new or "
+    "changed files.",
+)
 @config_options(SplitConfig)
-def split(source: str, out: str, **kwargs) -> None:
+def split(source: str, out: str, cache_uri: str, **kwargs) -> None:
     """Validate the images of SOURCE and split them into train / validation / test.
 
     SOURCE is a folder of class folders (SOURCE/<class>/*.jpg), a pre-split
@@ -49,7 +56,7 @@ def split(source: str, out: str, **kwargs) -> None:
     config = SplitConfig.from_params(kwargs)
     require_folder_path(out)  # before the work, not after it
     precheck(source, config)  # from the listing: no image read yet
-    result = split_dataset(source, config)
+    result = split_dataset(source, config, cache_uri)
     write_split(result, out)
     _print_split_summary(result.stats, out)
 
@@ -70,6 +77,20 @@ def _print_split_summary(stats: dict, out: str) -> None:
 
 def _local_option(*names: str, **kwargs) -> Callable:
     return click.option(*names, cls=GroupedOption, group=LOCAL_RUN, **kwargs)
+
+
+class LabelIssueCount(click.ParamType):
+    """`N` (>= 0) or `auto` (every flagged image: -1)."""
+
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        """`auto` -> -1, a count -> int; anything else fails with the accepted forms."""
+        if isinstance(value, int) or value == "auto":
+            return -1 if value == "auto" else value
+        if str(value).isdigit():
+            return int(value)
+        self.fail(f"{value!r} is neither a count nor 'auto'", param, ctx)
 
 
 @click.command(
@@ -102,6 +123,14 @@ def _local_option(*names: str, **kwargs) -> Callable:
     show_default=True,
     help="Reuse outputs of identical earlier steps (kfp.local's step cache).",
 )
+@_local_option(
+    "--exclude-label-issues",
+    type=LabelIssueCount(),
+    default=None,
+    metavar="N|auto",
+    help="Run twice: the second run leaves out the first run's N most likely mislabelled "
+    "images (auto: every flagged one) and is the one reported.",
+)
 @_local_option("--json", "as_json", is_flag=True, help="Print one JSON summary.")
 @click.pass_obj
 def run(
@@ -110,6 +139,7 @@ def run(
     pipeline_root: str,
     extract_parts: int,
     cache: bool,
+    exclude_label_issues: int | None,
     as_json: bool,
     **kwargs,
 ) -> None:
@@ -121,12 +151,19 @@ def run(
     """
     from kftransfer.pipelines.runs import run_locally
     from kftransfer.pipelines.settings import ClusterSettings
-    from kftransfer.pipelines.summary import format_summary
+    from kftransfer.pipelines.summary import exclusion_list, format_summary
 
     arguments = {"source": source, **pop_pipeline_arguments(kwargs)}
     settings = ClusterSettings(extract_parts=extract_parts)
     with only_results_on_stdout():
         summary = run_locally(arguments, pipeline_root, settings, cache, obj["verbose"])
+        if exclude_label_issues is not None and summary["trust"]["label_issues_csv"]:
+            first = summary
+            arguments["exclude"], count = exclusion_list(first, exclude_label_issues)
+            summary = run_locally(arguments, pipeline_root, settings, cache, obj["verbose"])
+            summary["excluded_label_issues"] = {
+                "count": count, "list": arguments["exclude"], "first_run": first["run"]
+            }  # fmt: skip
     click.echo(json.dumps(summary, indent=1) if as_json else format_summary(summary))
 
 
@@ -235,25 +272,39 @@ def demo(obj: dict, weights: str, out: str, as_json: bool) -> None:
     show_default=True,
     help="Images per forward pass.",
 )
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Answer 'unknown' below this calibrated probability [default: the model's own, "
+    "from serving.json; 0 = always a class].",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def predict(
-    model: str, images: tuple[str, ...], top_k: int, batch_size: int, as_json: bool
+    model: str,
+    images: tuple[str, ...],
+    top_k: int,
+    batch_size: int,
+    min_confidence: float | None,
+    as_json: bool,
 ) -> None:
     """Classify IMAGES (files or folders, local or gs://) with an exported MODEL.
 
     MODEL is an export folder (its latest version is used), a version folder, or a
-    .keras file with labels.json beside it. Prints the top-k labels per image; an image
+    .keras file with labels.json beside it. Prints the top-k labels per image (led by
+    `unknown` when the top probability is below the minimum confidence); an image
     that cannot be decoded gets an `error:` line on stderr while the others are still
     predicted, and the exit status is then 1.
     """
     from kftransfer.components.core import predict as core
 
-    network, labels = core.load_predictor(model)
+    network, labels, own_threshold = core.load_predictor(model)
+    threshold = own_threshold if min_confidence is None else min_confidence
     uris = core.find_images(list(images))
     if not uris:
         raise UserError(f"no image files in {', '.join(images)}")
     failed = 0
-    for result in core.predict(network, labels, uris, top_k, batch_size):
+    for result in core.predict(network, labels, uris, top_k, batch_size, threshold):
         if result.error:
             failed += 1
             click.echo(f"error: {result.uri}: {result.error}", err=True)
@@ -261,6 +312,7 @@ def predict(
             click.echo(json.dumps(result.to_json()))
         elif not result.error:
             ranked = ", ".join(f"{label} {p:.3f}" for label, p in result.top)
-            click.echo(f"{result.uri}: {ranked}")
+            answer = f"{result.label} ({ranked})" if result.label == UNKNOWN else ranked
+            click.echo(f"{result.uri}: {answer}")
     if failed:
         raise SystemExit(1)

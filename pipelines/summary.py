@@ -6,6 +6,7 @@ step cache), the export step's output, kfp.local's executor outputs, and its tim
 The `--json` schema is documented in the README ("The --json summary").
 """
 
+import csv
 import json
 import os
 import shutil
@@ -16,7 +17,11 @@ from kftransfer.components.core import layout
 SUMMARY_FILE = "summary.json"
 # kfp.local artifact files a person opens -> the names, with extensions, of their copies
 # at the top of the run folder.
-READABLE = {"report": "report.html", "evaluation": layout.EVALUATION_FILE}
+READABLE = {
+    "report": "report.html",
+    "evaluation": layout.EVALUATION_FILE,
+    "label_issues": "label_issues.csv",
+}
 # The evaluation's inputs, and the tasks that wrote them (for a cached task's artifacts).
 PRODUCERS = {"splits": "split-data", "features": "extract-bottlenecks", "head": "train-head",
              "model": "fine-tune"}  # fmt: skip
@@ -114,12 +119,44 @@ def summarize(run: str, tasks_folder: str, start: float, timings: dict, tasks: l
         },
         "blessed": evaluation.get("verdict", {}).get("blessed"),
         "reasons": evaluation.get("verdict", {}).get("reasons", []),
+        "trust": trust_summary(evaluation, copies.get("label_issues")),
         "report": copies.get("report"),
         "exported": exported.get("uri"),
         "artifacts": _artifacts(tasks_folder, tasks, evaluation.get("inputs", {})),
         "cached": [task for task in tasks if task in timings["cached"]],
         "seconds": _seconds(tasks_folder, tasks, start, timings["finished"]),
     }
+
+
+def trust_summary(evaluation: dict, label_issues_csv: str | None) -> dict:
+    """Calibration, label issues and leakage of a run, for `--json` and the table."""
+    tuned = evaluation.get("calibration", {}).get("fine_tuned", {})
+    duplicates = evaluation.get("near_duplicates", {})
+    return {
+        "temperature": tuned.get("temperature"),
+        "ece_before": tuned.get("ece_before"),
+        "ece_after": tuned.get("ece_after"),
+        "min_confidence": tuned.get("min_confidence"),
+        "label_issues": len(evaluation.get("label_issues", {}).get("issues", [])),
+        "label_issues_csv": label_issues_csv,
+        "leaked_test_images": duplicates.get("leaked_count"),
+        "test_accuracy_without_leaked": duplicates.get("accuracy_without_leaked"),
+    }
+
+
+def exclusion_list(summary: dict, count: int) -> tuple[str, int]:
+    """Writes `<run>/excluded.txt`: the run's `count` likeliest label issues (-1: all).
+
+    Returns:
+        the file's path and how many images it lists.
+    """
+    with open(summary["trust"]["label_issues_csv"]) as file:
+        uris = [row["uri"] for row in csv.DictReader(file)]
+    chosen = uris if count < 0 else uris[:count]
+    path = os.path.join(summary["run"], "excluded.txt")
+    with open(path, "w") as file:
+        file.write("".join(f"{uri}\n" for uri in chosen))
+    return path, len(chosen)
 
 
 def write_summary(run: str, summary: dict) -> None:
@@ -138,9 +175,27 @@ def format_summary(summary: dict) -> str:
     for name, key in (("head only", "head"), ("fine-tuned", "fine_tuned")):
         stage = summary[key]
         lines.append(f"{name:12}  {cell(stage['val_accuracy'])}{cell(stage['test_accuracy'])}")
+    trust = summary.get("trust", {})
+    if trust.get("ece_after") is not None:
+        lines.append(
+            f"calibration: ECE {trust['ece_before']:.3f} -> {trust['ece_after']:.3f} "
+            f"(T={trust['temperature']:.2f}); answers 'unknown' below "
+            f"{trust['min_confidence']:.2f}"
+        )
+        lines.append(
+            f"data: {trust['label_issues']} likely label errors "
+            f"({display_path(trust['label_issues_csv'] or '')}), "
+            f"{trust['leaked_test_images']} test images with a near-duplicate in training"
+        )
     lines.append(f"blessed: {'yes' if summary['blessed'] else 'no'}")
     lines += [f"  {reason}" for reason in summary["reasons"]]
     lines.append(f"report:   {display_path(summary['report'] or '')}")
     if summary["exported"]:
         lines.append(f"exported: {display_path(summary['exported'])}")
+    if summary.get("excluded_label_issues"):
+        excluded = summary["excluded_label_issues"]
+        lines.append(
+            f"retrained without {excluded['count']} likely label errors "
+            f"({display_path(excluded['list'])}; first run: {display_path(excluded['first_run'])})"
+        )
     return "\n".join(lines)

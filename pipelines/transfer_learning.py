@@ -78,7 +78,10 @@ def _dag(p: dict, settings: ClusterSettings) -> None:
     """Calls every step; `p` holds the pipeline's parameters (KFP channels) by name."""
     listing = configure(fingerprint_source(source=p["source"]), settings)
     split = split_data(
-        source=p["source"], source_fingerprint=listing.output, **SplitConfig.arguments(p)
+        source=p["source"],
+        source_fingerprint=listing.output,
+        cache_uri=p["cache_uri"],
+        **SplitConfig.arguments(p),
     )
     splits = configure(split, settings).outputs["splits"]
     features = _extract(splits, settings, p)
@@ -88,12 +91,15 @@ def _dag(p: dict, settings: ClusterSettings) -> None:
         splits=splits,
         features=features,
         head=head,
+        cache_uri=p["cache_uri"],
         **_stage_locations(p),
         **FineTuneConfig.arguments(p),
     )
     model = configure(tuned, settings).outputs["model"]
     stages = {"splits": splits, "features": features, "head": head, "model": model}
-    evaluation = evaluate_model(**stages, export_uri=p["export_uri"], **EvalConfig.arguments(p))
+    evaluation = evaluate_model(
+        **stages, export_uri=p["export_uri"], cache_uri=p["cache_uri"], **EvalConfig.arguments(p)
+    )
     configure(evaluation, settings)
     with dsl.If(evaluation.outputs["Output"] == True, "blessed"):  # noqa: E712 - KFP condition
         with dsl.If(p["export_uri"] != "", "export destination given"):

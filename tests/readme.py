@@ -11,6 +11,7 @@ TYPES = {
     "list of strings": (list,),
     "object": (dict,),
     "string or null": (str, type(None)),
+    "number or null": (int, float, type(None)),
 }
 
 

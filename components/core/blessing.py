@@ -19,8 +19,9 @@ def bless(
     config: EvalConfig,
     note: str = "",
     same_weights: bool = False,
+    skill: list[str] = (),
 ) -> Verdict:
-    """Judges candidate metrics against the threshold, the production model and the recall floor.
+    """Judges candidate metrics against no skill, the threshold, production and the recall floor.
 
     Args:
         candidate: the fine-tuned model's `metrics.classification_metrics`.
@@ -29,8 +30,10 @@ def bless(
         note: why there is no production comparison, when `production` is None.
         same_weights: the candidate's weights equal the production model's (a rerun on
             unchanged data, every step cached): nothing new to export.
+        skill: the no-skill gate's `PASS:`/`FAIL:` lines (`significance.skill_reasons`),
+            first in the verdict: a model no better than no skill never ships.
     """
-    reasons = []
+    reasons = list(skill)
 
     def check(ok: bool, text: str) -> None:
         reasons.append(f"{'PASS' if ok else 'FAIL'}: {text}")

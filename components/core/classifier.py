@@ -55,9 +55,14 @@ def predict_images(
     model: keras.Model, uris: list[str], batch_size: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities `[M, classes]` of the images that decode, and their indices `[M]`."""
-    dataset = image_dataset(uris, [0] * len(uris), model.input_shape[1], batch_size)
+    batches = image_dataset(uris, [0] * len(uris), model.input_shape[1], batch_size)
+    return predict_batches(model, batches)
+
+
+def predict_batches(model: keras.Model, batches) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities of `(images, labels, indices)` batches, and the indices seen."""
     probabilities, indices = [], []
-    for images, _, index in dataset:
+    for images, _, index in batches:
         probabilities.append(to_probabilities(model.predict_on_batch(images)))
         indices.append(index.numpy())
     if not indices:

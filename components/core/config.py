@@ -108,6 +108,11 @@ class SplitConfig(_Config):
     max_image_pixels: int = _param(
         50_000_000, "Images with more pixels are skipped as decompression bombs."
     )
+    exclude: str = _param(
+        "",
+        "A file of images to leave out (local or gs://): one URI per line, or a CSV with a "
+        "'uri' column such as a run's label_issues.csv; empty for none.",
+    )
 
     def problems(self) -> list[str]:
         """Fractions in [0, 1) leaving something to train on; positive minimums."""
@@ -295,16 +300,49 @@ class EvalConfig(_Config):
         0.01, "Test accuracy this far below the production model's still counts as good enough."
     )
     min_class_recall: float = _param(0.0, "Every class's test recall must reach this (0 = off).")
+    skill_alpha: float = _param(
+        0.01,
+        "Significance level of the no-skill gate: the candidate must beat always answering "
+        "the largest training class (one-sided exact binomial test) at this level.",
+    )
+    min_confidence: float = _param(
+        0.0,
+        "The exported model answers 'unknown' when its calibrated confidence is below this "
+        "(0 = always answers a class).",
+    )
+    target_precision: float = _param(
+        0.0,
+        "Choose --min-confidence as the lowest whose answers reach this accuracy on "
+        "validation (0 = off; overrides --min-confidence).",
+    )
+    label_issue_folds: int = _param(
+        5, "Folds of the label-issue search on cached features (0 = no search)."
+    )
+    near_duplicate_threshold: float = _param(
+        0.95, "Cosine similarity of features from which two images are near-duplicates."
+    )
     top_k: int = _param(3, "k of the reported top-k accuracy.")
     misclassified_examples: int = _param(24, "Misclassified test images shown in the report.")
 
     def problems(self) -> list[str]:
         """Accuracies and tolerances in [0, 1], k >= 1, a non-negative example count."""
-        names = ("min_accuracy", "baseline_tolerance", "min_class_recall")
+        names = (
+            "min_accuracy",
+            "baseline_tolerance",
+            "min_class_recall",
+            "min_confidence",
+            "target_precision",
+            "near_duplicate_threshold",
+        )
         return (
             _range_problems(self, names, 0, 1, closed=True)
+            + (
+                []
+                if 0 < self.skill_alpha < 1
+                else [f"--skill-alpha must be in (0, 1), got {self.skill_alpha}"]
+            )
             + _at_least(self, 1, "top_k")
-            + _at_least(self, 0, "misclassified_examples")
+            + _at_least(self, 0, "misclassified_examples", "label_issue_folds")
         )
 
 
@@ -395,7 +433,7 @@ def validate_run(params: Mapping[str, Any], check_layers: bool = True) -> dict[t
         raise ParameterError(problems, prefix="bad parameters: ")
     tune, extract = configs[FineTuneConfig], configs[ExtractConfig]
     if check_layers and parse_unfreeze(tune.unfreeze)[0] in ("from_layer", "after_layer"):
-        from kftransfer.components.core.fine_tune import check_unfreeze_policy
+        from kftransfer.components.core.fine_tune_model import check_unfreeze_policy
 
         check_unfreeze_policy(extract, tune)
     return configs

@@ -5,16 +5,18 @@ from dataclasses import asdict, dataclass
 import keras
 import numpy as np
 
-from kftransfer.components.core import layout, shards
+from kftransfer.components.core import layout, pixels, shards, trust
 from kftransfer.components.core.backbones import fingerprint
 from kftransfer.components.core.blessing import Verdict, bless
-from kftransfer.components.core.classifier import predict_images, to_probabilities
+from kftransfer.components.core.chunk_store import pixel_store
+from kftransfer.components.core.classifier import predict_batches, predict_images, to_probabilities
 from kftransfer.components.core.config import EvalConfig
 from kftransfer.components.core.export import load_exported
 from kftransfer.components.core.layout import read_labels, read_rows, stage_model
 from kftransfer.components.core.metrics import classification_metrics
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
+from kftransfer.components.core.significance import skill_reasons
 from kftransfer.components.core.storage import join
 from kftransfer.components.core.versions import latest_version
 
@@ -35,6 +37,9 @@ class Evaluation:
         misclassified: the fine-tuned model's most confident mistakes.
         training: each stage's training summary (validation accuracy, epochs, ...).
         inputs: the artifacts evaluated (split, features, head and model folders).
+        calibration: per model ("fine_tuned", "head"), `trust.calibrate`'s result.
+        label_issues: `trust.find_label_issues` on train and validation.
+        near_duplicates: `trust.find_near_duplicates`, and `accuracy_without_leaked`.
     """
 
     labels: list[str]
@@ -46,6 +51,9 @@ class Evaluation:
     misclassified: list[dict]
     training: dict[str, dict]
     inputs: dict[str, str]
+    calibration: dict[str, dict]
+    label_issues: dict
+    near_duplicates: dict
 
     def to_json(self) -> dict:
         """A JSON-able dict of everything."""
@@ -62,7 +70,18 @@ class Evaluation:
             for key in SUMMARY_METRICS:
                 if stage and stage[key] is not None:
                     summary[f"{name}_{key}"] = stage[key]
-        return {**summary, "blessed": float(self.verdict.blessed)}
+        tuned = self.calibration["fine_tuned"]
+        return {
+            **summary,
+            "ece_before": tuned["ece_before"],
+            "ece_after": tuned["ece_after"],
+            "temperature": tuned["temperature"],
+            "min_confidence": tuned["min_confidence"],
+            "label_issues": len(self.label_issues["issues"]),
+            "leaked_test_images": self.near_duplicates["leaked_count"],
+            "accuracy_without_leaked": self.near_duplicates["accuracy_without_leaked"],
+            "blessed": float(self.verdict.blessed),
+        }
 
     def verdict_summary(self) -> dict:
         """The verdict with every reason, and the production version compared with."""
@@ -73,6 +92,36 @@ class Evaluation:
         }
 
 
+@dataclass
+class HeldOutImages:
+    """The test split's images, and how a model's predictions on them are computed.
+
+    From the pixel store under `cache_uri` when there is one (extraction filled it), else
+    by decoding each image: the same pixels either way.
+    """
+
+    uris: list[str]
+    sha256s: list[str]
+    y_true: np.ndarray
+    cache_uri: str = ""
+
+    @classmethod
+    def of(cls, rows: list[layout.Row], labels: list[str], cache_uri: str) -> "HeldOutImages":
+        """The images of split `rows`."""
+        y_true = np.array([labels.index(row.label) for row in rows], dtype=np.int64)
+        return cls([r.uri for r in rows], [r.sha256 for r in rows], y_true, cache_uri)
+
+    def predict(self, model: keras.Model) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities `[M, classes]` of the images that decode, and their indices `[M]`."""
+        if not self.cache_uri:
+            return predict_images(model, self.uris)
+        size = model.input_shape[1]
+        store = pixel_store(self.cache_uri, size)
+        pixels.fill(store, self.uris, self.sha256s, size)
+        batches = pixels.dataset(store, self.sha256s, [0] * len(self.uris), 32)
+        return predict_batches(model, batches)
+
+
 def evaluate_stages(
     splits_uri: str,
     features_uri: str,
@@ -80,8 +129,13 @@ def evaluate_stages(
     model_stage: str,
     export_uri: str,
     config: EvalConfig,
+    cache_uri: str = "",
 ) -> Evaluation:
     """Evaluates both trained stages on the test split, compares with production, blesses or not.
+
+    Also what makes the numbers trustworthy: the no-skill gate (first in the verdict),
+    temperature scaling fitted on validation, likely label errors among the train and
+    validation images, and test images with a near-duplicate in train/validation.
 
     The head-only model is evaluated on the cached test features (the same numbers as
     backbone + head on the test images), the fine-tuned model on the test images, the
@@ -94,20 +148,32 @@ def evaluate_stages(
         model_stage: the fine-tuned model's stage folder.
         export_uri: the export destination whose latest version is in production ('' = none).
         config: the thresholds.
+        cache_uri: the cache root whose pixel store holds the test images ('' to decode).
     """
     labels = read_labels(splits_uri)
-    head = _head_metrics(features_uri, stage_model(head_stage), labels, config)
-    rows = read_rows(splits_uri, "test")
-    y_true = np.array([labels.index(row.label) for row in rows])
-    uris = [row.uri for row in rows]
-    candidate = load_model(stage_model(model_stage))
-    probabilities, kept = predict_images(candidate, uris)
-    fine_tuned = classification_metrics(y_true[kept], probabilities, labels, config.top_k)
-    production, version, note, same = _production(
-        export_uri, labels, uris, y_true, config, candidate
+    rows = {split: read_rows(splits_uri, split) for split in layout.SPLITS}
+    by_sha = {row.sha256: row for split_rows in rows.values() for row in split_rows}
+    head_model = load_model(stage_model(head_stage))
+    head, head_val, head_test, head_right = _head_on_features(
+        features_uri, head_model, labels, config
     )
-    verdict = bless(fine_tuned, production, config, note, same_weights=same)
+    test = HeldOutImages.of(rows["test"], labels, cache_uri)
+    candidate = load_model(stage_model(model_stage))
+    probabilities, kept = test.predict(candidate)
+    y_test = test.y_true[kept]
+    fine_tuned = classification_metrics(y_test, probabilities, labels, config.top_k)
+    kept_shas = [test.sha256s[i] for i in kept]
+    skill = _skill_reasons(rows["train"], labels, config, y_test, probabilities, kept_shas,
+                           head_right)  # fmt: skip
+    production, version, note, same = _production(export_uri, labels, test, config, candidate)
+    verdict = bless(fine_tuned, production, config, note, same_weights=same, skill=skill)
     _log_verdict(head, fine_tuned, production, verdict)
+    validation = HeldOutImages.of(rows["validation"], labels, cache_uri)
+    val_probabilities, val_kept = validation.predict(candidate)
+    trainval = trust.keyed_features(features_uri, ("train", "validation"), by_sha)
+    test_features = trust.keyed_features(features_uri, ("test",), by_sha)
+    right = dict(zip(kept_shas, (probabilities.argmax(axis=1) == y_test).tolist(), strict=True))
+    duplicates = _near_duplicates(trainval, test_features, right, config)
     return Evaluation(
         labels=labels,
         head=head,
@@ -116,7 +182,7 @@ def evaluate_stages(
         production_version=version,
         verdict=verdict,
         misclassified=_misclassified(
-            uris, y_true, probabilities, kept, labels, config.misclassified_examples
+            test.uris, test.y_true, probabilities, kept, labels, config.misclassified_examples
         ),
         training={
             "head": layout.read_stage_summary(head_stage),
@@ -128,7 +194,38 @@ def evaluate_stages(
             "head": head_stage,
             "model": model_stage,
         },
+        calibration={
+            "fine_tuned": trust.calibrate(
+                (val_probabilities, validation.y_true[val_kept]), (probabilities, y_test), config
+            ),
+            "head": trust.calibrate(head_val, head_test, config),
+        },
+        label_issues=trust.find_label_issues(trainval, labels, config),
+        near_duplicates=duplicates,
     )
+
+
+def _skill_reasons(train_rows, labels, config, y_test, probabilities, kept_shas, head_right):
+    """The no-skill gate's lines: against the largest train class, and against the head."""
+    train_ids = np.array([labels.index(r.label) for r in train_rows], dtype=np.int64)
+    paired = set(kept_shas) <= set(head_right)  # the head saw every image the model did
+    return skill_reasons(
+        y_test,
+        probabilities.argmax(axis=1),
+        np.bincount(train_ids, minlength=len(labels)),
+        labels,
+        config.skill_alpha,
+        np.array([head_right[s] for s in kept_shas]) if paired else None,
+    )
+
+
+def _near_duplicates(trainval, test_features, right: dict[str, bool], config) -> dict:
+    """`trust.find_near_duplicates`, plus the fine-tuned test accuracy without the leaked."""
+    found = trust.find_near_duplicates(trainval, test_features, config)
+    leaked = set(found.pop("leaked_test_sha256"))
+    clean = [ok for sha, ok in right.items() if sha not in leaked]
+    found["accuracy_without_leaked"] = float(np.mean(clean)) if clean else None
+    return found
 
 
 def _log_verdict(head: dict, fine_tuned: dict, production: dict | None, verdict: Verdict) -> None:
@@ -141,14 +238,25 @@ def _log_verdict(head: dict, fine_tuned: dict, production: dict | None, verdict:
         LOGGER.info("  %s", reason)
 
 
-def _head_metrics(features_uri: str, head_uri: str, labels: list[str], config: EvalConfig) -> dict:
-    """The head-only model's metrics on the cached test features."""
-    features, y_true = shards.load_split(features_uri, "test")
-    outputs = load_model(head_uri).predict(features.astype(np.float32), verbose=0)
-    return classification_metrics(y_true, to_probabilities(outputs), labels, config.top_k)
+def _head_on_features(features_uri: str, head: keras.Model, labels: list[str], config):
+    """The head-only model on cached features.
+
+    Returns:
+        its test metrics, `(probabilities, labels)` of validation and of test, and whether
+        it got each test image right (by sha256).
+    """
+    features, y_test, sha = shards.load_keyed_split(features_uri, "test")
+    test_probabilities = to_probabilities(head.predict(features.astype(np.float32), verbose=0))
+    metrics = classification_metrics(y_test, test_probabilities, labels, config.top_k)
+    val_features, y_val = shards.load_split(features_uri, "validation")
+    val_probabilities = to_probabilities(head.predict(val_features.astype(np.float32), verbose=0))
+    right = dict(
+        zip(sha.tolist(), (test_probabilities.argmax(axis=1) == y_test).tolist(), strict=True)
+    )
+    return metrics, (val_probabilities, y_val), (test_probabilities, y_test), right
 
 
-def _production(destination, labels, uris, y_true, config: EvalConfig, candidate: keras.Model):
+def _production(destination, labels, test: HeldOutImages, config: EvalConfig, candidate):
     """What the production model (`destination`'s latest version) scores on the same images.
 
     Returns:
@@ -167,8 +275,8 @@ def _production(destination, labels, uris, y_true, config: EvalConfig, candidate
             f"the production model (version {version}) has other classes ({listed}): not compared"
         )
         return None, version, note, False
-    probabilities, kept = predict_images(model, uris)
-    metrics = classification_metrics(y_true[kept], probabilities, labels, config.top_k)
+    probabilities, kept = test.predict(model)
+    metrics = classification_metrics(test.y_true[kept], probabilities, labels, config.top_k)
     return metrics, version, "", fingerprint(model) == fingerprint(candidate)
 
 

@@ -10,6 +10,7 @@ Layout of an export destination (local or gs://)::
     DEST/<version>/labels.json       class names in output order
     DEST/<version>/model_card.md     data, backbone, hyper-parameters, metrics, verdict
     DEST/<version>/evaluation.json   the full evaluation
+    DEST/<version>/serving.json      temperature and min_confidence (below it: "unknown")
     DEST/<version>/model.tflite      optional, with its parity to the SavedModel in the card
 
 How a version is named, published and pointed at, safely under concurrent and killed
@@ -26,16 +27,19 @@ import numpy as np
 import tensorflow as tf
 
 from kftransfer.components.core import layout, storage, versions
+from kftransfer.components.core.calibration import TemperatureScaling
 from kftransfer.components.core.classifier import as_probabilities, num_classes
 from kftransfer.components.core.config import ExportConfig
 from kftransfer.components.core.errors import UserError
-from kftransfer.components.core.images import decode_rgb, image_dataset, resize_uint8
+from kftransfer.components.core.images import decode_resized, image_dataset
 from kftransfer.components.core.layout import (
     CARD_FILE,
     EVALUATION_FILE,
     LABELS_FILE,
     MODEL_FILE,
+    SERVING_FILE,
     TFLITE_FILE,
+    UNKNOWN,
 )
 from kftransfer.components.core.model_card import model_card
 from kftransfer.components.core.model_io import load_model
@@ -79,13 +83,23 @@ def load_labelled_model(model_uri: str, labels_uri: str) -> tuple[keras.Model, l
     return model, labels
 
 
-def write_saved_model(model: keras.Model, labels: list[str], path: str) -> None:
+def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
+    """`model` with temperature scaling appended: calibrated probabilities out (T = 1: as is)."""
+    if temperature == 1.0:
+        return model
+    outputs = TemperatureScaling(temperature, name="temperature_scaling")(model.outputs[0])
+    return keras.Model(model.inputs, outputs, name=model.name)
+
+
+def write_saved_model(
+    model: keras.Model, labels: list[str], path: str, min_confidence: float = 0.0
+) -> None:
     """A SavedModel whose `serving_default` maps encoded image bytes to probabilities and labels.
 
     Signatures: `serving_default(image_bytes: string[N])` -> `probabilities` `[N, classes]`
-    and `label` `[N]`; `serve_images(images: uint8[N, S, S, 3])` -> `probabilities`.
-    Decoding and resizing are the training pipeline's own (`images.decode_rgb`,
-    `images.resize_uint8`).
+    and `label` `[N]` (`UNKNOWN` where the top probability is below `min_confidence`);
+    `serve_images(images: uint8[N, S, S, 3])` -> `probabilities`. Decoding and resizing
+    are the training pipeline's own (`images.decode_resized`).
     """
     size = model.input_shape[1]
     names = tf.constant(labels)
@@ -95,12 +109,14 @@ def write_saved_model(model: keras.Model, labels: list[str], path: str) -> None:
 
     def serve_bytes(image_bytes):
         images = tf.map_fn(
-            lambda data: resize_uint8(decode_rgb(data), size),
+            lambda data: decode_resized(data, size),
             image_bytes,
             fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8),
         )
         probs = probabilities(images)
-        return {"probabilities": probs, "label": tf.gather(names, tf.argmax(probs, axis=1))}
+        label = tf.gather(names, tf.argmax(probs, axis=1))
+        sure = tf.reduce_max(probs, axis=1) >= min_confidence
+        return {"probabilities": probs, "label": tf.where(sure, label, UNKNOWN)}
 
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -140,6 +156,7 @@ def export_model(
     card: Callable[[str], str] | str,
     evaluation: dict,
     tflite_images: np.ndarray | None = None,
+    serving: dict | None = None,
 ) -> str:
     """Publishes a new version of `destination`, then points `latest` at it; returns its URI.
 
@@ -155,12 +172,15 @@ def export_model(
         evaluation: the evaluation summary, saved as `evaluation.json`.
         tflite_images: test images `[N, S, S, 3]` uint8 for a TFLite export and its parity
             check; None for no TFLite.
+        serving: `serving.json` (`serving_settings`): the temperature already applied to
+            `model` and the `min_confidence` below which the signature answers "unknown".
     """
+    serving = serving or serving_settings({})
     versions.remove_leftovers(destination)
     version = versions.claim_version(destination)
     card = card(version) if callable(card) else card
     with tempfile.TemporaryDirectory(prefix="kft-export-") as tmp:
-        write_saved_model(model, labels, tmp)
+        write_saved_model(model, labels, tmp, serving["min_confidence"])
         model.save(os.path.join(tmp, MODEL_FILE))
         if tflite_images is not None:
             flat, difference = tflite_with_parity(tmp, tflite_images)
@@ -175,6 +195,7 @@ def export_model(
             LABELS_FILE: json.dumps(labels),
             CARD_FILE: card,
             EVALUATION_FILE: json.dumps(evaluation, indent=1),
+            SERVING_FILE: json.dumps(serving, indent=1),
         }
         for name, text in texts.items():
             with open(os.path.join(tmp, name), "w") as out:
@@ -217,6 +238,22 @@ def export_run(
     def card(version: str) -> str:
         return model_card(evaluation, manifest, stats, hyper_parameters, version)
 
+    serving = serving_settings(evaluation)
+    model = with_temperature(model, serving["temperature"])
     images = sample_test_images(splits_uri, model.input_shape[1]) if config.tflite else None
     labels = layout.read_labels(splits_uri)
-    return export_model(model, labels, export_uri, card, evaluation, images)
+    return export_model(model, labels, export_uri, card, evaluation, images, serving)
+
+
+def serving_settings(evaluation: dict) -> dict:
+    """What the exported model serves, from the evaluation's calibration of the fine-tuned model.
+
+    `temperature` (applied inside the exported model), `min_confidence` (the signature and
+    `predict` answer `unknown_label` below it; 0 = never) and `unknown_label`.
+    """
+    calibrated = evaluation.get("calibration", {}).get("fine_tuned", {})
+    return {
+        "temperature": calibrated.get("temperature", 1.0),
+        "min_confidence": calibrated.get("min_confidence", 0.0),
+        "unknown_label": UNKNOWN,
+    }

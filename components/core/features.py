@@ -2,7 +2,7 @@
 
 `extract_features` streams every image of a split folder through the backbone in
 batches and writes feature shards plus `manifest.json` (see `shards`). Rows already
-in the content-keyed cache (`feature_cache`) are copied instead of recomputed. Memory
+in the content-keyed feature cache (`chunk_store`) are copied instead of recomputed. Memory
 holds one batch, one shard and one cache chunk at a time, whatever the dataset size.
 """
 
@@ -16,9 +16,9 @@ import tensorflow as tf
 
 from kftransfer.components.core import layout
 from kftransfer.components.core.backbones import Backbone, load_backbone
+from kftransfer.components.core.chunk_store import ChunkStore, feature_store, pixel_store
 from kftransfer.components.core.config import ExtractConfig
-from kftransfer.components.core.feature_cache import FeatureCache
-from kftransfer.components.core.images import image_dataset
+from kftransfer.components.core.images import DECODE_VERSION, image_dataset
 from kftransfer.components.core.layers import Preprocess, pooling_layer
 from kftransfer.components.core.layout import SPLITS, FeatureSpec, Row, read_labels, read_rows
 from kftransfer.components.core.progress import LOGGER, Progress
@@ -65,8 +65,9 @@ class _Job:
     extractor: keras.Model
     config: ExtractConfig
     label_ids: dict[str, int]
-    cache: FeatureCache | None
+    cache: ChunkStore | None
     writers: dict[str, ShardWriter]
+    pixels: ChunkStore | None = None
     summary: dict[str, dict] = field(default_factory=dict)
 
 
@@ -101,8 +102,9 @@ def extract_features(
         extractor,
         config,
         {label: i for i, label in enumerate(labels)},
-        FeatureCache(cache_uri, spec, dim) if cache_uri else None,
+        feature_store(cache_uri, spec, dim) if cache_uri else None,
         {s: ShardWriter(out_uri, s, rows_per, config.feature_dtype) for s in SPLITS},
+        pixel_store(cache_uri, backbone.image_size) if cache_uri else None,
     )
     LOGGER.info(
         "extract: %s (%s) at %d px, %s pooling -> %d features (%s); part %d of %d",
@@ -114,8 +116,9 @@ def extract_features(
         rows = read_rows(splits_uri, split)[part[0] :: part[1]]
         todo += [(split, row) for row in _copy_cached(job, split, rows)]
     rate = _compute(job, todo)
-    if job.cache:
-        job.cache.flush()
+    for store in (job.cache, job.pixels):
+        if store:
+            store.flush()
     for split, writer in job.writers.items():
         job.summary[split]["shards"] = writer.close()
     manifest = {
@@ -143,6 +146,7 @@ def feature_spec(backbone: Backbone, config: ExtractConfig) -> FeatureSpec:
         preprocessing=backbone.preprocessing,
         feature_layer=config.feature_layer,
         dtype=config.feature_dtype,
+        decode=DECODE_VERSION,
     )
 
 
@@ -173,7 +177,11 @@ def _copy_cached(job: _Job, split: str, rows: list[Row]) -> list[Row]:
 
 
 def _compute(job: _Job, todo: list[tuple[str, Row]]) -> float:
-    """Runs the backbone over the `(split, row)` pairs of `todo`; returns images/s."""
+    """Runs the backbone over the `(split, row)` pairs of `todo`; returns images/s.
+
+    The rate is the steady one, after the first batch (which also traces the model and
+    fills the input pipeline); the manifest's `seconds` has the whole wall time.
+    """
     if not todo:
         LOGGER.info("extract: every row reused from the cache")
         return 0.0
@@ -196,6 +204,8 @@ def _compute(job: _Job, todo: list[tuple[str, Row]]) -> float:
             job.writers[split].add(features[mine], labels[mine], sha[index[mine]])
         if job.cache:
             job.cache.add(sha[index], features)
+        if job.pixels:  # decoded anyway: fine-tuning and evaluation reuse them
+            job.pixels.add(sha[index], images.numpy())
         done[index] = True
         progress.update(len(index))
     for (split, row), ok in zip(todo, done, strict=True):
@@ -207,4 +217,5 @@ def _compute(job: _Job, todo: list[tuple[str, Row]]) -> float:
             )
             job.summary[split]["skipped"].append(row.uri)
             job.summary[split]["rows"] -= 1
-    return progress.finish()
+    progress.finish()
+    return progress.steady_rate

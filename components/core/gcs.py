@@ -101,8 +101,8 @@ def translated_errors(uri: str) -> Iterator[None]:
         raise StorageError(f"{uri}: {err.strerror or err}") from err
 
 
-def list_objects(uri: str) -> list[tuple[str, int, str, float]]:
-    """`(uri, size, generation, updated)` of every object below the prefix `uri` (a "folder")."""
+def list_objects(uri: str) -> list[tuple[str, int, str, float, str]]:
+    """`(uri, size, generation, updated, checksum)` of every object below the prefix `uri`."""
     bucket, prefix = split_gcs(uri)
     prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
     blobs = client().list_blobs(bucket, prefix=prefix, retry=retry())
@@ -112,6 +112,7 @@ def list_objects(uri: str) -> list[tuple[str, int, str, float]]:
             b.size or 0,
             str(b.generation or ""),
             b.updated.timestamp() if b.updated else 0.0,
+            f"md5:{b.md5_hash}" if b.md5_hash else f"crc32c:{b.crc32c}" if b.crc32c else "",
         )
         for b in blobs
         if not b.name.endswith("/")

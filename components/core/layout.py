@@ -11,7 +11,7 @@ In the spirit of TFX's `standard_component_specs.py`, no other module spells a f
     export destination                 latest (the current version's name), and per version
                                        saved_model.pb + variables/, model.keras, labels.json,
                                        model_card.md, evaluation.json[, model.tflite]
-    feature cache entry                spec.json, chunks/<id>.npz + chunks/<id>.keys
+    cache entry (features, pixels)     spec.json, chunks/<id>.npz + chunks/<id>.keys
     checkpoint folder                  state.json, last.weights.h5, best.weights.h5
 """
 
@@ -46,9 +46,12 @@ LATEST = "latest"
 SAVED_MODEL_FILE = "saved_model.pb"
 CARD_FILE = "model_card.md"
 EVALUATION_FILE = "evaluation.json"
+SERVING_FILE = "serving.json"  # temperature, min_confidence: what serving answers
+UNKNOWN = "unknown"  # the label served below the minimum confidence
 TFLITE_FILE = "model.tflite"
 
-# feature cache entry
+# cache entries (chunk stores): features under <cache>/<key>/, pixels under <cache>/pixels/<key>/
+PIXELS_FOLDER = "pixels"
 CACHE_SPEC_FILE = "spec.json"
 CACHE_CHUNKS = "chunks"
 CHUNK_ROWS_SUFFIX = ".npz"
@@ -137,6 +140,7 @@ class FeatureSpec:
     preprocessing: str
     feature_layer: str
     dtype: str
+    decode: str  # images.DECODE_VERSION: the pixels the features were computed from
 
     def to_json(self) -> dict:
         """The fields as a dict (they are stored flat in the manifest)."""

@@ -94,6 +94,8 @@ Per class (fine-tuned):
 
 {_table(("class", "precision", "recall", "F1", "support"), per_class)}
 
+{_trust(evaluation)}
+
 ## Verdict: {"blessed" if evaluation["verdict"]["blessed"] else "not blessed"}
 
 {verdict}
@@ -102,5 +104,27 @@ Per class (fine-tuned):
 
 Measured on {evaluation["fine_tuned"]["examples"]} held-out test images from the same source as the
 training data; accuracy on other data (other cameras, lighting, classes not
-listed above) is unknown. Every image gets one of the classes above, whatever it shows.
+listed above) is unknown. An image of something else still gets one of the classes
+above unless its calibrated confidence is below the minimum confidence.
 """
+
+
+def _trust(evaluation: dict) -> str:
+    """Calibration, abstention, label issues and leakage, as the card's "Trust" section."""
+    calibration = evaluation.get("calibration", {}).get("fine_tuned")
+    if not calibration:
+        return ""
+    threshold = calibration["min_confidence"]
+    duplicates, issues = evaluation["near_duplicates"], evaluation["label_issues"]
+    without = duplicates["accuracy_without_leaked"]
+    return f"""## Trust
+
+- probabilities calibrated by temperature scaling (T = {calibration["temperature"]:.3f},
+  fitted on validation): expected calibration error on test {calibration["ece_before"]:.4f}
+  before, {calibration["ece_after"]:.4f} after
+- `label` is `unknown` when the top probability is below {threshold:.3f}
+  ({calibration["min_confidence_chosen_by"]}; 0 = always a class)
+- {len(issues["issues"])} train/validation images flagged as likely mislabelled
+- {duplicates["leaked_count"]} test images have a near-duplicate in train/validation (feature
+  cosine >= {duplicates["threshold"]:.2f}); test accuracy without them:
+  {_fmt(without)}"""

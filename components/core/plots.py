@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402 - after choosing the headless back
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from kftransfer.components.core import storage  # noqa: E402
+
 
 def figure_png(figure) -> bytes:
     """Renders and closes a matplotlib figure; returns PNG bytes."""
@@ -78,3 +80,21 @@ def curves_page(history: dict[str, list[float]], title: str, best_epoch: int | N
         else ""
     )
     return html_page(title, note + img_tag(training_curves(history, title), f"{title} curves"))
+
+
+THUMBNAIL = 96
+
+
+def thumbnail(uri: str) -> bytes:
+    """A THUMBNAIL-pixel PNG of an image file (an empty PNG if it cannot be read)."""
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(storage.read_bytes(uri))) as image:
+            image = image.convert("RGB")
+            image.thumbnail((THUMBNAIL, THUMBNAIL))
+            buffer = io.BytesIO()
+            image.save(buffer, "PNG")
+            return buffer.getvalue()
+    except (OSError, storage.StorageError):
+        return b""

@@ -11,32 +11,38 @@ from kftransfer.components.core import storage
 from kftransfer.components.core.classifier import predict_images
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.export import load_exported, load_labelled_model
-from kftransfer.components.core.layout import LABELS_FILE
+from kftransfer.components.core.layout import LABELS_FILE, SERVING_FILE, UNKNOWN
 from kftransfer.components.core.validation import EXTENSION_FORMATS, check_image
 from kftransfer.components.core.versions import resolve_model_folder
 
 
 @dataclass
 class Prediction:
-    """The top-k `(label, probability)` of one image, best first, or why there are none."""
+    """The answer for one image and its top-k `(label, probability)`, or why there are none.
+
+    `label` is the most probable class, or `unknown` when its probability is below the
+    minimum confidence.
+    """
 
     uri: str
     top: list[tuple[str, float]]
     error: str = ""
+    label: str = ""
 
     def to_json(self) -> dict:
-        """`{"image": uri, "predictions": [{"label", "probability"}, ...]}` (or `"error"`)."""
+        """`{"image", "label", "predictions": [{"label", "probability"}, ...]}` (or `"error"`)."""
         if self.error:
             return {"image": self.uri, "error": self.error}
         predictions = [{"label": label, "probability": round(p, 6)} for label, p in self.top]
-        return {"image": self.uri, "predictions": predictions}
+        return {"image": self.uri, "label": self.label, "predictions": predictions}
 
 
-def load_predictor(uri: str) -> tuple[keras.Model, list[str]]:
-    """The model and labels of an export folder, a version folder, or a `.keras` file.
+def load_predictor(uri: str) -> tuple[keras.Model, list[str], float]:
+    """The model, labels and minimum confidence of an export folder, version or `.keras` file.
 
     An export folder means its latest version; a `.keras` file needs `labels.json` beside
-    it. Local or gs://.
+    it. Local or gs://. The minimum confidence is the version's `serving.json` one (0 for
+    a `.keras` file or a version exported without it).
 
     Raises:
         UserError: no model or no labels there.
@@ -45,8 +51,11 @@ def load_predictor(uri: str) -> tuple[keras.Model, list[str]]:
         labels_uri = storage.join(storage.parent(uri), LABELS_FILE)
         if not storage.exists(labels_uri):
             raise UserError(f"no {LABELS_FILE} beside {uri}: the class names are needed")
-        return load_labelled_model(uri, labels_uri)
-    return load_exported(resolve_model_folder(uri.rstrip("/")))
+        return (*load_labelled_model(uri, labels_uri), 0.0)
+    folder = resolve_model_folder(uri.rstrip("/"))
+    serving_uri = storage.join(folder, SERVING_FILE)
+    serving = storage.read_json(serving_uri) if storage.exists(serving_uri) else {}
+    return (*load_exported(folder), float(serving.get("min_confidence", 0.0)))
 
 
 def find_images(paths: list[str]) -> list[str]:
@@ -65,9 +74,17 @@ def find_images(paths: list[str]) -> list[str]:
 
 
 def predict(
-    model: keras.Model, labels: list[str], uris: list[str], top_k: int = 3, batch_size: int = 32
+    model: keras.Model,
+    labels: list[str],
+    uris: list[str],
+    top_k: int = 3,
+    batch_size: int = 32,
+    min_confidence: float = 0.0,
 ) -> Iterator[Prediction]:
-    """Predicts every image in batches; an unreadable one yields its error, the rest go on."""
+    """Predicts every image in batches; an unreadable one yields its error, the rest go on.
+
+    An image whose top probability is below `min_confidence` is answered `unknown`.
+    """
     probabilities, kept = predict_images(model, uris, batch_size)
     by_index = dict(zip(kept.tolist(), probabilities, strict=True))
     for index, uri in enumerate(uris):
@@ -77,4 +94,5 @@ def predict(
             yield Prediction(uri, [], reason)
             continue
         order = np.argsort(-by_index[index], kind="stable")[:top_k]
-        yield Prediction(uri, [(labels[i], float(by_index[index][i])) for i in order])
+        top = [(labels[i], float(by_index[index][i])) for i in order]
+        yield Prediction(uri, top, label=top[0][0] if top[0][1] >= min_confidence else UNKNOWN)

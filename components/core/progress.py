@@ -44,6 +44,7 @@ class Progress:
         self.what, self.total, self.unit, self.interval = what, total, unit, interval
         self.done = 0
         self.start = self._last = time.perf_counter()
+        self._first: tuple[float, int] | None = None  # when the first update came, its n
 
     @property
     def elapsed(self) -> float:
@@ -55,10 +56,22 @@ class Progress:
         """Units per second so far."""
         return self.done / max(self.elapsed, 1e-9)
 
+    @property
+    def steady_rate(self) -> float:
+        """Units per second after the first update; the overall rate until a second one.
+
+        Leaves out start-up, such as tracing a model and filling an input pipeline.
+        """
+        if self._first is None or self.done == self._first[1]:
+            return self.rate
+        return (self.done - self._first[1]) / max(self._last_update - self._first[0], 1e-9)
+
     def update(self, n: int = 1) -> None:
         """Counts `n` more units and logs if the interval has passed."""
         self.done += n
-        now = time.perf_counter()
+        now = self._last_update = time.perf_counter()
+        if self._first is None:
+            self._first = (now, n)
         if now - self._last >= self.interval:
             self._last = now
             LOGGER.info("%s: %s", self.what, self._status())

@@ -1,15 +1,21 @@
 """The evaluation report: one self-contained HTML page (every image embedded)."""
 
 import html
-import io
 
 import numpy as np
 
 from kftransfer.components.core import layout, storage
 from kftransfer.components.core.evaluate import Evaluation
-from kftransfer.components.core.plots import figure_png, html_page, img_tag, plt, training_curves
-
-THUMBNAIL = 96
+from kftransfer.components.core.plots import (
+    figure_png,
+    html_page,
+    img_tag,
+    plt,
+    thumbnail,
+    training_curves,
+)
+from kftransfer.components.core.report_trust import trust_sections
+from kftransfer.components.core.trust import label_issues_csv
 
 
 def confusion_heatmap(matrix: list[list[int]], labels: list[str], title: str) -> bytes:
@@ -46,21 +52,6 @@ def per_class_bars(models: dict[str, dict], labels: list[str], score: str) -> by
     axis.legend(loc="lower right")
     axis.grid(axis="y", alpha=0.3)
     return figure_png(figure)
-
-
-def thumbnail(uri: str) -> bytes:
-    """A THUMBNAIL-pixel PNG of an image file (an empty PNG if it cannot be read)."""
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(storage.read_bytes(uri))) as image:
-            image = image.convert("RGB")
-            image.thumbnail((THUMBNAIL, THUMBNAIL))
-            buffer = io.BytesIO()
-            image.save(buffer, "PNG")
-            return buffer.getvalue()
-    except (OSError, storage.StorageError):
-        return b""
 
 
 def _metrics_table(models: dict[str, dict]) -> str:
@@ -131,6 +122,7 @@ def render_report(evaluation: Evaluation, histories: dict[str, dict], stats: dic
         ),
         "<h2>Misclassified test images (fine-tuned, most confident first)</h2>"
         + _misclassified_grid(evaluation),
+        *trust_sections(evaluation),
     ]
     return html_page("kftransfer evaluation report", "".join(sections))
 
@@ -141,8 +133,9 @@ def write_outputs(
     report_uri: str,
     splits_uri: str,
     stages: dict[str, str],
+    label_issues_uri: str = "",
 ) -> None:
-    """Writes the evaluation JSON and the HTML report.
+    """Writes the evaluation JSON, the HTML report and `label_issues.csv`.
 
     Args:
         evaluation: the result of `evaluate.evaluate_stages`.
@@ -150,8 +143,11 @@ def write_outputs(
         report_uri: where the report goes.
         splits_uri: the split folder (its statistics go into the report).
         stages: stage name -> stage folder, whose training curves the report shows.
+        label_issues_uri: where the label issues go as CSV ('' = not written).
     """
     storage.write_json(evaluation_uri, evaluation.to_json())
+    if label_issues_uri:
+        storage.write_text(label_issues_uri, label_issues_csv(evaluation.label_issues))
     histories = {name: layout.read_history(stage) for name, stage in stages.items()}
     storage.write_text(
         report_uri, render_report(evaluation, histories, layout.read_stats(splits_uri))

@@ -29,11 +29,16 @@ CSV_FILE = "csv"
 
 @dataclass(frozen=True)
 class Candidate:
-    """A file claimed to be an image of class `label` (and, pre-split, of `split`)."""
+    """A file claimed to be an image of class `label` (and, pre-split, of `split`).
+
+    `listed` is what the source's listing said of it (size, version, checksum), or None
+    for a file a CSV names.
+    """
 
     uri: str
     label: str
     split: str | None = None
+    listed: storage.FileInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ def discover(source: str) -> Discovery:
     files = storage.list_files(source)
     if not files:
         raise UserError(f"source {source} is empty: expected class folders like {source}/cats/")
-    relative = [(info.uri, storage.relative_to(info.uri, source).split("/")) for info in files]
+    relative = [(info, storage.relative_to(info.uri, source).split("/")) for info in files]
     top = {parts[0].lower() for _, parts in relative if len(parts) > 1 and not _hidden(parts)}
     if top and top <= set(SPLIT_FOLDERS):
         _check_presplit(source, top, relative)
@@ -79,7 +84,7 @@ def discover(source: str) -> Discovery:
     return _discover_tree(relative, CLASS_FOLDERS, depth=1)
 
 
-def _check_presplit(source: str, top: set[str], relative: list[tuple[str, list[str]]]) -> None:
+def _check_presplit(source: str, top: set[str], relative: list[tuple[object, list[str]]]) -> None:
     """A tree whose top folders are all split names is pre-split: it must be a usable one.
 
     Raises:
@@ -103,18 +108,21 @@ def _hidden(parts: list[str]) -> bool:
     return any(part.startswith(".") for part in parts)
 
 
-def _discover_tree(relative: list[tuple[str, list[str]]], layout: str, depth: int) -> Discovery:
+def _discover_tree(
+    relative: list[tuple[storage.FileInfo, list[str]]], layout: str, depth: int
+) -> Discovery:
     found = Discovery(layout)
     where = "a split/class folder" if depth == 2 else "a class folder"
-    for uri, parts in relative:
+    for info, parts in relative:
         if _hidden(parts):
-            found.skipped.append(Skipped(uri, "hidden_file", "dot files are ignored"))
+            found.skipped.append(Skipped(info.uri, "hidden_file", "dot files are ignored"))
         elif len(parts) <= depth:
-            found.skipped.append(Skipped(uri, "outside_class_folder", f"not inside {where}"))
+            found.skipped.append(Skipped(info.uri, "outside_class_folder", f"not inside {where}"))
         elif depth == 2:
-            found.candidates.append(Candidate(uri, parts[1], SPLIT_FOLDERS[parts[0].lower()]))
+            split = SPLIT_FOLDERS[parts[0].lower()]
+            found.candidates.append(Candidate(info.uri, parts[1], split, info))
         else:
-            found.candidates.append(Candidate(uri, parts[0]))
+            found.candidates.append(Candidate(info.uri, parts[0], listed=info))
     return found
 
 

@@ -38,12 +38,15 @@ class FileInfo:
         version: changes whenever it is rewritten: the object generation on GCS, the
             modification time (ns) locally.
         modified: when it was last written, in seconds since the epoch.
+        checksum: the content's checksum the listing gives (GCS: `md5:<base64>`, or
+            `crc32c:<base64>` for composite objects); "" locally.
     """
 
     uri: str
     size: int
     version: str = ""
     modified: float = 0.0
+    checksum: str = ""
 
 
 def _local(uri: str) -> str:
@@ -68,7 +71,14 @@ def basename(uri: str) -> str:
 
 
 def relative_to(uri: str, base: str) -> str:
-    """`uri`'s path below `base`, with `/` separators."""
+    """`uri`'s path below `base`, with `/` separators.
+
+    A plain prefix cut when `uri` lies below `base` as written (every listed file does:
+    a split lists millions, and `relpath` is most of a cached re-split's time).
+    """
+    prefix = base.rstrip("/") + "/"
+    if uri.startswith(prefix) and "/../" not in uri and "/./" not in uri:
+        return uri[len(prefix) :]
     if is_gcs(uri):
         return posixpath.relpath(uri[len(gcs.SCHEME) :], base.rstrip("/")[len(gcs.SCHEME) :])
     return os.path.relpath(_local(uri), _local(base)).replace(os.sep, "/")

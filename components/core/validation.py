@@ -1,5 +1,6 @@
 """Image validation: decode every candidate as training will, and say why one is rejected."""
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -47,6 +48,7 @@ class ImageCheck:
         problem: None for a valid image, else one of the problem codes above.
         detail: a human explanation of the problem.
         note: a remark on a valid image (e.g. its extension lies about its format).
+        format: the format its header names (PIL's name, e.g. "JPEG"), if any.
     """
 
     uri: str
@@ -54,6 +56,7 @@ class ImageCheck:
     problem: str | None = None
     detail: str = ""
     note: str = ""
+    format: str | None = None
 
 
 def check_image(uri: str, min_side: int, max_pixels: int) -> ImageCheck:
@@ -78,18 +81,22 @@ def check_image_bytes(
     if header_format == DECOMPRESSION_BOMB or (dims and dims[0] * dims[1] > max_pixels):
         detail = f"{dims[0]}x{dims[1]} px" if dims else "PIL refused it"
         return ImageCheck(uri, digest, DECOMPRESSION_BOMB, f"{detail} > {max_pixels} px cap")
+    check = _decode_check(uri, digest, data, header_format, min_side)
+    return dataclasses.replace(check, format=header_format)
+
+
+def _decode_check(uri, digest, data, header_format, min_side) -> ImageCheck:
     import tensorflow as tf
 
-    from kftransfer.components.core.images import decode_rgb
+    from kftransfer.components.core.images import decoded_size
 
     try:
-        shape = decode_rgb(data).shape
+        height, width = decoded_size(data)
     except tf.errors.InvalidArgumentError as err:
         return _decode_failure(uri, digest, header_format, err)
-    height, width = int(shape[0]), int(shape[1])
     if min(height, width) < min_side:
         return ImageCheck(uri, digest, TOO_SMALL, f"{width}x{height} px < {min_side} px")
-    return ImageCheck(uri, digest, note=_extension_note(uri, header_format))
+    return ImageCheck(uri, digest, note=extension_note(uri, header_format))
 
 
 def _sniff(data: bytes) -> tuple[str | None, tuple[int, int] | None]:
@@ -122,7 +129,8 @@ def _decode_failure(uri: str, digest: str, header_format: str | None, err: Excep
     return ImageCheck(uri, digest, CORRUPT, f"{header_format} is truncated or corrupt")
 
 
-def _extension_note(uri: str, header_format: str | None) -> str:
+def extension_note(uri: str, header_format: str | None) -> str:
+    """A remark when a file's extension promises another format than its header's."""
     extension = os.path.splitext(uri)[1].lower()
     expected = EXTENSION_FORMATS.get(extension)
     if header_format and expected and header_format != expected:

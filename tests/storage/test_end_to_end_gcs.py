@@ -33,6 +33,12 @@ def extraction(summary: dict) -> dict:
     return {key: sum(s[key] for s in splits) for key in ("extracted", "reused")}
 
 
+def second_test_rows(summary: dict) -> int:
+    """The test split's rows: fine-tuning reads the train and validation pixels only."""
+    splits = summary["artifacts"]["split-data"]["splits"]
+    return len(Path(splits, "test.csv").read_text().splitlines()) - 1
+
+
 def names(uri: str) -> set[str]:
     return {storage.relative_to(info.uri, uri) for info in storage.list_files(uri)}
 
@@ -57,7 +63,10 @@ def test_run_on_gcs_then_retrain_after_adding_ten_percent(gcs_bucket, tmp_path):
     assert {"saved_model.pb", "fingerprint.pb", "model.keras", "labels.json", "model_card.md",
             "evaluation.json", "variables/variables.index"} <= exported  # fmt: skip
     cache = names(f"{gcs_bucket}/cache")
-    assert sum(name.endswith("/spec.json") for name in cache) == 1
+    # the cache root holds the features, the decoded pixels and the validation verdicts
+    assert sorted(name for name in cache if name.endswith("/spec.json"))[-1].startswith("pixels/")
+    assert sum(name.endswith("/spec.json") for name in cache) == 2
+    assert sum(name.startswith("validation/") for name in cache) == 1
     assert (
         sum(name.endswith(".keys") for name in cache)
         == sum(name.endswith(".npz") for name in cache)
@@ -68,9 +77,14 @@ def test_run_on_gcs_then_retrain_after_adding_ten_percent(gcs_bucket, tmp_path):
     write_class_folders(f"{gcs_bucket}/data", {"red": 2, "green": 2, "blue": 2}, start=500)
     second = run(gcs_bucket, str(tmp_path / "runs"))
     assert extraction(second) == {"extracted": 6, "reused": 60}  # the backbone ran on the new 10%
+    # ... and only the new images were read and decoded by the split, and none by training
+    stats_path = os.path.join(second["artifacts"]["split-data"]["splits"], "stats.json")
+    assert json.loads(Path(stats_path).read_text())["validation"] == {"checked": 6, "reused": 60}
+    evaluation = json.loads(Path(second["run"], "evaluation.json").read_text())
+    tuned = evaluation["training"]["fine_tuned"]
+    assert (tuned["pixels_decoded"], tuned["pixels_reused"]) == (0, 66 - second_test_rows(second))
     assert storage.read_text(f"{gcs_bucket}/models/latest") in (
         version,
         storage.basename(second["exported"] or ""),
     )
-    evaluation = json.loads(Path(second["run"], "evaluation.json").read_text())
     assert evaluation["production_version"] == version  # compared with the first run's model

@@ -3,11 +3,13 @@
 import html
 import re
 
+import numpy as np
+
 from kftransfer.components.core import export
 from kftransfer.components.core.backbones import load_backbone
 from kftransfer.components.core.config import EvalConfig, HeadConfig
 from kftransfer.components.core.evaluate import evaluate_stages
-from kftransfer.components.core.fine_tune import build_fine_tune_model
+from kftransfer.components.core.fine_tune_model import build_fine_tune_model
 from kftransfer.components.core.heads import build_head
 from kftransfer.components.core.layout import read_labels, read_rows, stage_model
 from kftransfer.components.core.model_io import load_model, save_model
@@ -28,7 +30,9 @@ def test_both_models_are_measured_on_the_whole_test_split(tuned):
     assert result.head["accuracy"] >= 0.9  # the learnable task
     assert sum(map(sum, result.fine_tuned["confusion"])) == tests
     assert result.production is None
-    assert result.verdict.reasons[1] == "PASS: no export destination given: nothing to compare with"
+    assert re.match(r"PASS: test accuracy 1.0000 \(\d+/\d+\) beats always '\w+' ",
+                    result.verdict.reasons[0])  # fmt: skip
+    assert result.verdict.reasons[3] == "PASS: no export destination given: nothing to compare with"
     wrong = tests - round(result.fine_tuned["accuracy"] * tests)
     assert len(result.misclassified) == min(wrong, 24)
 
@@ -37,7 +41,7 @@ def test_the_production_model_is_compared_on_the_same_images(tuned, tmp_path):
     destination = str(tmp_path / "models")
     assert (
         run(tuned, destination)
-        .verdict.reasons[1]
+        .verdict.reasons[3]
         .endswith(f"no production model at {destination} yet")
     )
     export.export_model(
@@ -46,10 +50,10 @@ def test_the_production_model_is_compared_on_the_same_images(tuned, tmp_path):
     result = run(tuned, destination, baseline_tolerance=0.0)
     assert result.production == result.fine_tuned  # the same model is in production
     assert re.match(r"PASS: test accuracy .* >= the production model's .* minus the tolerance",
-                    result.verdict.reasons[1])  # fmt: skip
+                    result.verdict.reasons[3])  # fmt: skip
     # a rerun on unchanged data (every step cached) must not export a duplicate version
     assert not result.verdict.blessed
-    assert result.verdict.reasons[2] == (
+    assert result.verdict.reasons[4] == (
         "FAIL: the same weights as the production model: nothing new to export"
     )
 
@@ -59,7 +63,7 @@ def test_a_production_model_of_other_classes_is_not_compared(tuned, tmp_path):
     export.export_model(load_model(tuned["model_file"]), ["x", "y", "z"], destination, "#", {})
     result = run(tuned, destination)
     assert result.production is None and result.production_version is not None
-    assert "has other classes (x, y, z): not compared" in result.verdict.reasons[1]
+    assert "has other classes (x, y, z): not compared" in result.verdict.reasons[3]
 
 
 def test_a_weak_model_is_not_blessed_and_says_why(tuned, tmp_path):
@@ -70,8 +74,25 @@ def test_a_weak_model_is_not_blessed_and_says_why(tuned, tmp_path):
     result = run(weak, min_accuracy=0.9, min_class_recall=0.9)
     assert result.fine_tuned["accuracy"] < 0.9
     assert not result.verdict.blessed
-    assert result.verdict.reasons[0].startswith("FAIL: test accuracy")
-    assert result.verdict.reasons[2].startswith("FAIL: recall of")
+    assert result.verdict.reasons[2].startswith("FAIL: test accuracy")
+    assert result.verdict.reasons[4].startswith("FAIL: recall of")
+
+
+def test_a_no_skill_model_is_never_blessed_whatever_the_flags(tuned, tmp_path):
+    """Every image answered as one class, no threshold, no production: the gate refuses it."""
+    backbone = load_backbone("vgg16", "none", 32)
+    head = build_head(512, 3, HeadConfig())
+    kernel, _ = head.layers[-1].get_weights()
+    head.layers[-1].set_weights([kernel * 0, np.array([0.0, 0.0, 9.0])])  # always the third
+    untrained = build_fine_tune_model(backbone, head, "avg")
+    save_model(untrained, stage_model(str(tmp_path / "weak")))
+    result = run({**tuned, "model": str(tmp_path / "weak")})
+    skill, versus_head = result.verdict.reasons[:2]
+    assert re.match(r"FAIL: test accuracy .* does not significantly beat always '\w+' .* "
+                    r"\(one-sided binomial p=.* >= 0.01\)", skill), skill  # fmt: skip
+    assert versus_head.startswith("FAIL: significantly worse than the head-only model")
+    assert [r[:4] for r in result.verdict.reasons[2:]] == ["PASS", "PASS"]
+    assert not result.verdict.blessed
 
 
 def test_report_contains_every_plot_and_the_verdict(tuned):
@@ -84,7 +105,12 @@ def test_report_contains_every_plot_and_the_verdict(tuned):
     alts = re.findall(r'<img alt="([^"]*)" src="data:image/png;base64,', page)
     assert alts[:5] == ["confusion matrix", "per-class recall", "per-class F1",
                         "head training curves", "fine-tuning curves"]  # fmt: skip
-    assert len(alts) == 5 + len(result.misclassified)
+    leaked = result.near_duplicates["leaked"][:24]
+    issues = result.label_issues["issues"][:24]
+    assert alts[5 + len(result.misclassified)] == "reliability diagram"
+    assert len(alts) == 5 + len(result.misclassified) + 1 + 2 * len(leaked) + len(issues)
+    assert "<h2>Calibration</h2>" in page and "<h2>Near-duplicates</h2>" in page
+    assert "<h2>Likely label errors</h2>" in page
     assert 'src="http' not in page and "<script" not in page  # self-contained
     for reason in result.verdict.reasons:
         assert html.escape(reason) in page

@@ -10,8 +10,12 @@ import pytest
 import tensorflow as tf
 
 from kftransfer.components.core import export, storage, versions
+from kftransfer.components.core import predict as predictor
+from kftransfer.components.core.calibration import apply_temperature
 from kftransfer.components.core.classifier import predict_images
+from kftransfer.components.core.config import EvalConfig, ExportConfig
 from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.evaluate import evaluate_stages
 from kftransfer.components.core.layout import read_labels, read_rows
 from kftransfer.components.core.model_io import load_model
 
@@ -31,7 +35,7 @@ def test_bytes_signature_gives_the_keras_models_probabilities(tuned, model, tmp_
     assert len(version) == 17  # YYYYMMDDHHMMSSmmm
     assert sorted(os.listdir(target)) == [
         "assets", "evaluation.json", "fingerprint.pb", "labels.json", "model.keras",
-        "model_card.md", "saved_model.pb", "variables",
+        "model_card.md", "saved_model.pb", "serving.json", "variables",
     ]  # fmt: skip
     uris = [row.uri for row in read_rows(tuned["split"], "test")]
     serving = tf.saved_model.load(target).signatures["serving_default"]
@@ -43,6 +47,43 @@ def test_bytes_signature_gives_the_keras_models_probabilities(tuned, model, tmp_
     reloaded, reloaded_labels = export.load_exported(target)
     assert reloaded_labels == labels
     np.testing.assert_allclose(predict_images(reloaded, uris)[0], expected, atol=1e-6)
+
+
+def test_calibrated_export_answers_unknown_below_the_chosen_confidence(tuned, model, tmp_path):
+    """Evaluation's temperature and threshold reach the SavedModel, .keras and predict."""
+    uris = [row.uri for row in read_rows(tuned["split"], "test")]
+    raw, _ = predict_images(model, uris)
+    temperature = 4.0
+    calibrated = apply_temperature(raw, temperature)
+    confidences = np.unique(calibrated.max(axis=1))
+    middle = len(confidences) // 2  # about half the images below, none at the boundary
+    threshold = float(confidences[middle - 1 : middle + 1].mean())
+    stages = (tuned["split"], tuned["features"], tuned["head"], tuned["model"])
+    evaluation = evaluate_stages(*stages, "", EvalConfig()).to_json()
+    evaluation["calibration"]["fine_tuned"].update(temperature=4.0, min_confidence=threshold)
+    storage.write_json(str(tmp_path / "evaluation.json"), evaluation)
+    destination = str(tmp_path / "models")
+    target = export.export_run(
+        *stages, str(tmp_path / "evaluation.json"), destination, ExportConfig()
+    )
+    assert storage.read_json(f"{target}/serving.json") == {
+        "temperature": 4.0, "min_confidence": threshold, "unknown_label": "unknown"
+    }  # fmt: skip
+    serving = tf.saved_model.load(target).signatures["serving_default"]
+    out = serving(image_bytes=tf.constant([storage.read_bytes(u) for u in uris]))
+    np.testing.assert_allclose(out["probabilities"].numpy(), calibrated, atol=1e-5)
+    labels = read_labels(tuned["split"])
+    sure = calibrated.max(axis=1) >= threshold
+    expected = [
+        labels[i] if ok else "unknown" for i, ok in zip(calibrated.argmax(1), sure, strict=True)
+    ]
+    assert [s.decode() for s in out["label"].numpy()] == expected
+    assert 0 < sure.sum() < len(uris)  # both answers occur
+    network, names, own_threshold = predictor.load_predictor(destination)
+    assert own_threshold == threshold
+    np.testing.assert_allclose(predict_images(network, uris)[0], calibrated, atol=1e-5)
+    answers = [p.label for p in predictor.predict(network, names, uris, 1, 32, own_threshold)]
+    assert answers == expected
 
 
 def test_tflite_export_reports_its_parity(tuned, model, tmp_path):

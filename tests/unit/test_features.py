@@ -90,7 +90,8 @@ def test_cache_is_keyed_by_the_backbone_setup(split_folder, tmp_path):
     other = ExtractConfig(backbone="mobilenet_v2", weights="none", image_size=48, batch_size=8)
     manifest = extract_features(split_folder, str(tmp_path / "b"), other, cache_uri=cache)
     assert sum(s["reused"] for s in manifest["splits"].values()) == 0
-    assert len(os.listdir(cache)) == 2
+    assert sorted(os.listdir(cache))[-1] == "pixels" and len(os.listdir(cache)) == 3
+    assert len(os.listdir(os.path.join(cache, "pixels"))) == 2  # decoded at both sizes
 
 
 def test_image_that_no_longer_decodes_is_skipped_and_counted(split_folder, tmp_path):

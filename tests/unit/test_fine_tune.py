@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from kftransfer.components.core import fine_tune as ft
+from kftransfer.components.core import fine_tune_model as ftm
 from kftransfer.components.core.backbones import load_backbone
 from kftransfer.components.core.config import ExtractConfig, FineTuneConfig, HeadConfig
 from kftransfer.components.core.devices import dtype_policy
@@ -55,7 +56,7 @@ def test_saved_model_takes_raw_uint8_images_and_reloads_safely(learnable, head_f
 )  # fmt: skip
 def test_unfreeze_policies_name_exactly_the_trainable_layers(policy, first_trained):
     backbone = load_backbone("vgg16", "none", 32)
-    trained = ft.set_trainable(backbone.base, policy, backbone.unfreeze)
+    trained = ftm.set_trainable(backbone.base, policy, backbone.unfreeze)
     names = [layer.name for layer in backbone.base.layers if layer.weights]
     assert trained == names[names.index(first_trained) :]
     assert [
@@ -66,8 +67,8 @@ def test_unfreeze_policies_name_exactly_the_trainable_layers(policy, first_train
 def test_batchnorm_stays_frozen_and_compiled_trainables_match():
     backbone = load_backbone("mobilenet_v2", "none", 32)
     head = build_head(1280, 3, HeadConfig(head_units="8"))
-    model = ft.build_fine_tune_model(backbone, head, "avg")
-    trained = ft.set_trainable(backbone.base, "default", backbone.unfreeze)
+    model = ftm.build_fine_tune_model(backbone, head, "avg")
+    trained = ftm.set_trainable(backbone.base, "default", backbone.unfreeze)
     layers = backbone.base.layers
     start = [layer.name for layer in layers].index("block_11_expand")
     batch_norm = keras.layers.BatchNormalization
@@ -82,26 +83,26 @@ def test_batchnorm_stays_frozen_and_compiled_trainables_match():
 def test_policy_and_head_mismatches_are_clear_errors():
     backbone = load_backbone("vgg16", "none", 32)
     with pytest.raises(UserError, match="no layer 'block9_conv1' \\(its layers run from"):
-        ft.set_trainable(backbone.base, "from_layer=block9_conv1", backbone.unfreeze)
+        ftm.set_trainable(backbone.base, "from_layer=block9_conv1", backbone.unfreeze)
     with pytest.raises(UserError, match="--unfreeze 'top_half'"):
-        ft.set_trainable(backbone.base, "top_half", backbone.unfreeze)
+        ftm.set_trainable(backbone.base, "top_half", backbone.unfreeze)
     with pytest.raises(
         UserError, match="the head takes 1280 features but vgg16 with avg pooling gives 512"
     ):
-        ft.build_fine_tune_model(backbone, build_head(1280, 3, HeadConfig()), "avg")
+        ftm.build_fine_tune_model(backbone, build_head(1280, 3, HeadConfig()), "avg")
 
 
 def test_augmentation_spec():
-    layers = ft.augmentation("flip, zoom=0.2,contrast").layers
+    layers = ftm.augmentation("flip, zoom=0.2,contrast").layers
     assert [type(layer).__name__ for layer in layers] == [
         "RandomFlip",
         "RandomZoom",
         "RandomContrast",
     ]
     assert layers[1].height_factor == 0.2
-    assert ft.augmentation("") is None
+    assert ftm.augmentation("") is None
     with pytest.raises(UserError, match="--augmentation 'blur'"):
-        ft.augmentation("flip,blur")
+        ftm.augmentation("flip,blur")
 
 
 def test_mixed_precision_policy_is_scoped():
@@ -125,6 +126,6 @@ def test_a_diverging_fine_tune_keeps_the_starting_weights(learnable, head_file):
     rows = read_rows(learnable["split"], "validation")
     images = next(iter(image_dataset([r.uri for r in rows], [0] * len(rows), 32, 64)))[0]
     backbone = build_backbone(ExtractConfig(backbone="vgg16", weights="none", image_size=32))
-    start = ft.build_fine_tune_model(backbone, load_model(head_file[0]), "avg")
+    start = ftm.build_fine_tune_model(backbone, load_model(head_file[0]), "avg")
     kept, initial = result.model.predict_on_batch(images), start.predict_on_batch(images)
     np.testing.assert_allclose(kept, initial, atol=1e-4)

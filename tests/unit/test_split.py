@@ -210,3 +210,26 @@ def test_source_fingerprint_changes_only_with_the_files(tmp_path):
     assert grown != first
     os.utime(os.path.join(root, "cat", "img_0000.png"), ns=(1, 1))  # a replaced file
     assert fingerprint(root) not in (first, grown)
+
+
+def test_an_exclusion_list_leaves_images_out_and_says_so(tmp_path):
+    data = str(tmp_path / "data")
+    write_class_folders(data, {"red": 30, "blue": 30})
+    everything = split_dataset(data, SplitConfig())
+    dropped = sorted(row.uri for row in everything.rows)[:3]
+    listing = tmp_path / "drop.txt"
+    listing.write_text("# mislabelled, checked by hand\n" + "\n".join(dropped) + "\n\n")
+    as_csv = tmp_path / "label_issues.csv"
+    as_csv.write_text(
+        "uri,given,suggested,score\n" + "".join(f"{u},red,blue,0.1\n" for u in dropped)
+    )
+    for exclusions in (listing, as_csv):
+        result = split_dataset(data, SplitConfig(exclude=str(exclusions)))
+        assert sorted(r.uri for r in result.rows) == sorted(
+            r.uri for r in everything.rows if r.uri not in dropped
+        )
+        excluded = [s for s in result.stats["skipped"] if s["reason"] == "excluded"]
+        assert sorted(s["uri"] for s in excluded) == dropped
+        assert excluded[0]["detail"] == f"listed in {exclusions}"
+    with pytest.raises(UserError, match=r"nope.txt: not found \(--exclude names a file"):
+        split_dataset(data, SplitConfig(exclude=str(tmp_path / "nope.txt")))

@@ -1,0 +1,172 @@
+"""What makes a model's numbers trustworthy: calibration, label issues, near-duplicate leakage.
+
+Run by the evaluation on what it already has: the models' probabilities on the validation
+and test splits, and the cached features of every image. Each function returns a
+JSON-able dict that lands in `evaluation.json`, the report, the metrics and the card.
+"""
+
+import csv
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from kftransfer.components.core import calibration, label_issues, shards
+from kftransfer.components.core.config import EvalConfig
+from kftransfer.components.core.layout import Row
+from kftransfer.components.core.near_duplicates import near_duplicate_pairs
+
+COVERAGE_THRESHOLDS = (0.0, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+LISTED_PAIRS = 50  # near-duplicate pairs listed in evaluation.json and the report
+
+
+def calibrate(validation: tuple, test: tuple, config: EvalConfig) -> dict:
+    """Temperature scaling fitted on validation; calibration error before and after on test.
+
+    Args:
+        validation: `(probabilities [N, C], labels [N])` of the validation split.
+        test: the same of the test split.
+        config: `min_confidence` / `target_precision` choose the abstention threshold.
+
+    Returns:
+        `temperature`, `ece_before`, `ece_after` (test), `min_confidence` (the threshold
+        below which the exported model answers "unknown"; 0 = always answers) and how it
+        was chosen, `reliability` (test, before and after: per bin confidence, accuracy,
+        count) and `coverage` (test: threshold, fraction answered, their accuracy).
+    """
+    temperature = calibration.fit_temperature(*validation)
+    test_probabilities, test_labels = test
+    calibrated = calibration.apply_temperature(test_probabilities, temperature)
+    threshold, chosen_by = config.min_confidence, "--min-confidence"
+    if config.target_precision > 0:
+        val_calibrated = calibration.apply_temperature(validation[0], temperature)
+        found = calibration.confidence_for_precision(
+            val_calibrated, validation[1], config.target_precision
+        )
+        threshold, chosen_by = (
+            (found, f"the lowest reaching {config.target_precision:g} on validation")
+            if found is not None
+            else (1.0, f"no threshold reaches {config.target_precision:g} on validation")
+        )
+    return {
+        "temperature": temperature,
+        "ece_before": calibration.expected_calibration_error(test_probabilities, test_labels),
+        "ece_after": calibration.expected_calibration_error(calibrated, test_labels),
+        "min_confidence": float(threshold),
+        "min_confidence_chosen_by": chosen_by,
+        "reliability": {
+            "before": _diagram(test_probabilities, test_labels),
+            "after": _diagram(calibrated, test_labels),
+        },
+        "coverage": [
+            {"min_confidence": t, "answered": c, "accuracy": a}
+            for t, c, a in calibration.coverage_curve(
+                calibrated, test_labels, sorted({*COVERAGE_THRESHOLDS, float(threshold)})
+            )
+        ],
+    }
+
+
+def _diagram(probabilities: np.ndarray, labels: np.ndarray) -> list[dict]:
+    diagram = calibration.reliability(probabilities, labels)
+    return [
+        {"confidence": float(c), "accuracy": float(a), "count": int(n)}
+        for c, a, n in zip(*diagram, strict=True)
+        if n
+    ]
+
+
+@dataclass
+class KeyedFeatures:
+    """Cached features of one or more splits, with each row's image."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    sha256: np.ndarray
+    uris: list[str]
+
+
+def keyed_features(features_uri: str, splits: tuple[str, ...], rows: dict[str, Row]):
+    """The cached features of `splits`, each row with its image URI (`rows`: sha256 -> Row)."""
+    parts = [shards.load_keyed_split(features_uri, split) for split in splits]
+    features, labels, sha256 = (np.concatenate(column) for column in zip(*parts, strict=True))
+    return KeyedFeatures(features, labels, sha256, [rows[s].uri for s in sha256.tolist()])
+
+
+def find_label_issues(train: KeyedFeatures, names: list[str], config: EvalConfig) -> dict:
+    """Likely-mislabelled train and validation images, from K-fold heads on cached features.
+
+    Out-of-sample probabilities come from `config.label_issue_folds` softmax regressions
+    on the features (each image scored by the one not trained on it); confident learning
+    flags the rows and ranks them by self-confidence, the probability of the given label.
+
+    Returns:
+        `estimated` (the count confident learning estimates) and `issues`, most likely
+        first: `uri`, `given`, `suggested`, `score` (p of the given label).
+    """
+    if config.label_issue_folds < 2 or len(train.labels) < 2 * config.label_issue_folds:
+        return {"estimated": 0, "issues": [], "skipped": "too few images or folds"}
+    probabilities = label_issues.out_of_sample_probabilities(
+        train.features, train.labels, len(names), folds=config.label_issue_folds
+    )
+    found = label_issues.find_label_issues(probabilities, train.labels, "self_confidence")
+    return {
+        "estimated": found.estimated_count,
+        "issues": [
+            {
+                "uri": train.uris[i],
+                "given": names[train.labels[i]],
+                "suggested": names[suggested],
+                "score": float(score),
+            }
+            for i, suggested, score in zip(
+                found.indices, found.suggested_labels, found.scores, strict=True
+            )
+        ],
+    }
+
+
+def find_near_duplicates(train: KeyedFeatures, test: KeyedFeatures, config: EvalConfig) -> dict:
+    """Near-duplicate images by cosine similarity of their features (exact, in blocks).
+
+    Returns:
+        `threshold`; `leaked`: test images with a near-twin in train+validation (URIs of
+        both, similarity), and `leaked_test_uris`; `within_class`: train+validation pairs
+        of the same class. Lists hold at most `LISTED_PAIRS` pairs; counts are complete.
+    """
+    threshold = config.near_duplicate_threshold
+    leaked = near_duplicate_pairs(test.features, train.features, threshold)
+    same = [
+        pair
+        for pair in near_duplicate_pairs(
+            train.features, train.features, threshold, exclude_self=True
+        )
+        if train.labels[pair[0]] == train.labels[pair[1]]
+    ]
+    return {
+        "threshold": threshold,
+        "leaked_count": len({q for q, _, _ in leaked}),
+        "leaked": [
+            {"test": test.uris[q], "train": train.uris[r], "similarity": float(s)}
+            for q, r, s in leaked[:LISTED_PAIRS]
+        ],
+        "leaked_test_sha256": sorted({test.sha256[q] for q, _, _ in leaked}),
+        "within_class_count": len(same),
+        "within_class": [
+            {"a": train.uris[a], "b": train.uris[b], "similarity": float(s)}
+            for a, b, s in same[:LISTED_PAIRS]
+        ],
+    }
+
+
+def label_issues_csv(found: dict) -> str:
+    """`label_issues.csv`: `uri,given,suggested,score`, most likely mislabelled first.
+
+    Trim it to the images that really are wrong and pass it to `--exclude`.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["uri", "given", "suggested", "score"])
+    for issue in found["issues"]:
+        writer.writerow([issue["uri"], issue["given"], issue["suggested"], f"{issue['score']:.4f}"])
+    return out.getvalue()

@@ -1,0 +1,117 @@
+"""Validation results per listed file, so a rerun reads and decodes only what is new.
+
+A nightly split over a bucket of a million photos used to read and decode all of them.
+The listing (which the split needs anyway) already says which files are unchanged: each
+result is stored under a key made of what the listing tells, and a rerun checks only the
+files whose key it has not seen. Results are identical to a cold split's.
+
+    key    local: the path, size and modification time (ns)
+           GCS:   the size and the listed MD5 (content, wherever it lives); for a
+                  composite object without one, the path, size and generation
+
+Layout under the cache root (`--cache-uri`, local or gs://)::
+
+    validation/<settings key>/<id>.jsonl   one record per line, written whole; one
+                                           file per run, merged every COMPACT_AFTER runs
+
+`<settings key>` hashes `RECORD_FORMAT` and the settings a verdict depends on
+(`--min-image-side`, `--max-image-pixels`). Only verdicts that follow from the file's
+content are stored; an unreadable file (a storage error, maybe passing) is checked again.
+"""
+
+import hashlib
+import json
+
+from kftransfer.components.core import storage
+from kftransfer.components.core.config import SplitConfig
+from kftransfer.components.core.parallel import map_ordered
+from kftransfer.components.core.validation import UNREADABLE, ImageCheck, extension_note
+
+RECORD_FORMAT = "2"  # images.decoded_size's verdicts; change it when check_image's change
+FOLDER = "validation"
+RECORD_SUFFIX = ".jsonl"
+READ_THREADS = 16
+COMPACT_AFTER = 8  # record files (one per run that found new files) before merging them
+
+
+def listing_key(info: storage.FileInfo) -> str:
+    """What identifies a file's content in its listing (see the module docstring)."""
+    if info.checksum.startswith("md5:"):
+        return f"{info.checksum}:{info.size}"
+    return f"{info.uri}\t{info.size}\t{info.version}"
+
+
+class ValidationCache:
+    """The stored results for one set of validation settings under a cache root."""
+
+    def __init__(self, cache_uri: str, config: SplitConfig):
+        settings = [RECORD_FORMAT, config.min_image_side, config.max_image_pixels]
+        key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:24]
+        self.root = storage.join(cache_uri, FOLDER, key)
+        self._files: list[str] = []  # the record files `load` read
+        self._records: dict[str, dict] = {}
+
+    def load(self) -> dict[str, dict]:
+        """Listing key -> stored record, from every record file (read in parallel)."""
+        try:
+            listed = storage.list_files(self.root)
+        except storage.NotFoundError:
+            return {}
+        self._files = [i.uri for i in listed if i.uri.endswith(RECORD_SUFFIX)]
+        for text in map_ordered(_read_if_present, self._files, threads=READ_THREADS):
+            for line in text.splitlines():
+                record = json.loads(line)
+                self._records[record.pop("key")] = record
+        return dict(self._records)
+
+    def save(self, records: dict[str, dict]) -> None:
+        """Writes new records as one more file (named by its content: no writer collides).
+
+        Every `COMPACT_AFTER` runs, the loaded files and the new records are merged into
+        one file instead and the merged files removed (after the merge is written, so a
+        reader never misses a record; concurrent merges just write the same records).
+        """
+        if not records:
+            return
+        if len(self._files) + 1 < COMPACT_AFTER:
+            self._write(records)
+            return
+        self._write({**self._records, **records})
+        for uri in self._files:
+            storage.remove(uri)
+        self._files = []
+
+    def _write(self, records: dict[str, dict]) -> None:
+        text = "".join(
+            json.dumps({"key": k, **r}, sort_keys=True) + "\n" for k, r in records.items()
+        )
+        name = hashlib.sha256(text.encode()).hexdigest()[:32] + RECORD_SUFFIX
+        storage.write_text(storage.join(self.root, name), text)
+
+
+def _read_if_present(uri: str) -> str:
+    """A record file's text; empty when a concurrent merge removed it meanwhile."""
+    try:
+        return storage.read_text(uri)
+    except storage.NotFoundError:
+        return ""
+
+
+def to_record(check: ImageCheck) -> dict | None:
+    """What to store of a verdict; None for one that does not follow from the content."""
+    if check.problem == UNREADABLE:
+        return None
+    return {
+        "sha256": check.sha256,
+        "problem": check.problem,
+        "detail": check.detail,
+        "format": check.format,
+    }
+
+
+def from_record(uri: str, record: dict) -> ImageCheck:
+    """The verdict a stored record gives the file at `uri` (its extension note included)."""
+    note = "" if record["problem"] else extension_note(uri, record["format"])
+    return ImageCheck(
+        uri, record["sha256"], record["problem"], record["detail"], note, record["format"]
+    )

@@ -1,0 +1,77 @@
+"""A rerun after new images arrive reads and decodes only them: split, extraction, pixels.
+
+The same tests run on a local folder and on a gs:// bucket (GCS emulator), through the
+counters each step keeps (`stats["validation"]`, the features manifest, the pixel fill).
+"""
+
+from devtools.imagegen import broken_files, class_image, encode, write_class_folders
+from kftransfer.components.core import layout, pixels, storage, validation_cache
+from kftransfer.components.core.chunk_store import pixel_store
+from kftransfer.components.core.config import ExtractConfig, SplitConfig
+from kftransfer.components.core.features import extract_features
+from kftransfer.components.core.images import image_dataset
+from kftransfer.components.core.split import split_dataset, write_split
+
+CONFIG = SplitConfig(val_fraction=0.2, test_fraction=0.2, min_images_per_class=5)
+EXTRACT = ExtractConfig(backbone="vgg16", weights="none", image_size=32)
+
+
+def split_files(result) -> dict:
+    return {r.uri: (r.label, r.sha256, r.split) for r in result.rows}, result.stats["skipped"]
+
+
+def test_a_resplit_reads_only_new_or_changed_files_and_equals_a_cold_split(root):
+    data, cache = storage.join(root, "data"), storage.join(root, "cache")
+    write_class_folders(data, {"cat": 20, "dog": 20})
+    storage.write_bytes(storage.join(data, "dog", "notes.jpg"), broken_files()["notes.jpg"][0])
+    first = split_dataset(data, CONFIG, cache)
+    assert first.stats["validation"] == {"checked": 41, "reused": 0}
+    write_class_folders(data, {"cat": 2, "dog": 2}, start=500)  # +10%
+    changed = storage.join(data, "cat", "img_0003.png")
+    storage.write_bytes(changed, encode(class_image(1, 77)))  # rewritten: a new image
+    again = split_dataset(data, CONFIG, cache)
+    assert again.stats["validation"] == {"checked": 5, "reused": 40}
+    assert split_files(again) == split_files(split_dataset(data, CONFIG))  # = a cold split
+    assert again.stats["skipped"][0]["reason"] == "not_an_image"  # verdicts are kept too
+
+
+def test_extraction_fills_the_pixel_store_so_training_decodes_nothing(root):
+    data, cache = storage.join(root, "data"), storage.join(root, "cache")
+    write_class_folders(data, {"red": 12, "blue": 12})
+    splits = storage.join(root, "split")
+    write_split(split_dataset(data, CONFIG, cache), splits)
+    manifest = extract_features(splits, storage.join(root, "f1"), EXTRACT, cache)
+    rows = [r for s in layout.SPLITS for r in layout.read_rows(splits, s)]
+    uris, shas = [r.uri for r in rows], [r.sha256 for r in rows]
+    store = pixel_store(cache, 32)
+    assert pixels.fill(store, uris, shas, 32) == {"decoded": 0, "reused": len(rows)}
+    # the stored pixels are the decoded ones, in any order and at any read size
+    stored = {}
+    for images, _, index in pixels.dataset(store, shas, [0] * len(rows), 5, shuffle_seed=3):
+        stored.update(zip(index.numpy().tolist(), images.numpy(), strict=True))
+    for images, _, index in image_dataset(uris, [0] * len(rows), 32, 8):
+        for image, i in zip(images.numpy(), index.numpy().tolist(), strict=True):
+            assert (stored[i] == image).all()
+    # +10% images: extraction runs the backbone over them only, and decodes them only
+    write_class_folders(data, {"red": 2, "blue": 2}, start=500)
+    write_split(split_dataset(data, CONFIG, cache), splits)
+    manifest = extract_features(splits, storage.join(root, "f2"), EXTRACT, cache)
+    totals = {k: sum(s[k] for s in manifest["splits"].values()) for k in ("extracted", "reused")}
+    assert totals == {"extracted": 4, "reused": 24}
+    rows = [r for s in layout.SPLITS for r in layout.read_rows(splits, s)]
+    fill = pixels.fill(store, [r.uri for r in rows], [r.sha256 for r in rows], 32)
+    assert fill == {"decoded": 0, "reused": 28}
+
+
+def test_nightly_record_files_are_merged_and_every_verdict_survives(root, monkeypatch):
+    monkeypatch.setattr(validation_cache, "COMPACT_AFTER", 3)
+    data, cache = storage.join(root, "data"), storage.join(root, "cache")
+    write_class_folders(data, {"cat": 5, "dog": 5})
+    for night in range(4):  # one record file per run with new images, merged at the third
+        write_class_folders(data, {"cat": 1}, start=100 + night)
+        result = split_dataset(data, CONFIG, cache)
+        files = storage.list_files(storage.join(cache, validation_cache.FOLDER))
+        assert len(files) == [1, 2, 1, 2][night], [f.uri for f in files]
+    assert result.stats["validation"] == {"checked": 1, "reused": 13}
+    again = split_dataset(data, CONFIG, cache)
+    assert again.stats["validation"] == {"checked": 0, "reused": 14}

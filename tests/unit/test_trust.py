@@ -1,0 +1,67 @@
+"""trust: near-duplicate leakage found from real features; label issues as an exclusion list."""
+
+import io
+import os
+
+import numpy as np
+from PIL import Image
+
+from kftransfer.components.core import trust
+from kftransfer.components.core.backbones import load_backbone
+from kftransfer.components.core.config import EvalConfig
+from kftransfer.components.core.features import feature_extractor
+from kftransfer.components.core.images import image_dataset
+from kftransfer.components.core.split import read_exclusions
+
+
+def features_of(model, uris: list[str]) -> np.ndarray:
+    batches = image_dataset(uris, [0] * len(uris), 224, 8)
+    return np.concatenate([model.predict_on_batch(x) for x, _, _ in batches])
+
+
+def keyed(features: np.ndarray, uris: list[str]) -> trust.KeyedFeatures:
+    shas = np.array([f"{i:064x}" for i in range(len(uris))])
+    return trust.KeyedFeatures(features, np.arange(len(uris)) % 3, shas, uris)
+
+
+def test_a_resized_reencoded_copy_in_test_is_reported_as_leaked(shared_dir, tmp_path):
+    """Real photos, real ImageNet features: the planted copy and nothing else."""
+    folder = os.path.join(shared_dir, "data", "imagenet-samples")
+    photos = [os.path.join(folder, name) for name in sorted(os.listdir(folder))]
+    with Image.open(photos[4]) as original:
+        smaller = original.convert("RGB").resize(
+            (original.width * 3 // 4, original.height * 3 // 4)
+        )
+    buffer = io.BytesIO()
+    smaller.save(buffer, "JPEG", quality=60)
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(buffer.getvalue())
+    weights = os.path.join(shared_dir, "weights", "mobilenet_1.0_224_imagenet_notop.weights.h5")
+    model = feature_extractor(load_backbone("mobilenet", weights, 224), "avg")
+    train, test = photos[:12], [str(copy), *photos[12:]]  # the copy's original is in train
+    found = trust.find_near_duplicates(
+        keyed(features_of(model, train), train), keyed(features_of(model, test), test), EvalConfig()
+    )
+    assert found["leaked_count"] == 1
+    assert [(p["test"], p["train"]) for p in found["leaked"]] == [(str(copy), photos[4])]
+    assert found["leaked"][0]["similarity"] >= 0.95
+    assert found["within_class_count"] == 0
+
+
+def test_label_issues_csv_is_an_exclusion_list(tmp_path):
+    found = {
+        "issues": [
+            {"uri": "gs://b/cats/1.jpg", "given": "cats", "suggested": "dogs", "score": 0.01},
+            {"uri": "/data/dogs/a,b.jpg", "given": "dogs", "suggested": "cats", "score": 0.2},
+        ]
+    }
+    text = trust.label_issues_csv(found)
+    assert text.splitlines()[:2] == [
+        "uri,given,suggested,score",
+        "gs://b/cats/1.jpg,cats,dogs,0.0100",
+    ]
+    (tmp_path / "issues.csv").write_text(text)
+    assert read_exclusions(str(tmp_path / "issues.csv")) == {
+        "gs://b/cats/1.jpg",
+        "/data/dogs/a,b.jpg",
+    }
