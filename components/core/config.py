@@ -127,6 +127,7 @@ class SplitConfig(_Config):
 
 
 POOLINGS = ("avg", "max", "flatten")
+TFLITE_MODES = ("none", "float", "fp16", "dynamic", "int8")
 PREPROCESSINGS = ("caffe", "tf", "torch", "none")
 
 
@@ -352,7 +353,28 @@ class ExportConfig(_Config):
 
     TITLE: ClassVar[str] = "Export"
 
-    tflite: bool = _param(False, "Also export model.tflite (with a parity check).")
+    tflite: str = _param(
+        "none",
+        "Also export model.tflite: none, float, fp16, dynamic (int8 weights) or int8 "
+        "(weights and activations, calibrated on train images); judged on the test split.",
+    )
+    max_tflite_drop: float = _param(
+        1.0,
+        "Most test-accuracy points model.tflite may lose against the model; more fails the export.",
+    )
+
+    def problems(self) -> list[str]:
+        """A known TFLite mode, a non-negative drop."""
+        found = (
+            []
+            if self.tflite in TFLITE_MODES
+            else [f"--tflite {self.tflite!r}: use one of {', '.join(TFLITE_MODES)}"]
+        )
+        return found + (
+            []
+            if self.max_tflite_drop >= 0
+            else [f"--max-tflite-drop must be >= 0, got {self.max_tflite_drop}"]
+        )
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ Layout of an export destination (local or gs://)::
     DEST/<version>/model_card.md     data, backbone, hyper-parameters, metrics, verdict
     DEST/<version>/evaluation.json   the full evaluation
     DEST/<version>/serving.json      temperature and min_confidence (below it: "unknown")
-    DEST/<version>/model.tflite      optional, with its parity to the SavedModel in the card
+    DEST/<version>/model.tflite      optional (--tflite MODE), judged on the test split
 
 How a version is named, published and pointed at, safely under concurrent and killed
 exports, is `versions.py`.
@@ -44,6 +44,10 @@ from kftransfer.components.core.layout import (
 from kftransfer.components.core.model_card import model_card
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
+from kftransfer.components.core.tflite import TFLiteRequest, card_section, convert_and_check
+
+TFLITE_TEST_IMAGES = 2000  # test images the TFLite model is judged on (memory: N x S x S x 3)
+REPRESENTATIVE_IMAGES = 200  # train images calibrating int8 ranges
 
 
 def load_exported(folder: str) -> tuple[keras.Model, list[str]]:
@@ -129,71 +133,52 @@ def write_saved_model(
     archive.write_out(path, verbose=False)
 
 
-def tflite_with_parity(saved_model: str, images: np.ndarray) -> tuple[bytes, float]:
-    """Converts the `serve_images` signature to TFLite; returns it and the max |Δprobability|."""
-    import warnings
-
-    converter = tf.lite.TFLiteConverter.from_saved_model(
-        saved_model, signature_keys=["serve_images"]
-    )
-    flat = converter.convert()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
-        runner = tf.lite.Interpreter(model_content=flat).get_signature_runner("serve_images")
-    reference = tf.saved_model.load(saved_model).signatures["serve_images"]
-    difference = 0.0
-    for image in images:
-        expected = reference(images=tf.constant(image[None]))["probabilities"].numpy()
-        actual = runner(images=image[None])["probabilities"]
-        difference = max(difference, float(np.max(np.abs(actual - expected))))
-    return flat, difference
-
-
 def export_model(
     model: keras.Model,
     labels: list[str],
     destination: str,
     card: Callable[[str], str] | str,
     evaluation: dict,
-    tflite_images: np.ndarray | None = None,
+    tflite_request: TFLiteRequest | None = None,
     serving: dict | None = None,
 ) -> str:
     """Publishes a new version of `destination`, then points `latest` at it; returns its URI.
 
-    The version is claimed first (its name is unique however many exports run at once),
-    written to a local folder, and published whole (`versions.publish`).
+    Everything is written to a local folder first (a TFLite model that loses too much
+    stops the export here, before a version is claimed); then the version is claimed (its
+    name is unique however many exports run at once) and published whole
+    (`versions.publish`).
 
     Args:
         model: the fine-tuned Keras model (uint8 images in).
         labels: class names in output order.
         destination: the export folder (local or gs://).
-        card: the model card (markdown), or a function of the version that renders it; a
-            TFLite parity line is appended when converted.
+        card: the model card (markdown), or a function of the version that renders it; the
+            TFLite section is appended when converted.
         evaluation: the evaluation summary, saved as `evaluation.json`.
-        tflite_images: test images `[N, S, S, 3]` uint8 for a TFLite export and its parity
-            check; None for no TFLite.
+        tflite_request: what TFLite model to convert and how to judge it; None for none.
         serving: `serving.json` (`serving_settings`): the temperature already applied to
             `model` and the `min_confidence` below which the signature answers "unknown".
+
+    Raises:
+        UserError: the TFLite model loses more than allowed (`tflite.convert_and_check`).
     """
     serving = serving or serving_settings({})
-    versions.remove_leftovers(destination)
-    version = versions.claim_version(destination)
-    card = card(version) if callable(card) else card
     with tempfile.TemporaryDirectory(prefix="kft-export-") as tmp:
         write_saved_model(model, labels, tmp, serving["min_confidence"])
         model.save(os.path.join(tmp, MODEL_FILE))
-        if tflite_images is not None:
-            flat, difference = tflite_with_parity(tmp, tflite_images)
+        extra_card = ""
+        if tflite_request is not None:
+            flat, report = convert_and_check(tmp, tflite_request)
             with open(os.path.join(tmp, TFLITE_FILE), "wb") as out:
                 out.write(flat)
-            card += (
-                f"\n## TFLite\n\n`{TFLITE_FILE}`: max |probability difference| vs the SavedModel "
-            )
-            card += f"on {len(tflite_images)} test images: {difference:.2e}\n"
-            evaluation = {**evaluation, "tflite_max_abs_difference": difference}
+            extra_card = card_section(report)
+            evaluation = {**evaluation, "tflite": report}
+        versions.remove_leftovers(destination)
+        version = versions.claim_version(destination)
         texts = {
             LABELS_FILE: json.dumps(labels),
-            CARD_FILE: card,
+            CARD_FILE: (card(version) if callable(card) else card) + extra_card,
             EVALUATION_FILE: json.dumps(evaluation, indent=1),
             SERVING_FILE: json.dumps(serving, indent=1),
         }
@@ -206,11 +191,31 @@ def export_model(
     return target
 
 
-def sample_test_images(splits_uri: str, size: int, limit: int = 64) -> np.ndarray:
-    """Up to `limit` test-split images `[N, size, size, 3]` uint8, for the TFLite parity check."""
-    uris = [row.uri for row in layout.read_rows(splits_uri, "test")][:limit]
-    batches = [images.numpy() for images, _, _ in image_dataset(uris, [0] * len(uris), size, 32)]
-    return np.concatenate(batches) if batches else np.zeros((0, size, size, 3), np.uint8)
+def split_images(
+    splits_uri: str, split: str, size: int, labels: list[str], limit: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `limit` images of a split `[N, size, size, 3]` uint8 and their class ids."""
+    rows = layout.read_rows(splits_uri, split)[:limit]
+    ids = [labels.index(row.label) for row in rows]
+    images, kept = [], []
+    for batch, _, index in image_dataset([r.uri for r in rows], ids, size, 32):
+        images.append(batch.numpy())
+        kept.append(index.numpy())
+    if not images:
+        return np.zeros((0, size, size, 3), np.uint8), np.zeros((0,), np.int64)
+    return np.concatenate(images), np.asarray(ids)[np.concatenate(kept)]
+
+
+def tflite_request(splits_uri: str, size: int, config: ExportConfig) -> TFLiteRequest | None:
+    """The TFLite conversion `config` asks for, with its test and calibration images."""
+    if config.tflite == "none":
+        return None
+    labels = layout.read_labels(splits_uri)
+    test_images, test_labels = split_images(splits_uri, "test", size, labels, TFLITE_TEST_IMAGES)
+    representative, _ = split_images(splits_uri, "train", size, labels, REPRESENTATIVE_IMAGES)
+    return TFLiteRequest(
+        config.tflite, test_images, test_labels, representative, config.max_tflite_drop
+    )
 
 
 def export_run(
@@ -240,9 +245,9 @@ def export_run(
 
     serving = serving_settings(evaluation)
     model = with_temperature(model, serving["temperature"])
-    images = sample_test_images(splits_uri, model.input_shape[1]) if config.tflite else None
+    request = tflite_request(splits_uri, model.input_shape[1], config)
     labels = layout.read_labels(splits_uri)
-    return export_model(model, labels, export_uri, card, evaluation, images, serving)
+    return export_model(model, labels, export_uri, card, evaluation, request, serving)
 
 
 def serving_settings(evaluation: dict) -> dict:

@@ -86,17 +86,34 @@ def test_calibrated_export_answers_unknown_below_the_chosen_confidence(tuned, mo
     assert answers == expected
 
 
-def test_tflite_export_reports_its_parity(tuned, model, tmp_path):
-    images = export.sample_test_images(tuned["split"], 32, limit=8)
-    target = export.export_model(model, ["red", "green", "blue"], str(tmp_path / "m"), "# card",
-                                 EVALUATION, tflite_images=images)  # fmt: skip
-    evaluation = json.loads(Path(os.path.join(target, "evaluation.json")).read_text())
-    assert evaluation["tflite_max_abs_difference"] < 1e-4
-    assert (
-        "max |probability difference| vs the SavedModel on 8 test images"
-        in Path(os.path.join(target, "model_card.md")).read_text()
-    )
-    assert os.path.getsize(os.path.join(target, "model.tflite")) > 0
+@pytest.mark.parametrize("mode", ["float", "dynamic"])
+def test_tflite_export_is_judged_on_the_test_split(tuned, model, tmp_path, mode):
+    labels = read_labels(tuned["split"])
+    request = export.tflite_request(tuned["split"], 32, ExportConfig(tflite=mode))
+    assert len(request.test_images) == len(read_rows(tuned["split"], "test"))
+    target = export.export_model(model, labels, str(tmp_path / "m"), "# card", EVALUATION,
+                                 tflite_request=request)  # fmt: skip
+    report = json.loads(Path(os.path.join(target, "evaluation.json")).read_text())["tflite"]
+    assert report["mode"] == mode and report["test_images"] == len(request.test_labels)
+    assert report["saved_model_accuracy"] == 1.0  # the learnable task
+    assert report["drop_points"] <= 1.0
+    if mode == "float":
+        assert report["max_abs_difference"] < 1e-4
+    card = Path(os.path.join(target, "model_card.md")).read_text()
+    assert f"`model.tflite` ({mode}, " in card and "points lost" in card
+    assert os.path.getsize(os.path.join(target, "model.tflite")) == report["bytes"]
+
+
+def test_a_quantized_model_that_loses_accuracy_is_not_exported(tuned, model, tmp_path):
+    """int8 ranges calibrated on black images: the model collapses, the export stops."""
+    request = export.tflite_request(tuned["split"], 32, ExportConfig(tflite="int8"))
+    request.representative = np.zeros_like(request.representative[:8])
+    destination = tmp_path / "m"
+    with pytest.raises(UserError, match=r"TFLite \(int8\) test accuracy .* points below the "
+                       r"model's 1.0000, more than --max-tflite-drop 1: not exported"):  # fmt: skip
+        export.export_model(model, read_labels(tuned["split"]), str(destination), "#",
+                            EVALUATION, tflite_request=request)  # fmt: skip
+    assert not destination.exists()  # checked before a version was claimed
 
 
 def test_a_failed_publish_leaves_no_numbered_folder_and_latest_as_it_was(

@@ -1,0 +1,120 @@
+"""TFLite export: float or quantized, measured on the test split, refused when it loses too much.
+
+Quantization can silently lose accuracy (tensorflow/tensorflow#44289, #60903), so every
+converted model is run on the test images through the TFLite interpreter and compared
+with the SavedModel it came from, on the same images; the export is refused when the
+drop exceeds `--max-tflite-drop` points.
+
+Modes (`ExportConfig.tflite`):
+    float    no quantization
+    fp16     weights stored as float16 (half the size; computes in float32 on CPUs)
+    dynamic  weights int8, activations quantized on the fly
+    int8     weights and activations int8, ranges calibrated on train images
+             (`representative`); ops without an int8 kernel stay float
+"""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from kftransfer.components.core.config import TFLITE_MODES as MODES
+from kftransfer.components.core.errors import UserError
+
+SIGNATURE = "serve_images"  # uint8 images in, probabilities out
+
+
+@dataclass
+class TFLiteRequest:
+    """What to convert and how to judge it.
+
+    Attributes:
+        mode: one of MODES but "none".
+        test_images: `[N, S, S, 3]` uint8 test images, and `test_labels` their class ids.
+        representative: `[M, S, S, 3]` uint8 train images calibrating int8 ranges.
+        max_drop: most test-accuracy points the TFLite model may lose.
+    """
+
+    mode: str
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    representative: np.ndarray
+    max_drop: float
+
+
+def convert(saved_model: str, mode: str, representative: np.ndarray | None = None) -> bytes:
+    """The SavedModel's `serve_images` signature as a TFLite flatbuffer in `mode`."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(saved_model, signature_keys=[SIGNATURE])
+    if mode == "fp16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([image[None]] for image in representative)
+    elif mode != "float":
+        raise UserError(f"--tflite {mode!r}: use one of {', '.join(MODES)}")
+    return converter.convert()
+
+
+def tflite_probabilities(flat: bytes, images: np.ndarray) -> np.ndarray:
+    """Probabilities `[N, classes]` of a flatbuffer's `serve_images`, one image at a time."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tf.lite.Interpreter's deprecation notice
+        runner = tf.lite.Interpreter(model_content=flat).get_signature_runner(SIGNATURE)
+    return np.concatenate([runner(images=image[None])["probabilities"] for image in images])
+
+
+def saved_model_probabilities(saved_model: str, images: np.ndarray) -> np.ndarray:
+    """Probabilities `[N, classes]` of the SavedModel's `serve_images`, in batches of 32."""
+    signature = tf.saved_model.load(saved_model).signatures[SIGNATURE]
+    batches = [images[i : i + 32] for i in range(0, len(images), 32)]
+    return np.concatenate(
+        [signature(images=tf.constant(b))["probabilities"].numpy() for b in batches]
+    )
+
+
+def convert_and_check(saved_model: str, request: TFLiteRequest) -> tuple[bytes, dict]:
+    """Converts, measures on the test images, and refuses a model that lost too much.
+
+    Returns:
+        the flatbuffer and its report: mode, size, test images, both accuracies, the drop
+        in points, and the max |probability difference| against the SavedModel.
+
+    Raises:
+        UserError: the drop exceeds `request.max_drop` (nothing is exported).
+    """
+    flat = convert(saved_model, request.mode, request.representative)
+    ours = tflite_probabilities(flat, request.test_images)
+    reference = saved_model_probabilities(saved_model, request.test_images)
+    labels = request.test_labels
+    report = {
+        "mode": request.mode,
+        "bytes": len(flat),
+        "test_images": len(labels),
+        "accuracy": float(np.mean(ours.argmax(axis=1) == labels)),
+        "saved_model_accuracy": float(np.mean(reference.argmax(axis=1) == labels)),
+        "max_abs_difference": float(np.max(np.abs(ours - reference))) if len(labels) else 0.0,
+    }
+    report["drop_points"] = 100 * (report["saved_model_accuracy"] - report["accuracy"])
+    if report["drop_points"] > request.max_drop:
+        raise UserError(
+            f"TFLite ({request.mode}) test accuracy {report['accuracy']:.4f} is "
+            f"{report['drop_points']:.2f} points below the model's "
+            f"{report['saved_model_accuracy']:.4f}, more than --max-tflite-drop "
+            f"{request.max_drop:g}: not exported (try --tflite dynamic, fp16 or float)"
+        )
+    return flat, report
+
+
+def card_section(report: dict) -> str:
+    """The model card's TFLite section."""
+    return (
+        f"\n## TFLite\n\n`model.tflite` ({report['mode']}, {report['bytes'] / 2**20:.1f} MiB): "
+        f"test accuracy {report['accuracy']:.4f} vs {report['saved_model_accuracy']:.4f} for "
+        f"the SavedModel on the same {report['test_images']} images "
+        f"({report['drop_points']:+.2f} points lost); max |probability difference| "
+        f"{report['max_abs_difference']:.2e}\n"
+    )
