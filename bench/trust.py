@@ -52,7 +52,9 @@ def recall_at_precision(ranked: np.ndarray, wrong: np.ndarray, precision: float 
 def label_issue_rows(features_uri: str, splits_uri: str, names: list[str], seeds: int):
     """Per seed: recall/precision of the flagged list, recall at precision 0.5, seconds."""
     rows = {r.sha256: r for split in SPLITS for r in read_rows(splits_uri, split)}
-    clean = trust.keyed_features(features_uri, ("train", "validation"), rows)
+    clean = trust.KeyedFeatures.joined(
+        *(trust.keyed_features(features_uri, split, rows) for split in ("train", "validation"))
+    )
     results = []
     for seed in range(seeds):
         labels, wrong = flipped_copy(clean.labels, len(names), seed)

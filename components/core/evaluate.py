@@ -5,7 +5,7 @@ from dataclasses import asdict, dataclass
 import keras
 import numpy as np
 
-from kftransfer.components.core import layout, pixels, shards, trust
+from kftransfer.components.core import layout, pixels, trust
 from kftransfer.components.core.backbones import fingerprint
 from kftransfer.components.core.blessing import Verdict, bless
 from kftransfer.components.core.chunk_store import pixel_store
@@ -154,9 +154,8 @@ def evaluate_stages(
     rows = {split: read_rows(splits_uri, split) for split in layout.SPLITS}
     by_sha = {row.sha256: row for split_rows in rows.values() for row in split_rows}
     head_model = load_model(stage_model(head_stage))
-    head, head_val, head_test, head_right = _head_on_features(
-        features_uri, head_model, labels, config
-    )
+    cached = {split: trust.keyed_features(features_uri, split, by_sha) for split in layout.SPLITS}
+    head, head_val, head_test, head_right = _head_on_features(cached, head_model, labels, config)
     test = HeldOutImages.of(rows["test"], labels, cache_uri)
     candidate = load_model(stage_model(model_stage))
     probabilities, kept = test.predict(candidate)
@@ -170,10 +169,9 @@ def evaluate_stages(
     _log_verdict(head, fine_tuned, production, verdict)
     validation = HeldOutImages.of(rows["validation"], labels, cache_uri)
     val_probabilities, val_kept = validation.predict(candidate)
-    trainval = trust.keyed_features(features_uri, ("train", "validation"), by_sha)
-    test_features = trust.keyed_features(features_uri, ("test",), by_sha)
+    trainval = trust.KeyedFeatures.joined(cached["train"], cached["validation"])
     right = dict(zip(kept_shas, (probabilities.argmax(axis=1) == y_test).tolist(), strict=True))
-    duplicates = _near_duplicates(trainval, test_features, right, config)
+    duplicates = _near_duplicates(trainval, cached["test"], right, config)
     return Evaluation(
         labels=labels,
         head=head,
@@ -238,22 +236,28 @@ def _log_verdict(head: dict, fine_tuned: dict, production: dict | None, verdict:
         LOGGER.info("  %s", reason)
 
 
-def _head_on_features(features_uri: str, head: keras.Model, labels: list[str], config):
-    """The head-only model on cached features.
+def _head_on_features(cached: dict, head: keras.Model, labels: list[str], config):
+    """The head-only model on the cached features (`cached`: split -> `KeyedFeatures`).
 
     Returns:
         its test metrics, `(probabilities, labels)` of validation and of test, and whether
         it got each test image right (by sha256).
     """
-    features, y_test, sha = shards.load_keyed_split(features_uri, "test")
-    test_probabilities = to_probabilities(head.predict(features.astype(np.float32), verbose=0))
-    metrics = classification_metrics(y_test, test_probabilities, labels, config.top_k)
-    val_features, y_val = shards.load_split(features_uri, "validation")
-    val_probabilities = to_probabilities(head.predict(val_features.astype(np.float32), verbose=0))
-    right = dict(
-        zip(sha.tolist(), (test_probabilities.argmax(axis=1) == y_test).tolist(), strict=True)
+
+    def probabilities(split: str) -> np.ndarray:
+        features = cached[split].features.astype(np.float32)
+        return to_probabilities(head.predict(features, verbose=0))
+
+    test, y_test = probabilities("test"), cached["test"].labels
+    metrics = classification_metrics(y_test, test, labels, config.top_k)
+    right = (test.argmax(axis=1) == y_test).tolist()
+    validation = (probabilities("validation"), cached["validation"].labels)
+    return (
+        metrics,
+        validation,
+        (test, y_test),
+        dict(zip(cached["test"].sha256.tolist(), right, strict=True)),
     )
-    return metrics, (val_probabilities, y_val), (test_probabilities, y_test), right
 
 
 def _production(destination, labels, test: HeldOutImages, config: EvalConfig, candidate):

@@ -85,11 +85,20 @@ class KeyedFeatures:
     sha256: np.ndarray
     uris: list[str]
 
+    @classmethod
+    def joined(cls, *parts: "KeyedFeatures") -> "KeyedFeatures":
+        """The rows of every part, in order."""
+        return cls(
+            np.concatenate([p.features for p in parts]),
+            np.concatenate([p.labels for p in parts]),
+            np.concatenate([p.sha256 for p in parts]),
+            [uri for p in parts for uri in p.uris],
+        )
 
-def keyed_features(features_uri: str, splits: tuple[str, ...], rows: dict[str, Row]):
-    """The cached features of `splits`, each row with its image URI (`rows`: sha256 -> Row)."""
-    parts = [shards.load_keyed_split(features_uri, split) for split in splits]
-    features, labels, sha256 = (np.concatenate(column) for column in zip(*parts, strict=True))
+
+def keyed_features(features_uri: str, split: str, rows: dict[str, Row]) -> KeyedFeatures:
+    """The cached features of `split`, each row with its image URI (`rows`: sha256 -> Row)."""
+    features, labels, sha256 = shards.load_keyed_split(features_uri, split)
     return KeyedFeatures(features, labels, sha256, [rows[s].uri for s in sha256.tolist()])
 
 
