@@ -8,7 +8,8 @@ of MobileNet with the real ImageNet weights at 128 px (`extract_features`):
    of the flagged list, and the best recall at precision >= 0.5 along its ranking
    (target: >= 0.7); its seconds / the head training's (target: <= ~2);
 2. the head (`train_head`, default settings) calibrated on validation: test ECE after /
-   before (target <= 0.5) and test accuracy before and after (unchanged).
+   before (target <= 0.5), the ECE a perfectly calibrated model with the same confidences
+   shows on as many images (the sampling floor), and test accuracy before and after.
 
 Usage: .venv/bin/python -m bench.trust [--seeds 3]
 """
@@ -21,7 +22,7 @@ import numpy as np
 
 from bench.common import machine, timed
 from kftransfer.components.core import shards, trust
-from kftransfer.components.core.calibration import apply_temperature
+from kftransfer.components.core.calibration import apply_temperature, expected_calibration_error
 from kftransfer.components.core.classifier import to_probabilities
 from kftransfer.components.core.config import EvalConfig, ExtractConfig, HeadConfig, SplitConfig
 from kftransfer.components.core.features import extract_features
@@ -87,7 +88,26 @@ def head_calibration(features_uri: str) -> tuple[float, dict, float]:
     calibrated = trust.calibrate(validation, test, EvalConfig())
     after = apply_temperature(test[0], calibrated["temperature"]).argmax(axis=1) == test[1]
     calibrated["accuracy_before"] = float(np.mean(test[0].argmax(axis=1) == test[1]))
+    calibrated["ece_floor"] = ece_of_a_calibrated_model(
+        apply_temperature(test[0], calibrated["temperature"])
+    )
     return seconds, calibrated, float(after.mean())
+
+
+def ece_of_a_calibrated_model(probabilities: np.ndarray, draws: int = 200) -> float:
+    """Mean ECE of a perfectly calibrated model with these confidences, on this many images.
+
+    Labels are drawn from the probabilities themselves, so the model is calibrated by
+    construction; what ECE remains is the sampling noise of 15 bins over N images.
+    """
+    rng = np.random.default_rng(0)
+    cumulative = np.cumsum(probabilities, axis=1)
+    eces = []
+    for _ in range(draws):
+        u = rng.random((len(probabilities), 1)) * cumulative[:, -1:]
+        labels = (u > cumulative).sum(axis=1)
+        eces.append(expected_calibration_error(probabilities, labels))
+    return float(np.mean(eces))
 
 
 def main() -> None:
@@ -119,6 +139,8 @@ def main() -> None:
     print(f"  head: test ECE after / before              {ratio:.2f}   "
           f"({calibrated['ece_after']:.4f} vs {calibrated['ece_before']:.4f}, "
           f"T={calibrated['temperature']:.3f})")  # fmt: skip
+    print(f"  head: ECE of a perfectly calibrated model  {calibrated['ece_floor']:.4f}   "
+          f"(same confidences and N; the floor of 'after')")  # fmt: skip
     print(f"  head: test accuracy before / after          {calibrated['accuracy_before']:.4f} / "
           f"{accuracy_after:.4f}")  # fmt: skip
 

@@ -15,6 +15,7 @@ def fine_tune(
     metrics: Output[Metrics],
     curves: Output[HTML],
     cache_uri: str,
+    export_uri: str,
     checkpoint_uri: str,
     tensorboard_uri: str,
 ):
@@ -40,6 +41,8 @@ def fine_tune(
     setup_logging()
     config = FineTuneConfig.from_params(locals())
     outputs = StageOutputs.of(model, curves, checkpoint_uri, tensorboard_uri, "fine_tune")
-    summary = fine_tune_stage(splits.path, features.path, head.path, config, outputs, cache_uri)
+    summary = fine_tune_stage(
+        splits.path, features.path, head.path, config, outputs, cache_uri, export_uri
+    )
     publish(metrics, summary)
     publish(model, summary, write_file=False)

@@ -92,6 +92,7 @@ def _dag(p: dict, settings: ClusterSettings) -> None:
         features=features,
         head=head,
         cache_uri=p["cache_uri"],
+        export_uri=p["export_uri"],
         **_stage_locations(p),
         **FineTuneConfig.arguments(p),
     )

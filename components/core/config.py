@@ -257,6 +257,11 @@ class FineTuneConfig(_Config):
         "translation=F, contrast=F ('' = none).",
     )
     mixed_precision: str = _param("auto", "auto (on for GPUs that support it), on, or off.")
+    warm_start: bool = _param(
+        False,
+        "Start fine-tuning from the production model (the export destination's latest) when "
+        "it has the same classes and architecture; otherwise from the trained head.",
+    )
     seed: int = _param(0, SEED_HELP)
 
     def problems(self) -> list[str]:

@@ -46,6 +46,7 @@ from kftransfer.components.core.training import (
     quiet_unknown_length,
     tensorboard_callbacks,
 )
+from kftransfer.components.core.warm_start import warm_start
 
 
 @dataclass
@@ -55,6 +56,7 @@ class FineTuneResult(TrainResult):
     initial_val_accuracy: float | None = None
     trainable_layers: list[str] | None = None
     pixels: dict[str, int] | None = None  # images decoded into / reused from the pixel store
+    start: str = ""  # what the weights started from (the head, or a production version)
 
 
 def _datasets(store: ChunkStore, splits_uri: str, labels: list[str], batch: int, config):
@@ -111,6 +113,7 @@ def fine_tune(
     tensorboard_uri: str = "",
     callbacks: list[keras.callbacks.Callback] = (),
     cache_uri: str = "",
+    export_uri: str = "",
 ) -> FineTuneResult:
     """Fine-tunes backbone + head on the train images, early-stopped on validation.
 
@@ -124,16 +127,21 @@ def fine_tune(
         callbacks: extra Keras callbacks, run after the checkpointing one.
         cache_uri: the cache root whose pixel store holds the decoded images (filled with
             the missing ones); empty for a temporary store of this run's.
+        export_uri: with `config.warm_start`, start from its latest version when that is
+            the same network (`warm_start.warm_start`).
     """
     keras.utils.set_random_seed(config.seed)
     manifest = read_manifest(features_uri)
     strategy = distribution_strategy()
     model, backbone, trained = _build(manifest, head_uri, config, strategy)
+    started_from, start_note = "", "from the trained head"
+    if config.warm_start:
+        started_from, start_note = warm_start(model, manifest["labels"], export_uri)
     batch = config.fine_tune_batch_size * strategy.num_replicas_in_sync
     head_sha = hashlib.sha256(storage.read_bytes(head_uri)).hexdigest()
     resumable = ResumableTraining(
         checkpoint_uri,
-        fingerprint_of("fine_tune", manifest["splits"], head_sha, config.to_dict()),
+        fingerprint_of("fine_tune", manifest["splits"], head_sha, started_from, config.to_dict()),
         config.fine_tune_patience,
     )
     with pixel_cache_root(cache_uri) as root:
@@ -150,6 +158,7 @@ def fine_tune(
         initial_val_accuracy=baseline[f"val_{accuracy_name(model)}"] if baseline else None,
         trainable_layers=trained,
         pixels=decoded,
+        start=start_note,
     )
 
 
@@ -185,10 +194,12 @@ def fine_tune_stage(
     config: FineTuneConfig,
     outputs: StageOutputs,
     cache_uri: str = "",
+    export_uri: str = "",
 ) -> dict:
     """Fine-tunes from the trained head's stage folder; writes the model's stage folder.
 
-    `cache_uri`'s pixel store holds the decoded images (see `fine_tune`).
+    `cache_uri`'s pixel store holds the decoded images; `export_uri` is where a warm start
+    looks for the production model (see `fine_tune`).
 
     Returns:
         The summary: validation metrics before and after, epochs, trainable parameters.
@@ -201,8 +212,9 @@ def fine_tune_stage(
         outputs.checkpoint_uri,
         outputs.tensorboard_uri,
         cache_uri=cache_uri,
+        export_uri=export_uri,
     )
-    extra = trainable_summary(result.model)
+    extra = {**trainable_summary(result.model), "start": result.start}
     extra.update({f"pixels_{k}": v for k, v in (result.pixels or {}).items()})
     if result.initial_val_accuracy is not None:
         extra["initial_val_accuracy"] = result.initial_val_accuracy

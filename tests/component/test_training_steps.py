@@ -27,7 +27,7 @@ def train_and_export(source: str, checkpoint_uri: str, destination: str, min_acc
     head = train_head(features=features, checkpoint_uri=checkpoint_uri, tensorboard_uri="",
                       head_epochs=20, head_normalize=True).outputs["head"]  # fmt: skip
     model = fine_tune(
-        splits=splits, features=features, head=head, cache_uri="",
+        splits=splits, features=features, head=head, cache_uri="", export_uri=destination,
         checkpoint_uri=checkpoint_uri, tensorboard_uri="", fine_tune_epochs=1,
         fine_tune_batch_size=16,
     ).outputs["model"]  # fmt: skip

@@ -129,3 +129,39 @@ def test_a_diverging_fine_tune_keeps_the_starting_weights(learnable, head_file):
     start = ftm.build_fine_tune_model(backbone, load_model(head_file[0]), "avg")
     kept, initial = result.model.predict_on_batch(images), start.predict_on_batch(images)
     np.testing.assert_allclose(kept, initial, atol=1e-4)
+
+
+def test_a_warm_start_begins_where_production_is_and_a_mismatch_starts_cold(
+    learnable, head_file, tmp_path
+):
+    """Warm: the production model's validation accuracy at epoch 0, which the cold run
+    needs its epochs to reach; other classes, or no production model: the head's."""
+    from kftransfer.components.core import export
+    from kftransfer.components.core.layout import read_labels
+    from kftransfer.components.core.versions import latest_version
+
+    path, head_accuracy = head_file
+    cold = ft.fine_tune(learnable["split"], learnable["features"], path, ONE_EPOCH)
+    assert cold.start == "from the trained head"
+    production = keras.models.clone_model(cold.model)
+    production.set_weights(cold.model.get_weights())
+    labels = read_labels(learnable["split"])
+    destination = str(tmp_path / "models")
+    export.export_model(production, labels, destination, "#", {})
+    warm_config = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16, warm_start=True)
+    warm = ft.fine_tune(learnable["split"], learnable["features"], path, warm_config,
+                        export_uri=destination)  # fmt: skip
+    version = latest_version(destination)
+    assert warm.start == f"warm start from production version {version}"
+    cold_best = max(cold.history["val_" + ft.accuracy_name(cold.model)])
+    assert warm.initial_val_accuracy >= cold_best  # reached at epoch 0, not after training
+    other = str(tmp_path / "other")
+    export.export_model(production, ["x", "y", "z"], other, "#", {})
+    mismatch = ft.fine_tune(learnable["split"], learnable["features"], path, warm_config,
+                            export_uri=other)  # fmt: skip
+    assert mismatch.start.startswith("cold start: production version ")
+    assert mismatch.start.endswith(" has other classes")
+    assert abs(mismatch.initial_val_accuracy - head_accuracy) < 0.05
+    empty = ft.fine_tune(learnable["split"], learnable["features"], path, warm_config,
+                         export_uri=str(tmp_path / "none"))  # fmt: skip
+    assert empty.start == f"cold start: no production model at {tmp_path / 'none'}"
