@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts (not a benchmark itself)."""
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -36,6 +37,14 @@ def peak_rss_of(code: str, *argv: str) -> int:
     command = [sys.executable, "-c", code + report, *argv]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return int(result.stdout.split()[-1]) * 1024
+
+
+def print_ratios(header: str, results: dict[str, tuple[float, str]], width: int = 58) -> None:
+    """The bench's header line, one line per ratio with its detail, then all as one JSON line."""
+    print(header)
+    for name, (ratio, detail) in results.items():
+        print(f"  {name:<{width}} {ratio:6.2f}   ({detail})")
+    print(json.dumps({name: round(ratio, 3) for name, (ratio, _) in results.items()}))
 
 
 def machine() -> str:

@@ -20,11 +20,10 @@ Usage: .venv/bin/python -m bench.extract [--images 2000] [--size 160] [--repeats
 """
 
 import argparse
-import json
 import os
 import tempfile
 
-from bench.common import machine, peak_rss_of, timed
+from bench.common import machine, peak_rss_of, print_ratios, timed
 from devtools.imagegen import class_image, encode
 from kftransfer.components.core.config import ExtractConfig, SplitConfig
 from kftransfer.components.core.parallel import map_ordered
@@ -188,13 +187,14 @@ def main() -> None:
             f"{again5:.1f} vs {full5:.1f} s, one run",
         ),
     }
-    print(
-        f"bench/extract.py: N={args.images} 200x160 JPEGs, {args.backbone} at {args.size} px, "
-        f"weights=none, batch 32, best of {args.repeats}; {machine()}"
+    print_ratios(
+        (
+            f"bench/extract.py: N={args.images} 200x160 JPEGs, {args.backbone} at {args.size} px, "
+            f"weights=none, batch 32, best of {args.repeats}; {machine()}"
+        ),
+        results,
+        50,
     )
-    for name, (ratio, detail) in results.items():
-        print(f"  {name:<50} {ratio:6.2f}   ({detail})")
-    print(json.dumps({name: round(ratio, 3) for name, (ratio, _) in results.items()}))
 
 
 if __name__ == "__main__":

@@ -25,11 +25,10 @@ Usage: .venv/bin/python -m bench.photos [--photos 96] [--size 224] [--repeats 5]
 """
 
 import argparse
-import json
 import os
 import tempfile
 
-from bench.common import machine, peak_rss_of, timed
+from bench.common import machine, peak_rss_of, print_ratios, timed
 from bench.extract import best_of, write_jpegs
 from devtools.imagegen import write_photos
 
@@ -181,14 +180,14 @@ def main() -> None:
             results[f"peak RSS 4N / N, pixel cache {what}"] = (
                 large / small, f"{large / 2**20:.0f} vs {small / 2**20:.0f} MiB"
             )  # fmt: skip
-    print(
-        f"bench/photos.py: {args.photos} 4000x3000 photo-like JPEGs (and 200x160), decode to "
-        f"{args.size} px, fine-tune mobilenet_v2 at {args.train_size} px, weights=none, "
-        f"N={args.rss_images} for RSS, best of {args.repeats}; {machine()}"
+    print_ratios(
+        (
+            f"bench/photos.py: {args.photos} 4000x3000 photo-like JPEGs (and 200x160), decode to "
+            f"{args.size} px, fine-tune mobilenet_v2 at {args.train_size} px, weights=none, "
+            f"N={args.rss_images} for RSS, best of {args.repeats}; {machine()}"
+        ),
+        results,
     )
-    for name, (ratio, detail) in results.items():
-        print(f"  {name:<58} {ratio:6.2f}   ({detail})")
-    print(json.dumps({name: round(ratio, 3) for name, (ratio, _) in results.items()}))
 
 
 if __name__ == "__main__":
