@@ -159,7 +159,9 @@ def run(
         summary = run_locally(arguments, pipeline_root, settings, cache, obj["verbose"])
         if exclude_label_issues is not None and summary["trust"]["label_issues_csv"]:
             first = summary
-            arguments["exclude"], count = exclusion_list(first, exclude_label_issues)
+            arguments["exclude"], count = exclusion_list(
+                first, exclude_label_issues, arguments.get("exclude", "")
+            )
             summary = run_locally(arguments, pipeline_root, settings, cache, obj["verbose"])
             summary["excluded_label_issues"] = {
                 "count": count, "list": arguments["exclude"], "first_run": first["run"]

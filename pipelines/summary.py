@@ -13,6 +13,7 @@ import shutil
 import time
 
 from kftransfer.components.core import layout
+from kftransfer.components.core.split import read_exclusions
 
 SUMMARY_FILE = "summary.json"
 # kfp.local artifact files a person opens -> the names, with extensions, of their copies
@@ -144,18 +145,21 @@ def trust_summary(evaluation: dict, label_issues_csv: str | None) -> dict:
     }
 
 
-def exclusion_list(summary: dict, count: int) -> tuple[str, int]:
-    """Writes `<run>/excluded.txt`: the run's `count` likeliest label issues (-1: all).
+def exclusion_list(summary: dict, count: int, already: str = "") -> tuple[str, int]:
+    """Writes `<run>/excluded.txt`: label issues to leave out, and what already was.
+
+    The run's `count` likeliest label issues (-1: all), then the images of `already` (the
+    run's own `--exclude` file), so the rerun leaves out both.
 
     Returns:
-        the file's path and how many images it lists.
+        the file's path and how many label issues it adds.
     """
     with open(summary["trust"]["label_issues_csv"]) as file:
         uris = [row["uri"] for row in csv.DictReader(file)]
     chosen = uris if count < 0 else uris[:count]
     path = os.path.join(summary["run"], "excluded.txt")
     with open(path, "w") as file:
-        file.write("".join(f"{uri}\n" for uri in chosen))
+        file.write("".join(f"{uri}\n" for uri in [*chosen, *sorted(read_exclusions(already))]))
     return path, len(chosen)
 
 

@@ -19,15 +19,19 @@ def test_planted_label_errors_are_listed_excluded_and_predict_can_abstain(tmp_pa
         path = data / "green" / f"wrong_{sample}.png"
         path.write_bytes(encode(class_image(2, 500 + sample)))
         planted.append(str(path))
+    mine = str(data / "blue" / "img_0000.png")  # the user's own exclusion, kept by both runs
+    (tmp_path / "mine.txt").write_text(mine + "\n")
     result = CliRunner().invoke(cli, [
         "run", str(data), "--pipeline-root", str(tmp_path / "runs"), *FAST,
-        "--export", str(tmp_path / "models"), "--exclude-label-issues", "auto", "--json",
+        "--export", str(tmp_path / "models"), "--exclude", str(tmp_path / "mine.txt"),
+        "--exclude-label-issues", "auto", "--json",
     ], catch_exceptions=False)  # fmt: skip
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     excluded = summary["excluded_label_issues"]
     listed = Path(excluded["list"]).read_text().split()
-    assert excluded["count"] == len(listed) > 0
+    assert listed[-1] == mine and excluded["count"] == len(listed) - 1 > 0
+    listed = listed[:-1]
     first = json.loads(Path(excluded["first_run"], "summary.json").read_text())
     audited = {row.uri for split in ("train", "validation")
                for row in read_rows(first["artifacts"]["split-data"]["splits"], split)}  # fmt: skip
@@ -37,7 +41,7 @@ def test_planted_label_errors_are_listed_excluded_and_predict_can_abstain(tmp_pa
     second_split = summary["artifacts"]["split-data"]["splits"]
     kept = {row.uri for split in ("train", "validation", "test")
             for row in read_rows(second_split, split)}  # fmt: skip
-    assert not kept & set(listed)
+    assert not kept & {*listed, mine}
     assert summary["trust"]["label_issues"] < first["trust"]["label_issues"]
 
     predicted = CliRunner().invoke(cli, [
