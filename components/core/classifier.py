@@ -10,6 +10,7 @@ import numpy as np
 from keras import ops
 
 from kftransfer.components.core.images import image_dataset
+from kftransfer.components.core.layers import Mirror
 
 
 def is_binary(model: keras.Model) -> bool:
@@ -41,14 +42,65 @@ def accuracy_name(model: keras.Model) -> str:
     return "binary_accuracy" if is_binary(model) else "sparse_categorical_accuracy"
 
 
-def compile_classifier(model: keras.Model, optimizer, **kwargs) -> None:
-    """Compiles with the loss and accuracy metric matching the output layer."""
+@keras.saving.register_keras_serializable(package="kftransfer")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Categorical cross-entropy of integer labels against label-smoothed targets.
+
+    Args:
+        num_classes: the number of classes.
+        smoothing: the share of the target spread evenly over every class.
+    """
+
+    def __init__(self, num_classes: int, smoothing: float, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.smoothing = num_classes, smoothing
+
+    def call(self, labels, probabilities):
+        """Per-example loss."""
+        labels = ops.one_hot(ops.cast(ops.reshape(labels, (-1,)), "int32"), self.num_classes)
+        return keras.losses.categorical_crossentropy(
+            labels, probabilities, label_smoothing=self.smoothing
+        )
+
+    def get_config(self):
+        """The loss's config, for saving."""
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "smoothing": self.smoothing}  # fmt: skip
+
+
+def classifier_loss(binary: bool, num_classes: int, smoothing: float = 0.0) -> keras.losses.Loss:
+    """Cross-entropy on integer labels, with label smoothing `smoothing` (0 for none).
+
+    Smoothed targets are `1 - smoothing` on the given class plus `smoothing / classes` on
+    every class (Szegedy et al. 2016).
+    """
+    if binary:
+        return keras.losses.BinaryCrossentropy(label_smoothing=smoothing)
+    if not smoothing:
+        return keras.losses.SparseCategoricalCrossentropy()
+    return SmoothedSparseCrossentropy(num_classes, smoothing)
+
+
+def compile_classifier(model: keras.Model, optimizer, smoothing: float = 0.0, **kwargs) -> None:
+    """Compiles with the loss (label smoothing `smoothing`) and accuracy matching the output."""
     model.compile(
         optimizer=optimizer,
-        loss="binary_crossentropy" if is_binary(model) else "sparse_categorical_crossentropy",
+        loss=classifier_loss(is_binary(model), num_classes(model), smoothing),
         metrics=[accuracy_name(model)],
         **kwargs,
     )
+
+
+def with_flip_averaging(model: keras.Model) -> keras.Model:
+    """`model` answering the mean of its probabilities on the image and on its mirror image."""
+    images = keras.Input(model.input_shape[1:], dtype=model.inputs[0].dtype, name="images")
+    both = [_single(model(images)), _single(model(Mirror(name="mirror")(images)))]
+    return keras.Model(images, keras.layers.Average(name="flip_average")(both), name=model.name)
+
+
+def _single(outputs):
+    """A one-output model's output (a reloaded functional model may return a list of one)."""
+    return outputs[0] if isinstance(outputs, list | tuple) else outputs
 
 
 def predict_images(

@@ -187,6 +187,22 @@ class ExtractConfig(_Config):
 
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop", "adamw")
+SCHEDULES = ("constant", "cosine")
+SCHEDULE_HELP = (
+    "Learning-rate schedule: constant, or cosine (linear warmup, then a half cosine to 0 at "
+    "the last planned epoch)."
+)
+
+
+def _recipe_problems(config: _Config, prefix: str) -> list[str]:
+    """A known schedule, warmup >= 0, label smoothing in [0, 1)."""
+    found = []
+    schedule = getattr(config, f"{prefix}_schedule")
+    if schedule not in SCHEDULES:
+        found.append(f"{flag(prefix + '_schedule')} {schedule!r}: use constant or cosine")
+    if getattr(config, f"{prefix}_warmup_epochs") < 0:
+        found.append(f"{flag(prefix + '_warmup_epochs')} must be >= 0")
+    return found + _range_problems(config, (f"{prefix}_label_smoothing",), 0, 1, closed=False)
 
 
 @dataclass(frozen=True)
@@ -207,7 +223,19 @@ class HeadConfig(_Config):
     head_epochs: int = _param(50, "Most epochs; early stopping usually ends sooner.")
     head_batch_size: int = _param(64, "Feature rows per step.")
     head_patience: int = _param(5, "Epochs without a better validation loss before stopping.")
+    head_schedule: str = _param("constant", SCHEDULE_HELP)
+    head_warmup_epochs: float = _param(0.0, "Warmup epochs of the cosine schedule.")
+    head_label_smoothing: float = _param(
+        0.0, "Label smoothing of the head's loss (0 = none; 0.1 is the usual choice)."
+    )
     class_weight: str = _param("none", "none, or balanced (weights inverse to class frequency).")
+    head_sweep: int = _param(
+        0,
+        "Head settings to try on the cached features (learning rate, widths, dropout, label "
+        "smoothing; the configured head first); the best on validation is kept. 0 = just the "
+        "configured head.",
+    )
+    sweep_budget: float = _param(600.0, "Seconds the head sweep may run; no trial starts after.")
     seed: int = _param(0, SEED_HELP)
 
     def problems(self) -> list[str]:
@@ -226,7 +254,14 @@ class HeadConfig(_Config):
             parse_units(self.head_units)
         except ValueError:
             found.append(f"--head-units {self.head_units!r}: give widths like 256 or 512,128")
-        return found + _at_least(self, 1, "head_epochs", "head_batch_size", "head_patience")
+        found += _recipe_problems(self, "head")
+        if not self.sweep_budget > 0:
+            found.append(f"--sweep-budget must be > 0 seconds, got {self.sweep_budget}")
+        return (
+            found
+            + _at_least(self, 1, "head_epochs", "head_batch_size", "head_patience")
+            + _at_least(self, 0, "head_sweep")
+        )
 
     @property
     def hidden_units(self) -> list[int]:
@@ -246,21 +281,46 @@ class FineTuneConfig(_Config):
         "from_layer=NAME, after_layer=NAME, or all. BatchNorm layers stay frozen.",
     )
     fine_tune_optimizer: str = _param("adam", "adam, sgd (with --momentum), rmsprop or adamw.")
-    fine_tune_learning_rate: float = _param(3e-5, "Learning rate: small, to keep the features.")
+    fine_tune_learning_rate: float = _param(5e-5, "Learning rate: small, to keep the features.")
     momentum: float = _param(0.9, "SGD momentum.")
-    fine_tune_epochs: int = _param(15, "Most epochs; early stopping may end sooner.")
+    fine_tune_epochs: int = _param(20, "Most epochs; early stopping may end sooner.")
     fine_tune_batch_size: int = _param(32, "Images per step (per replica on several GPUs).")
     fine_tune_patience: int = _param(4, "Epochs without a better validation loss before stopping.")
+    fine_tune_schedule: str = _param("cosine", SCHEDULE_HELP)
+    fine_tune_warmup_epochs: float = _param(1.0, "Warmup epochs of the cosine schedule.")
+    fine_tune_label_smoothing: float = _param(
+        0.1, "Label smoothing of the fine-tuning loss (0 = none)."
+    )
+    layer_decay: float = _param(
+        1.0,
+        "Layer-wise learning-rate decay: each unfrozen backbone layer learns at decay**depth "
+        "of the rate, depth counted from the top (1 = every layer at the full rate).",
+    )
+    ema_momentum: float = _param(
+        0.99,
+        "Keep and use an exponential moving average of the weights, updated every step "
+        "with this momentum (0 = off; 0.99 averages over ~100 steps).",
+    )
     augmentation: str = _param(
         "flip,translation=0.05",
         "Training-input augmentation: comma-separated flip, rotation=F, zoom=F, "
         "translation=F, contrast=F ('' = none).",
     )
     mixed_precision: str = _param("auto", "auto (on for GPUs that support it), on, or off.")
+    determinism: str = _param(
+        "auto",
+        "Deterministic ops, so one seed gives one model: auto (on without GPUs, where it costs "
+        "nothing measurable), on, or off.",
+    )
     warm_start: bool = _param(
         False,
         "Start fine-tuning from the production model (the export destination's latest) when "
         "it has the same classes and architecture; otherwise from the trained head.",
+    )
+    cold_start_every: int = _param(
+        0,
+        "With --warm-start, start cold when this would be the N-th run in a row without a "
+        "cold start (7 on a nightly schedule: one cold retrain a week; 0 = never forced).",
     )
     seed: int = _param(0, SEED_HELP)
 
@@ -283,15 +343,21 @@ class FineTuneConfig(_Config):
             parse_augmentation(self.augmentation)
         except ValueError as err:
             found.append(f"--augmentation {err}")
-        if self.mixed_precision not in ("auto", "on", "off"):
-            found.append(f"--mixed-precision {self.mixed_precision!r}: use auto, on or off")
+        for name in ("mixed_precision", "determinism"):
+            if getattr(self, name) not in ("auto", "on", "off"):
+                found.append(f"{flag(name)} {getattr(self, name)!r}: use auto, on or off")
         if not self.fine_tune_learning_rate > 0:
             found.append(
                 f"--fine-tune-learning-rate must be > 0, got {self.fine_tune_learning_rate}"
             )
-        found += _range_problems(self, ("momentum",), 0, 1, closed=False)
-        return found + _at_least(
-            self, 1, "fine_tune_epochs", "fine_tune_batch_size", "fine_tune_patience"
+        found += _range_problems(self, ("momentum", "ema_momentum"), 0, 1, closed=False)
+        if not 0 < self.layer_decay <= 1:
+            found.append(f"--layer-decay must be in (0, 1], got {self.layer_decay}")
+        found += _recipe_problems(self, "fine_tune")
+        return (
+            found
+            + _at_least(self, 1, "fine_tune_epochs", "fine_tune_batch_size", "fine_tune_patience")
+            + _at_least(self, 0, "cold_start_every")
         )
 
 
@@ -326,6 +392,11 @@ class EvalConfig(_Config):
     )
     near_duplicate_threshold: float = _param(
         0.95, "Cosine similarity of features from which two images are near-duplicates."
+    )
+    test_time_flip: bool = _param(
+        False,
+        "Average each prediction over the image and its mirror image, in evaluation and in "
+        "the exported model (twice the inference cost).",
     )
     top_k: int = _param(3, "k of the reported top-k accuracy.")
     misclassified_examples: int = _param(24, "Misclassified test images shown in the report.")

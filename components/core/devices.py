@@ -32,6 +32,23 @@ def mixed_precision_wanted(setting: str) -> bool:
     return bool(gpus) and all(c is not None and c >= (7, 0) for c in capabilities)
 
 
+def deterministic_ops(setting: str) -> bool:
+    """Makes TensorFlow's ops deterministic for this process when the setting asks; says so.
+
+    `auto` means on without GPUs: on CPU the same seed then gives the same weights, bit for
+    bit, at no measured cost (docs/benchmarks.md), where GPU kernels would be slower.
+    `on` and `off` force it. Once on, it stays on for the process (a KFP step is one).
+
+    Returns:
+        Whether this call turned determinism on.
+    """
+    wanted = setting == "on" or (setting == "auto" and not tf.config.list_physical_devices("GPU"))
+    if wanted:
+        tf.config.experimental.enable_op_determinism()
+        LOGGER.info("deterministic ops: on (same seed, same weights)")
+    return wanted
+
+
 @contextlib.contextmanager
 def dtype_policy(mixed: bool) -> Iterator[None]:
     """Builds models under `mixed_float16` for the block when `mixed`, restoring the policy."""

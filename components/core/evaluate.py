@@ -9,7 +9,12 @@ from kftransfer.components.core import layout, pixels, trust
 from kftransfer.components.core.backbones import fingerprint
 from kftransfer.components.core.blessing import Verdict, bless
 from kftransfer.components.core.chunk_store import pixel_store
-from kftransfer.components.core.classifier import predict_batches, predict_images, to_probabilities
+from kftransfer.components.core.classifier import (
+    predict_batches,
+    predict_images,
+    to_probabilities,
+    with_flip_averaging,
+)
 from kftransfer.components.core.config import EvalConfig
 from kftransfer.components.core.export import load_exported
 from kftransfer.components.core.layout import read_labels, read_rows, stage_model
@@ -40,6 +45,7 @@ class Evaluation:
         calibration: per model ("fine_tuned", "head"), `trust.calibrate`'s result.
         label_issues: `trust.find_label_issues` on train and validation.
         near_duplicates: `trust.find_near_duplicates`, and `accuracy_without_leaked`.
+        test_time_flip: the fine-tuned model was judged (and is exported) with flip averaging.
     """
 
     labels: list[str]
@@ -54,6 +60,7 @@ class Evaluation:
     calibration: dict[str, dict]
     label_issues: dict
     near_duplicates: dict
+    test_time_flip: bool = False
 
     def to_json(self) -> dict:
         """A JSON-able dict of everything."""
@@ -158,6 +165,8 @@ def evaluate_stages(
     head, head_val, head_test, head_right = _head_on_features(cached, head_model, labels, config)
     test = HeldOutImages.of(rows["test"], labels, cache_uri)
     candidate = load_model(stage_model(model_stage))
+    if config.test_time_flip:
+        candidate = with_flip_averaging(candidate)
     probabilities, kept = test.predict(candidate)
     y_test = test.y_true[kept]
     fine_tuned = classification_metrics(y_test, probabilities, labels, config.top_k)
@@ -200,6 +209,7 @@ def evaluate_stages(
         },
         label_issues=trust.find_label_issues(trainval, labels, config),
         near_duplicates=duplicates,
+        test_time_flip=config.test_time_flip,
     )
 
 

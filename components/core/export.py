@@ -28,7 +28,7 @@ import tensorflow as tf
 
 from kftransfer.components.core import layout, storage, versions
 from kftransfer.components.core.calibration import TemperatureScaling
-from kftransfer.components.core.classifier import as_probabilities, num_classes
+from kftransfer.components.core.classifier import as_probabilities, num_classes, with_flip_averaging
 from kftransfer.components.core.config import ExportConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.images import decode_resized, image_dataset
@@ -244,6 +244,8 @@ def export_run(
         return model_card(evaluation, manifest, stats, hyper_parameters, version)
 
     serving = serving_settings(evaluation)
+    if serving["test_time_flip"]:
+        model = with_flip_averaging(model)
     model = with_temperature(model, serving["temperature"])
     request = tflite_request(splits_uri, model.input_shape[1], config)
     labels = layout.read_labels(splits_uri)
@@ -254,11 +256,14 @@ def serving_settings(evaluation: dict) -> dict:
     """What the exported model serves, from the evaluation's calibration of the fine-tuned model.
 
     `temperature` (applied inside the exported model), `min_confidence` (the signature and
-    `predict` answer `unknown_label` below it; 0 = never) and `unknown_label`.
+    `predict` answer `unknown_label` below it; 0 = never), `unknown_label`, and
+    `test_time_flip` (the exported model averages over the image and its mirror, as the
+    evaluated one did).
     """
     calibrated = evaluation.get("calibration", {}).get("fine_tuned", {})
     return {
         "temperature": calibrated.get("temperature", 1.0),
         "min_confidence": calibrated.get("min_confidence", 0.0),
         "unknown_label": UNKNOWN,
+        "test_time_flip": bool(evaluation.get("test_time_flip", False)),
     }

@@ -23,6 +23,7 @@ from kftransfer.components.core.chunk_store import ChunkStore, pixel_store
 from kftransfer.components.core.classifier import accuracy_name, compile_classifier
 from kftransfer.components.core.config import FineTuneConfig
 from kftransfer.components.core.devices import (
+    deterministic_ops,
     distribution_strategy,
     dtype_policy,
     mixed_precision_wanted,
@@ -37,16 +38,22 @@ from kftransfer.components.core.fine_tune_model import (
 from kftransfer.components.core.layout import read_manifest, read_rows, stage_model
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
+from kftransfer.components.core.recipe import (
+    ema_callbacks,
+    layer_decay_scales,
+    learning_rate,
+    make_optimizer,
+    steps_per_epoch,
+)
 from kftransfer.components.core.training import (
     EpochLogger,
     StageOutputs,
     TrainResult,
     fit,
-    make_optimizer,
     quiet_unknown_length,
     tensorboard_callbacks,
 )
-from kftransfer.components.core.warm_start import warm_start
+from kftransfer.components.core.warm_start import Start, warm_start
 
 
 @dataclass
@@ -56,7 +63,7 @@ class FineTuneResult(TrainResult):
     initial_val_accuracy: float | None = None
     trainable_layers: list[str] | None = None
     pixels: dict[str, int] | None = None  # images decoded into / reused from the pixel store
-    start: str = ""  # what the weights started from (the head, or a production version)
+    start: Start | None = None  # what the weights started from (the head, or production)
 
 
 def _datasets(store: ChunkStore, splits_uri: str, labels: list[str], batch: int, config):
@@ -85,7 +92,7 @@ def pixel_cache_root(cache_uri: str) -> Iterator[str]:
         yield tmp
 
 
-def _build(manifest: dict, head_uri: str, config: FineTuneConfig, strategy):
+def _build(manifest: dict, head_uri: str, config: FineTuneConfig, strategy, train_rows: int):
     """The compiled fine-tuning model: backbone (checked) + the trained head, top unfrozen."""
     with strategy.scope(), dtype_policy(mixed_precision_wanted(config.mixed_precision)):
         backbone = build_backbone(extract_config(manifest))
@@ -96,12 +103,29 @@ def _build(manifest: dict, head_uri: str, config: FineTuneConfig, strategy):
             )
         model = build_fine_tune_model(backbone, load_model(head_uri), manifest["pooling"])
         trained = set_trainable(backbone.base, config.unfreeze, backbone.unfreeze)
-        optimizer = make_optimizer(
-            config.fine_tune_optimizer, config.fine_tune_learning_rate, config.momentum
-        )
-        compile_classifier(model, optimizer)
+        batch = config.fine_tune_batch_size * strategy.num_replicas_in_sync
+        optimizer = fine_tune_optimizer(config, steps_per_epoch(train_rows, batch), backbone.base)
+        compile_classifier(model, optimizer, config.fine_tune_label_smoothing)
     LOGGER.info("fine-tune: %d backbone layers trainable, from %s", len(trained), trained[:1])
     return model, backbone, trained
+
+
+def fine_tune_optimizer(config: FineTuneConfig, steps: int, base: keras.Model):
+    """The recipe's optimizer: schedule over `steps` per epoch, layer decay over `base`, EMA."""
+    rate = learning_rate(
+        config.fine_tune_learning_rate,
+        config.fine_tune_schedule,
+        config.fine_tune_epochs,
+        steps,
+        config.fine_tune_warmup_epochs,
+    )
+    return make_optimizer(
+        config.fine_tune_optimizer,
+        rate,
+        config.momentum,
+        config.ema_momentum,
+        layer_decay_scales(base.layers, config.layer_decay),
+    )
 
 
 def fine_tune(
@@ -131,17 +155,19 @@ def fine_tune(
             the same network (`warm_start.warm_start`).
     """
     keras.utils.set_random_seed(config.seed)
+    deterministic_ops(config.determinism)
     manifest = read_manifest(features_uri)
     strategy = distribution_strategy()
-    model, backbone, trained = _build(manifest, head_uri, config, strategy)
-    started_from, start_note = "", "from the trained head"
+    train_rows = len(read_rows(splits_uri, "train"))
+    model, backbone, trained = _build(manifest, head_uri, config, strategy, train_rows)
+    start = Start("", "from the trained head")
     if config.warm_start:
-        started_from, start_note = warm_start(model, manifest["labels"], export_uri)
+        start = warm_start(model, manifest["labels"], export_uri, config.cold_start_every)
     batch = config.fine_tune_batch_size * strategy.num_replicas_in_sync
     head_sha = hashlib.sha256(storage.read_bytes(head_uri)).hexdigest()
     resumable = ResumableTraining(
         checkpoint_uri,
-        fingerprint_of("fine_tune", manifest["splits"], head_sha, started_from, config.to_dict()),
+        fingerprint_of("fine_tune", manifest["splits"], head_sha, start.version, config.to_dict()),
         config.fine_tune_patience,
     )
     with pixel_cache_root(cache_uri) as root:
@@ -158,7 +184,7 @@ def fine_tune(
         initial_val_accuracy=baseline[f"val_{accuracy_name(model)}"] if baseline else None,
         trainable_layers=trained,
         pixels=decoded,
-        start=start_note,
+        start=start,
     )
 
 
@@ -174,7 +200,14 @@ def _train(model, train, val, rows, resumable, config, tensorboard_uri, callback
             scores[accuracy_name(model)],
         )
     logger = EpochLogger("fine-tune", rows, config.fine_tune_epochs)
-    callbacks = [logger, resumable, *tensorboard_callbacks(tensorboard_uri), *callbacks]
+    averaging = ema_callbacks(model, initial_epoch)  # before `resumable`: it checkpoints EMA
+    callbacks = [
+        logger,
+        *averaging,
+        resumable,
+        *tensorboard_callbacks(tensorboard_uri),
+        *callbacks,
+    ]
     fit(model, train, val, config.fine_tune_epochs, initial_epoch, callbacks)
     resumable.finish(model)
     return logger
@@ -214,7 +247,11 @@ def fine_tune_stage(
         cache_uri=cache_uri,
         export_uri=export_uri,
     )
-    extra = {**trainable_summary(result.model), "start": result.start}
+    extra = {
+        **trainable_summary(result.model),
+        "start": result.start.note,
+        "warm_starts": result.start.warm_starts,
+    }
     extra.update({f"pixels_{k}": v for k, v in (result.pixels or {}).items()})
     if result.initial_val_accuracy is not None:
         extra["initial_val_accuracy"] = result.initial_val_accuracy

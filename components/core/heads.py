@@ -17,14 +17,15 @@ from kftransfer.components.core import shards
 from kftransfer.components.core.checkpoints import ResumableTraining, fingerprint_of
 from kftransfer.components.core.classifier import compile_classifier
 from kftransfer.components.core.config import HeadConfig
+from kftransfer.components.core.head_sweep import sweep_heads, sweep_metrics
 from kftransfer.components.core.layout import read_manifest
 from kftransfer.components.core.progress import LOGGER
+from kftransfer.components.core.recipe import learning_rate, make_optimizer, steps_per_epoch
 from kftransfer.components.core.training import (
     EpochLogger,
     StageOutputs,
     TrainResult,
     fit,
-    make_optimizer,
     tensorboard_callbacks,
 )
 
@@ -139,6 +140,18 @@ def train_statistics(folder: str, num_classes: int) -> FeatureStatistics:
     return FeatureStatistics(mean, np.maximum(variance, floor), counts)
 
 
+def head_optimizer(config: HeadConfig, rows: int) -> keras.optimizers.Optimizer:
+    """The head's optimizer: its learning rate under its schedule, for `rows` train rows."""
+    rate = learning_rate(
+        config.head_learning_rate,
+        config.head_schedule,
+        config.head_epochs,
+        steps_per_epoch(rows, config.head_batch_size),
+        config.head_warmup_epochs,
+    )
+    return make_optimizer(config.head_optimizer, rate)
+
+
 def train_head(
     features_uri: str,
     config: HeadConfig,
@@ -164,8 +177,10 @@ def train_head(
     validation = features_dataset(features_uri, "validation", config.head_batch_size)
     statistics = train_statistics(features_uri, num_classes)
     model = build_head(dim, num_classes, config, statistics.mean, statistics.variance)
-    optimizer = make_optimizer(config.head_optimizer, config.head_learning_rate)
-    compile_classifier(model, optimizer, steps_per_execution=16)
+    rows = manifest["splits"]["train"]["rows"]
+    compile_classifier(
+        model, head_optimizer(config, rows), config.head_label_smoothing, steps_per_execution=16
+    )
     shard_hashes = {
         s: [e["sha256"] for e in info["shards"]] for s, info in manifest["splits"].items()
     }
@@ -173,7 +188,6 @@ def train_head(
         checkpoint_uri, fingerprint_of("head", shard_hashes, config.to_dict()), config.head_patience
     )
     initial_epoch = resumable.resume(model)
-    rows = manifest["splits"]["train"]["rows"]
     logger = EpochLogger("head", rows, config.head_epochs)
     weights = statistics.balanced_class_weights() if config.class_weight == "balanced" else None
     callbacks = [logger, resumable, *tensorboard_callbacks(tensorboard_uri), *callbacks]
@@ -187,6 +201,19 @@ def train_head(
 
 
 def train_head_stage(features_uri: str, config: HeadConfig, outputs: StageOutputs) -> dict:
-    """Trains the head and writes its stage folder and curves; returns the summary."""
+    """Trains the head (or sweeps heads) and writes its stage folder and curves.
+
+    With `config.head_sweep` > 1 the stage keeps the sweep's winner, its config, and the
+    trials (`sweep` in the summary, flat `sweep_*` numbers for KFP metrics).
+
+    Returns:
+        The stage's summary.
+    """
+    if config.head_sweep > 1:
+        (result, chosen), trials = sweep_heads(
+            features_uri, config, train_head, outputs.checkpoint_uri
+        )
+        extra = {**sweep_metrics(trials), "sweep": trials}
+        return outputs.save(result, chosen, "Head training (sweep winner)", extra)
     result = train_head(features_uri, config, outputs.checkpoint_uri, outputs.tensorboard_uri)
     return outputs.save(result, config, "Head training")

@@ -63,3 +63,16 @@ def pooling_layer(pooling: str) -> keras.layers.Layer:
     if pooling not in layers:
         raise ValueError(f"unknown pooling {pooling!r}: use one of {sorted(layers)}")
     return layers[pooling](name=f"{pooling}_pool")
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Mirror(keras.layers.Layer):
+    """Images `[B, H, W, C]` mirrored left to right (for test-time flip averaging)."""
+
+    def call(self, images):
+        """Reverses the width axis."""
+        return ops.flip(images, axis=2)
+
+    def compute_output_shape(self, input_shape):
+        """Same shape as the input."""
+        return input_shape

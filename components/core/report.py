@@ -6,6 +6,7 @@ import numpy as np
 
 from kftransfer.components.core import layout, storage
 from kftransfer.components.core.evaluate import Evaluation
+from kftransfer.components.core.head_sweep import SWEPT
 from kftransfer.components.core.plots import (
     figure_png,
     html_page,
@@ -74,6 +75,26 @@ def _metrics_table(models: dict[str, dict]) -> str:
     return f"<table><tr><th>metric</th>{head}</tr>{body}</table>"
 
 
+def _sweep_section(evaluation: Evaluation) -> str:
+    """The head sweep's trials (validation only), the chosen one marked; '' without a sweep."""
+    trials = evaluation.training.get("head", {}).get("sweep")
+    if not trials:
+        return ""
+    columns = ("trial", *SWEPT, "val_accuracy", "val_loss", "epochs", "seconds")
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr" + (' style="font-weight:bold"' if t["chosen"] else "") + ">"
+        + "".join(f"<td>{html.escape(str(t[c]))}</td>" for c in columns)
+        + "</tr>"
+        for t in trials
+    )  # fmt: skip
+    return (
+        f"<h2>Head sweep ({len(trials)} trials on cached features)</h2><p>Chosen by validation "
+        "accuracy (bold); fine-tuning started from it. The test split played no part.</p>"
+        f"<table><tr>{head}</tr>{body}</table>"
+    )
+
+
 def _verdict(evaluation: Evaluation) -> str:
     status = "BLESSED: exported" if evaluation.verdict.blessed else "NOT BLESSED: not exported"
     css = "ok" if evaluation.verdict.blessed else "no"
@@ -116,6 +137,7 @@ def render_report(evaluation: Evaluation, histories: dict[str, dict], stats: dic
         "<h2>Per-class recall and F1</h2>"
         + img_tag(per_class_bars(models, labels, "recall"), "per-class recall")
         + img_tag(per_class_bars(models, labels, "f1"), "per-class F1"),
+        _sweep_section(evaluation),
         "<h2>Training curves</h2>"
         + "".join(
             img_tag(training_curves(h, name), f"{name} curves") for name, h in histories.items()

@@ -67,18 +67,6 @@ class TrainResult:
         return summary
 
 
-def make_optimizer(name: str, learning_rate: float, momentum: float = 0.9):
-    """A Keras optimizer by name (`sgd` uses `momentum`)."""
-    if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=momentum)
-    optimizers = {
-        "adam": keras.optimizers.Adam,
-        "rmsprop": keras.optimizers.RMSprop,
-        "adamw": keras.optimizers.AdamW,
-    }
-    return optimizers[name](learning_rate)
-
-
 class EpochLogger(keras.callbacks.Callback):
     """Logs one line per epoch: metrics, seconds and examples/s.
 

@@ -5,41 +5,79 @@ production already knows. The production model (the export destination's `latest
 used only when it is the same network: the same classes in the same order, and weights of
 the same shapes in the same order (same backbone, input size, pooling and head). Anything
 else is a cold start, with the reason logged and recorded in the stage summary.
+
+Each warm start counts how many came in a row (`warm_starts` in the fine-tuning summary,
+read back from the production version's evaluation.json), so `--cold-start-every N` can
+force a cold retrain after N - 1 warm ones: weights that only ever start from yesterday's
+never get the chance to leave a basin an earlier dataset put them in.
 """
+
+from dataclasses import dataclass
 
 import keras
 
 from kftransfer.components.core import storage
 from kftransfer.components.core.export import load_exported
+from kftransfer.components.core.layout import EVALUATION_FILE
 from kftransfer.components.core.progress import LOGGER
 from kftransfer.components.core.versions import latest_version
 
 
-def warm_start(model: keras.Model, labels: list[str], export_uri: str) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Start:
+    """Where fine-tuning's weights started.
+
+    Attributes:
+        version: the production version started from ('' for a cold start).
+        note: one line saying what happened and why.
+        warm_starts: warm starts in a row ending with this one (0 for a cold start).
+    """
+
+    version: str
+    note: str
+    warm_starts: int = 0
+
+
+def warm_start(
+    model: keras.Model, labels: list[str], export_uri: str, cold_start_every: int = 0
+) -> Start:
     """Loads the production model's weights into `model` when it is the same network.
 
     Args:
         model: the fine-tuning model (backbone + head), built and compiled.
         labels: its class names in output order.
         export_uri: the export destination whose latest version is in production.
-
-    Returns:
-        the version started from ('' for a cold start), and one line saying what happened.
+        cold_start_every: start cold when this would be the N-th start in a row without a
+            cold one (0 = never forced).
     """
     version = latest_version(export_uri) if export_uri else None
     if version is None:
         note = "cold start: no production model" + (f" at {export_uri}" if export_uri else "")
-        return _said("", note)
-    production, production_labels = load_exported(storage.join(export_uri, version))
+        return _said(Start("", note))
+    folder = storage.join(export_uri, version)
+    chain = _warm_starts(folder) + 1
+    if cold_start_every and chain >= cold_start_every:
+        return _said(Start("", f"cold start: every {cold_start_every} runs (--cold-start-every)"))
+    production, production_labels = load_exported(folder)
     if production_labels != labels:
-        return _said("", f"cold start: production version {version} has other classes")
+        return _said(Start("", f"cold start: production version {version} has other classes"))
     ours, theirs = model.get_weights(), production.get_weights()
     if [w.shape for w in ours] != [w.shape for w in theirs]:
-        return _said("", f"cold start: production version {version} is another architecture")
+        note = f"cold start: production version {version} is another architecture"
+        return _said(Start("", note))
     model.set_weights(theirs)
-    return _said(version, f"warm start from production version {version}")
+    return _said(Start(version, f"warm start from production version {version}", chain))
 
 
-def _said(version: str, note: str) -> tuple[str, str]:
-    LOGGER.info("fine-tune: %s", note)
-    return version, note
+def _warm_starts(version_folder: str) -> int:
+    """How many warm starts in a row led to the version (0 when it records none)."""
+    try:
+        evaluation = storage.read_json(storage.join(version_folder, EVALUATION_FILE))
+    except storage.NotFoundError:
+        return 0
+    return int(evaluation.get("training", {}).get("fine_tuned", {}).get("warm_starts", 0))
+
+
+def _said(start: Start) -> Start:
+    LOGGER.info("fine-tune: %s", start.note)
+    return start

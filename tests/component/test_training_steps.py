@@ -24,8 +24,10 @@ def train_and_export(source: str, checkpoint_uri: str, destination: str, min_acc
         splits=splits, cache_uri="", part_index=0, part_count=1,
         backbone="vgg16", weights="none", image_size=32,
     ).outputs["features"]  # fmt: skip
-    head = train_head(features=features, checkpoint_uri=checkpoint_uri, tensorboard_uri="",
-                      head_epochs=20, head_normalize=True).outputs["head"]  # fmt: skip
+    head = train_head(
+        features=features, checkpoint_uri=checkpoint_uri, tensorboard_uri="",
+        head_epochs=20, head_normalize=True, head_sweep=3,
+    ).outputs["head"]  # fmt: skip
     model = fine_tune(
         splits=splits, features=features, head=head, cache_uri="", export_uri=destination,
         checkpoint_uri=checkpoint_uri, tensorboard_uri="", fine_tune_epochs=1,
@@ -59,6 +61,9 @@ def test_training_evaluation_and_export_components(kfp_local, tmp_path):
         "model.keras",
         "summary.json",
     ]
+    metrics = json.loads(Path(os.path.join(head, "metrics")).read_text())
+    assert metrics["sweep_trials"] == 3  # the sweep's trials reach the KFP metrics
+    assert {f"sweep_trial_{i}_val_accuracy" for i in range(3)} <= set(metrics)
     curves = Path(os.path.join(head, "curves")).read_text()
     assert curves.startswith("<!doctype html>") and "data:image/png;base64," in curves
     tuned = task_folder(kfp_local, "fine-tune")
@@ -76,7 +81,8 @@ def test_training_evaluation_and_export_components(kfp_local, tmp_path):
     assert evaluation["fine_tuned"]["examples"] == sum(
         map(sum, evaluation["fine_tuned"]["confusion"])
     )
-    assert "BLESSED: exported" in Path(os.path.join(evaluated, "report")).read_text()
+    report = Path(os.path.join(evaluated, "report")).read_text()
+    assert "BLESSED: exported" in report and "Head sweep (3 trials on cached features)" in report
     version = Path(os.path.join(destination, "latest")).read_text()
     assert sorted(os.listdir(os.path.join(destination, version)))[:4] == [
         "assets", "evaluation.json", "fingerprint.pb", "labels.json"

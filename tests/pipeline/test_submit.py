@@ -73,7 +73,7 @@ def test_submit_sends_the_spec_parameters_and_experiment(kfp):
     assert parameters["source"] == "gs://bucket/photos"
     assert parameters["export_uri"] == "gs://bucket/models"
     assert parameters["backbone"] == "efficientnet_b0" and parameters["fine_tune_epochs"] == 7
-    assert parameters["fine_tune_learning_rate"] == 3e-5  # defaults are sent too: reproducible
+    assert parameters["fine_tune_learning_rate"] == 5e-5  # defaults are sent too: reproducible
     spec = run["pipeline_spec"]["pipeline_spec"]
     assert spec["pipelineInfo"]["name"] == "kftransfer"
     assert_caching(spec, cache=False)  # --no-cache

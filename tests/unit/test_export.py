@@ -12,7 +12,7 @@ import tensorflow as tf
 from kftransfer.components.core import export, storage, versions
 from kftransfer.components.core import predict as predictor
 from kftransfer.components.core.calibration import apply_temperature
-from kftransfer.components.core.classifier import predict_images
+from kftransfer.components.core.classifier import predict_images, with_flip_averaging
 from kftransfer.components.core.config import EvalConfig, ExportConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.evaluate import evaluate_stages
@@ -49,6 +49,26 @@ def test_bytes_signature_gives_the_keras_models_probabilities(tuned, model, tmp_
     np.testing.assert_allclose(predict_images(reloaded, uris)[0], expected, atol=1e-6)
 
 
+def test_flip_averaging_is_served_as_it_was_judged(tuned, model, tmp_path):
+    """--test-time-flip: evaluation and the exported SavedModel both average over mirrors."""
+    uris = [row.uri for row in read_rows(tuned["split"], "test")]
+    stages = (tuned["split"], tuned["features"], tuned["head"], tuned["model"])
+    evaluation = evaluate_stages(*stages, "", EvalConfig(test_time_flip=True))
+    assert evaluation.test_time_flip
+    averaged, _ = predict_images(with_flip_averaging(model), uris)
+    assert np.abs(averaged - predict_images(model, uris)[0]).max() > 1e-6  # mirrors differ
+    evaluation_json = evaluation.to_json()
+    evaluation_json["calibration"]["fine_tuned"].update(temperature=1.0, min_confidence=0.0)
+    storage.write_json(str(tmp_path / "evaluation.json"), evaluation_json)
+    target = export.export_run(
+        *stages, str(tmp_path / "evaluation.json"), str(tmp_path / "models"), ExportConfig()
+    )
+    assert storage.read_json(f"{target}/serving.json")["test_time_flip"] is True
+    serving = tf.saved_model.load(target).signatures["serving_default"]
+    out = serving(image_bytes=tf.constant([storage.read_bytes(u) for u in uris]))
+    np.testing.assert_allclose(out["probabilities"].numpy(), averaged, atol=1e-5)
+
+
 def test_calibrated_export_answers_unknown_below_the_chosen_confidence(tuned, model, tmp_path):
     """Evaluation's temperature and threshold reach the SavedModel, .keras and predict."""
     uris = [row.uri for row in read_rows(tuned["split"], "test")]
@@ -67,7 +87,8 @@ def test_calibrated_export_answers_unknown_below_the_chosen_confidence(tuned, mo
         *stages, str(tmp_path / "evaluation.json"), destination, ExportConfig()
     )
     assert storage.read_json(f"{target}/serving.json") == {
-        "temperature": 4.0, "min_confidence": threshold, "unknown_label": "unknown"
+        "temperature": 4.0, "min_confidence": threshold, "unknown_label": "unknown",
+        "test_time_flip": False,
     }  # fmt: skip
     serving = tf.saved_model.load(target).signatures["serving_default"]
     out = serving(image_bytes=tf.constant([storage.read_bytes(u) for u in uris]))

@@ -142,7 +142,7 @@ def test_a_warm_start_begins_where_production_is_and_a_mismatch_starts_cold(
 
     path, head_accuracy = head_file
     cold = ft.fine_tune(learnable["split"], learnable["features"], path, ONE_EPOCH)
-    assert cold.start == "from the trained head"
+    assert cold.start.note == "from the trained head"
     production = keras.models.clone_model(cold.model)
     production.set_weights(cold.model.get_weights())
     labels = read_labels(learnable["split"])
@@ -152,16 +152,44 @@ def test_a_warm_start_begins_where_production_is_and_a_mismatch_starts_cold(
     warm = ft.fine_tune(learnable["split"], learnable["features"], path, warm_config,
                         export_uri=destination)  # fmt: skip
     version = latest_version(destination)
-    assert warm.start == f"warm start from production version {version}"
+    assert warm.start.note == f"warm start from production version {version}"
+    assert warm.start.warm_starts == 1
     cold_best = max(cold.history["val_" + ft.accuracy_name(cold.model)])
     assert warm.initial_val_accuracy >= cold_best  # reached at epoch 0, not after training
     other = str(tmp_path / "other")
     export.export_model(production, ["x", "y", "z"], other, "#", {})
     mismatch = ft.fine_tune(learnable["split"], learnable["features"], path, warm_config,
                             export_uri=other)  # fmt: skip
-    assert mismatch.start.startswith("cold start: production version ")
-    assert mismatch.start.endswith(" has other classes")
+    assert mismatch.start.note.startswith("cold start: production version ")
+    assert mismatch.start.note.endswith(" has other classes")
     assert abs(mismatch.initial_val_accuracy - head_accuracy) < 0.05
     empty = ft.fine_tune(learnable["split"], learnable["features"], path, warm_config,
                          export_uri=str(tmp_path / "none"))  # fmt: skip
-    assert empty.start == f"cold start: no production model at {tmp_path / 'none'}"
+    assert empty.start.note == f"cold start: no production model at {tmp_path / 'none'}"
+
+
+def test_cold_start_every_n_counts_warm_starts_in_a_row(learnable, head_file, tmp_path):
+    """Production came from 2 warm starts in a row: a 3rd is allowed only below N = 3."""
+    from kftransfer.components.core import export
+    from kftransfer.components.core.layout import read_labels
+
+    path = head_file[0]
+    cold = ft.fine_tune(learnable["split"], learnable["features"], path, ONE_EPOCH)
+    destination = str(tmp_path / "models")
+    evaluation = {"training": {"fine_tuned": {"warm_starts": 2}}}
+    labels = read_labels(learnable["split"])
+    export.export_model(cold.model, labels, destination, "#", evaluation)
+
+    def start(every: int):
+        config = FineTuneConfig(
+            fine_tune_epochs=1, fine_tune_batch_size=16, warm_start=True, cold_start_every=every
+        )
+        return ft.fine_tune(learnable["split"], learnable["features"], path, config,
+                            export_uri=destination).start  # fmt: skip
+
+    forced = start(3)
+    assert forced.note == "cold start: every 3 runs (--cold-start-every)"
+    assert (forced.version, forced.warm_starts) == ("", 0)
+    allowed = start(4)
+    assert allowed.note.startswith("warm start from production version ")
+    assert allowed.warm_starts == 3
