@@ -14,23 +14,23 @@ from tests.readme import demo_output, section
 
 def test_the_demo_summary_prints_as_the_readme_shows(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    run = os.path.join("kftransfer-demo", "runs", "20261124-140300-ba2f96")
+    run = os.path.join("kftransfer-demo", "runs", "20261124-175618-a38532")
     summary = {
         "head": {"val_accuracy": 0.7079, "test_accuracy": 0.8161},
-        "fine_tuned": {"val_accuracy": 0.8202, "test_accuracy": 0.8621},
-        "trust": {"temperature": 1.37, "ece_before": 0.110, "ece_after": 0.080,
+        "fine_tuned": {"val_accuracy": 0.7865, "test_accuracy": 0.9080},
+        "trust": {"temperature": 0.85, "ece_before": 0.139, "ece_after": 0.088,
                   "min_confidence": 0.0, "label_issues": 62,
                   "label_issues_csv": os.path.abspath(os.path.join(run, "label_issues.csv")),
                   "leaked_test_images": 0},
         "blessed": True,
-        "reasons": ["PASS: test accuracy 0.8621 (75/87) beats always 'bag' 0.0805 (one-sided "
-                    "binomial p=5.4e-69 < 0.01)",
+        "reasons": ["PASS: test accuracy 0.9080 (79/87) beats always 'bag' 0.0805 (one-sided "
+                    "binomial p=1e-76 < 0.01)",
                     "PASS: not significantly worse than the head-only model on the same 87 "
-                    "images (7 fixed, 3 broken; McNemar p=0.34)",
-                    "PASS: test accuracy 0.8621 >= the threshold 0.0000",
+                    "images (9 fixed, 1 broken; McNemar p=0.021)",
+                    "PASS: test accuracy 0.9080 >= the threshold 0.0000",
                     "PASS: no production model at kftransfer-demo/models yet"],
         "report": os.path.abspath(os.path.join(run, "report.html")),  # printed relative
-        "exported": "kftransfer-demo/models/20261124140357004",
+        "exported": "kftransfer-demo/models/20261124175811188",
     }  # fmt: skip
     readme = [line for line in demo_output() if not line.startswith("try:")]
     assert format_summary(summary).splitlines() == readme
