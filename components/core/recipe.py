@@ -1,7 +1,8 @@
 """The training recipe: learning-rate schedules, label smoothing, layer-wise rate decay, EMA.
 
-Both training stages build their optimizer and loss here, so a schedule or a smoothing
-means the same thing for the head and for fine-tuning:
+Both training stages build their optimizer here, so a schedule means the same thing for the
+head and for fine-tuning (their loss, label smoothing included, is
+`classifier.classifier_loss`):
 
 - `cosine`: the learning rate climbs linearly from 0 over the warmup epochs, then follows
   a half cosine down to 0 at the last planned epoch (SGDR / timm / Model Maker style);
@@ -30,7 +31,7 @@ OPTIMIZER_CLASSES = {
 
 
 def learning_rate(
-    base: float, schedule: str, epochs: int, steps_per_epoch: int, warmup_epochs: float
+    base: float, schedule: str, epochs: int, steps: int, warmup_epochs: float
 ) -> float | keras.optimizers.schedules.LearningRateSchedule:
     """`base`, or linear warmup to `base` then cosine decay to 0 over `epochs` (per step).
 
@@ -38,13 +39,13 @@ def learning_rate(
         base: the peak learning rate.
         schedule: `constant` or `cosine`.
         epochs: the planned epochs (the cosine reaches 0 at their end).
-        steps_per_epoch: optimizer steps per epoch.
+        steps: optimizer steps per epoch.
         warmup_epochs: epochs of linear warmup (may be fractional; 0 for none).
     """
     if schedule == "constant":
         return base
-    total = max(epochs * steps_per_epoch, 1)
-    warmup = min(int(round(warmup_epochs * steps_per_epoch)), total - 1)
+    total = max(epochs * steps, 1)
+    warmup = min(int(round(warmup_epochs * steps)), total - 1)
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if warmup else base,
         decay_steps=total - warmup,

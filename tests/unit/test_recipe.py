@@ -19,7 +19,7 @@ from kftransfer.components.core.model_io import load_model, save_model
 
 
 def test_cosine_warms_up_linearly_then_decays_to_zero():
-    schedule = recipe.learning_rate(1e-3, "cosine", epochs=10, steps_per_epoch=10, warmup_epochs=1)
+    schedule = recipe.learning_rate(1e-3, "cosine", epochs=10, steps=10, warmup_epochs=1)
     rates = [float(schedule(step)) for step in range(101)]
     assert rates[0] == 0.0 and rates[5] == pytest.approx(5e-4) and rates[10] == pytest.approx(1e-3)
     assert rates[55] == pytest.approx(5e-4, rel=1e-3)  # half-way down the cosine
