@@ -92,8 +92,12 @@ def pixel_cache_root(cache_uri: str) -> Iterator[str]:
         yield tmp
 
 
-def _build(manifest: dict, head_uri: str, config: FineTuneConfig, strategy, train_rows: int):
-    """The compiled fine-tuning model: backbone (checked) + the trained head, top unfrozen."""
+def _build(manifest: dict, head_uri: str, config: FineTuneConfig, strategy, batch: int):
+    """The compiled fine-tuning model: backbone (checked) + the trained head, top unfrozen.
+
+    `batch` is the global batch size; with the manifest's train rows it sets the steps per
+    epoch of the learning-rate schedule.
+    """
     with strategy.scope(), dtype_policy(mixed_precision_wanted(config.mixed_precision)):
         backbone = build_backbone(extract_config(manifest))
         if backbone.fingerprint != manifest["weights_fingerprint"]:
@@ -103,8 +107,8 @@ def _build(manifest: dict, head_uri: str, config: FineTuneConfig, strategy, trai
             )
         model = build_fine_tune_model(backbone, load_model(head_uri), manifest["pooling"])
         trained = set_trainable(backbone.base, config.unfreeze, backbone.unfreeze)
-        batch = config.fine_tune_batch_size * strategy.num_replicas_in_sync
-        optimizer = fine_tune_optimizer(config, steps_per_epoch(train_rows, batch), backbone.base)
+        steps = steps_per_epoch(manifest["splits"]["train"]["rows"], batch)
+        optimizer = fine_tune_optimizer(config, steps, backbone.base)
         compile_classifier(model, optimizer, config.fine_tune_label_smoothing)
     LOGGER.info("fine-tune: %d backbone layers trainable, from %s", len(trained), trained[:1])
     return model, backbone, trained
@@ -158,12 +162,11 @@ def fine_tune(
     deterministic_ops(config.determinism)
     manifest = read_manifest(features_uri)
     strategy = distribution_strategy()
-    train_rows = len(read_rows(splits_uri, "train"))
-    model, backbone, trained = _build(manifest, head_uri, config, strategy, train_rows)
+    batch = config.fine_tune_batch_size * strategy.num_replicas_in_sync
+    model, backbone, trained = _build(manifest, head_uri, config, strategy, batch)
     start = Start("", "from the trained head")
     if config.warm_start:
         start = warm_start(model, manifest["labels"], export_uri, config.cold_start_every)
-    batch = config.fine_tune_batch_size * strategy.num_replicas_in_sync
     head_sha = hashlib.sha256(storage.read_bytes(head_uri)).hexdigest()
     resumable = ResumableTraining(
         checkpoint_uri,
