@@ -55,15 +55,18 @@ WORKDIR /opt/kftransfer
 
 # Dependencies first (a layer that survives code changes): the project's runtime
 # requirements and its `cpu` or `gpu` extra, resolved against the lock.
-COPY constraints.txt constraints-gpu.txt pyproject.toml ./
+# KerasHub (keras_hub: backbones) without its declared tensorflow-text, which would add
+# the full tensorflow package (requirements-keras-hub.txt says why that is safe).
+COPY constraints.txt constraints-gpu.txt requirements-keras-hub.txt pyproject.toml ./
 RUN python3 -c "import sys, tomllib; p = tomllib.load(open('pyproject.toml', 'rb'))['project']; print('\n'.join(p['dependencies'] + p['optional-dependencies'][sys.argv[1]]))" "${VARIANT}" > requirements.txt \
-    && python3 -m pip install --no-cache-dir -c constraints.txt -c constraints-gpu.txt -r requirements.txt
+    && python3 -m pip install --no-cache-dir -c constraints.txt -c constraints-gpu.txt -r requirements.txt \
+    && python3 -m pip install --no-cache-dir --no-deps -r requirements-keras-hub.txt
 
 COPY README.md ./
 COPY components ./components
 COPY pipelines ./pipelines
 RUN python3 -m pip install --no-cache-dir --no-deps . \
-    && python3 -c "import kftransfer.components.core.features, kftransfer.pipelines.cli"
+    && python3 -c "import kftransfer.components.core.features, kftransfer.pipelines.cli, keras_hub"
 
 USER 1000:0
 WORKDIR /home/kftransfer

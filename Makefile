@@ -19,9 +19,10 @@ REGISTRY ?=
 
 venv: $(STAMP)
 
-$(STAMP): constraints.txt pyproject.toml
+$(STAMP): constraints.txt pyproject.toml requirements-keras-hub.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -c constraints.txt -e '.[cpu,dev]'
+	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps -r requirements-keras-hub.txt
 	touch $@
 
 demo: $(STAMP)

@@ -83,7 +83,7 @@ def fine_tune_model(size: int):
 
     backbone = load_backbone("mobilenet_v2", "none", size)
     model = build_fine_tune_model(backbone, build_head(1280, 2, HeadConfig()), "avg")
-    set_trainable(backbone.base, "default", backbone.unfreeze)
+    set_trainable(backbone, "default")
     compile_classifier(model, keras.optimizers.Adam(3e-5))
     return model
 

@@ -17,7 +17,13 @@ from kftransfer.components.core import storage
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.layers import POOLINGS, PREPROCESSING_MODES
 from kftransfer.components.core.model_io import load_keras_file
-from kftransfer.components.core.registry import CUSTOM_UNFREEZE, REGISTRY, BackboneSpec, is_custom
+from kftransfer.components.core.registry import (
+    CUSTOM_UNFREEZE,
+    REGISTRY,
+    BackboneSpec,
+    is_custom,
+    is_hub,
+)
 
 
 @dataclass
@@ -31,6 +37,8 @@ class Backbone:
         image_size: the input size in pixels.
         unfreeze: the default fine-tuning policy.
         fingerprint: sha256 of the weight values (any change of weights changes it).
+        units: the layers an unfreeze policy and layer decay count, bottom to top; `None`
+            for `base.layers` (KerasHub towers open their encoder's blocks).
     """
 
     name: str
@@ -39,6 +47,11 @@ class Backbone:
     image_size: int
     unfreeze: str
     fingerprint: str
+    units: list[keras.layers.Layer] | None = None
+
+    def layers(self) -> list[keras.layers.Layer]:
+        """The units of fine-tuning, bottom to top (see `units`)."""
+        return self.units if self.units is not None else self.base.layers
 
 
 def resolve_size(backbone: str, image_size: int) -> int:
@@ -65,7 +78,8 @@ def load_backbone(
     """Builds a backbone by registry name, or from a `.keras` file (local or gs://).
 
     Args:
-        name: a registry name (see `REGISTRY`) or the URI of a complete `.keras` model.
+        name: a registry name (see `REGISTRY`), the URI of a complete `.keras` model, or
+            `keras_hub:PRESET` (see `hub_backbones`).
         weights: `imagenet` (Keras download and cache), `none` (random, seeded by the
             caller), or the URI of a `.weights.h5` / `.keras` file for this architecture.
         image_size: input size in pixels; 0 for the backbone's default.
@@ -75,6 +89,10 @@ def load_backbone(
     Raises:
         UserError: unknown name, unreadable or mismatched weights, bad layer name.
     """
+    if is_hub(name):
+        from kftransfer.components.core.hub_backbones import load_hub_backbone
+
+        return load_hub_backbone(name, weights, image_size)
     if is_custom(name):
         return load_custom_backbone(name, image_size, feature_layer, preprocessing or "tf")
     if name not in REGISTRY:

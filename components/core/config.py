@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from kftransfer.components.core.errors import ParameterError
-from kftransfer.components.core.registry import REGISTRY, is_custom
+from kftransfer.components.core.registry import REGISTRY, is_custom, is_hub
 from kftransfer.components.core.specs import parse_augmentation, parse_unfreeze, parse_units
 
 
@@ -140,12 +140,14 @@ class ExtractConfig(_Config):
     backbone: str = _param(
         "mobilenet_v2",
         "Backbone: vgg16, resnet50, inception_v3, mobilenet, mobilenet_v2, efficientnet_b0, "
-        "densenet121, or the URI of a complete .keras model (bring your own).",
+        "densenet121, the URI of a complete .keras model (bring your own), or "
+        "keras_hub:PRESET (a KerasHub preset name such as dinov2_small, or a preset folder, "
+        "local or gs://).",
     )
     weights: str = _param(
         "imagenet",
-        "imagenet (Keras download), none (random; tests, air-gapped), or the URI of a "
-        ".weights.h5/.keras file for the backbone.",
+        "imagenet (Keras download; a KerasHub preset's own weights), none (random; tests, "
+        "air-gapped), or the URI of a .weights.h5/.keras file for the backbone.",
     )
     image_size: int = _param(0, "Input size in pixels; 0 = the backbone's default.")
     pooling: str = _param("avg", "Feature pooling: avg, max, or flatten (e.g. VGG16's 4x4x512).")
@@ -161,10 +163,11 @@ class ExtractConfig(_Config):
     def problems(self) -> list[str]:
         """A known backbone at a size it accepts, known pooling, dtype and preprocessing."""
         found = []
-        if self.backbone not in REGISTRY and not is_custom(self.backbone):
+        known = self.backbone in REGISTRY or is_custom(self.backbone) or is_hub(self.backbone)
+        if not known:
             found.append(
                 f"--backbone {self.backbone!r}: use one of {', '.join(sorted(REGISTRY))}, "
-                "or the URI of a .keras model"
+                "the URI of a .keras model, or keras_hub:PRESET"
             )
         spec = REGISTRY.get(self.backbone)
         if self.image_size < 0:

@@ -106,16 +106,16 @@ def _build(manifest: dict, head_uri: str, config: FineTuneConfig, strategy, batc
                 f"with ({manifest['weights']}): re-run extraction"
             )
         model = build_fine_tune_model(backbone, load_model(head_uri), manifest["pooling"])
-        trained = set_trainable(backbone.base, config.unfreeze, backbone.unfreeze)
+        trained = set_trainable(backbone, config.unfreeze)
         steps = steps_per_epoch(manifest["splits"]["train"]["rows"], batch)
-        optimizer = fine_tune_optimizer(config, steps, backbone.base)
+        optimizer = fine_tune_optimizer(config, steps, backbone.layers())
         compile_classifier(model, optimizer, config.fine_tune_label_smoothing)
     LOGGER.info("fine-tune: %d backbone layers trainable, from %s", len(trained), trained[:1])
     return model, backbone, trained
 
 
-def fine_tune_optimizer(config: FineTuneConfig, steps: int, base: keras.Model):
-    """The recipe's optimizer: schedule over `steps` per epoch, layer decay over `base`, EMA."""
+def fine_tune_optimizer(config: FineTuneConfig, steps: int, layers: list[keras.layers.Layer]):
+    """The recipe's optimizer: schedule over `steps` per epoch, layer decay over `layers`, EMA."""
     rate = learning_rate(
         config.fine_tune_learning_rate,
         config.fine_tune_schedule,
@@ -128,7 +128,7 @@ def fine_tune_optimizer(config: FineTuneConfig, steps: int, base: keras.Model):
         rate,
         config.momentum,
         config.ema_momentum,
-        layer_decay_scales(base.layers, config.layer_decay),
+        layer_decay_scales(layers, config.layer_decay),
     )
 
 

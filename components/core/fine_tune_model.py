@@ -11,7 +11,7 @@ from kftransfer.components.core.backbones import Backbone, load_backbone
 from kftransfer.components.core.config import ExtractConfig, FineTuneConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.features import feature_extractor
-from kftransfer.components.core.registry import is_custom
+from kftransfer.components.core.registry import is_custom, is_hub
 from kftransfer.components.core.specs import parse_augmentation, parse_unfreeze
 
 AUGMENTATION_LAYERS = {
@@ -65,16 +65,23 @@ def check_unfreeze_policy(extract: ExtractConfig, tune: FineTuneConfig) -> None:
     kind, _ = parse_unfreeze(tune.unfreeze)
     if kind not in ("from_layer", "after_layer") or is_custom(extract.backbone):
         return
+    if is_hub(extract.backbone):  # checked when fine-tuning builds it (a download, maybe)
+        return
     backbone = load_backbone(extract.backbone, "none", extract.image_size)
-    unfreeze_start(backbone.base.layers, tune.unfreeze, backbone.unfreeze)
+    unfreeze_start(backbone.layers(), tune.unfreeze, backbone.unfreeze)
 
 
-def set_trainable(base: keras.Model, policy: str, default: str) -> list[str]:
-    """Unfreezes the layers `policy` names (never BatchNormalization); returns their names."""
-    start = unfreeze_start(base.layers, policy, default)
-    base.trainable = True
+def set_trainable(backbone: Backbone, policy: str) -> list[str]:
+    """Unfreezes the layers `policy` names (never BatchNormalization); returns their names.
+
+    `default` means the backbone's own default policy; layers are counted over
+    `backbone.layers()`.
+    """
+    units = backbone.layers()
+    start = unfreeze_start(units, policy, backbone.unfreeze)
+    backbone.base.trainable = True
     trained = []
-    for index, layer in enumerate(base.layers):
+    for index, layer in enumerate(units):
         layer.trainable = index >= start and not isinstance(layer, keras.layers.BatchNormalization)
         if layer.trainable and layer.weights:
             trained.append(layer.name)

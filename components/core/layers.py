@@ -76,3 +76,16 @@ class Mirror(keras.layers.Layer):
     def compute_output_shape(self, input_shape):
         """Same shape as the input."""
         return input_shape
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ClassToken(keras.layers.Layer):
+    """The first token of a transformer's output `[B, T, D]` (ViT's class token): `[B, D]`."""
+
+    def call(self, tokens):
+        """Takes token 0."""
+        return tokens[:, 0, :]
+
+    def compute_output_shape(self, input_shape):
+        """The input shape without the token axis."""
+        return (input_shape[0], input_shape[2])

@@ -40,6 +40,7 @@ MODEL_FILE = "model.keras"
 HISTORY_FILE = "history.json"
 CONFIG_FILE = "config.json"
 SUMMARY_FILE = "summary.json"
+KERAS_ARCHIVE_CONFIG = "config.json"  # the model's config inside a .keras zip (Keras' name)
 
 # export destination and version
 LATEST = "latest"

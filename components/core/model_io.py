@@ -6,7 +6,7 @@ import zipfile
 
 import keras
 
-from kftransfer.components.core import layers, storage
+from kftransfer.components.core import layers, layout, storage
 from kftransfer.components.core.errors import UserError
 
 
@@ -37,6 +37,15 @@ def load_model(uri: str) -> keras.Model:
         return load_keras_file(path, uri)
 
 
+def _holds_keras_hub_layers(path: str) -> bool:
+    """Whether the `.keras` archive's config names a KerasHub class (`keras_hub>...`)."""
+    with zipfile.ZipFile(path) as archive:
+        try:
+            return b'"keras_hub>' in archive.read(layout.KERAS_ARCHIVE_CONFIG)
+        except KeyError:
+            return False
+
+
 def load_keras_file(path: str, uri: str, what: str = "model") -> keras.Model:
     """`keras.models.load_model(path)` in safe mode, its failures as one line naming `uri`.
 
@@ -49,6 +58,10 @@ def load_keras_file(path: str, uri: str, what: str = "model") -> keras.Model:
             f"cannot load {what} {uri}: not a Keras .keras file (a zip archive); it is corrupt, "
             "truncated or another format: export it again with model.save('name.keras')"
         )
+    if _holds_keras_hub_layers(path):
+        from kftransfer.components.core.hub_backbones import import_keras_hub
+
+        import_keras_hub()  # registers its layers, so safe mode can deserialise them
     try:
         return keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as err:  # noqa: BLE001 - Keras raises many types for a bad file

@@ -46,6 +46,16 @@ REGISTRY: dict[str, BackboneSpec] = {
 # Bring-your-own `.keras` backbones: the default unfreeze policy.
 CUSTOM_UNFREEZE = "top_n_layers=20"
 
+# KerasHub presets (`keras_hub:dinov2_small`, a preset folder or gs:// folder; see
+# `hub_backbones.py`); by default the top 3 blocks and the final norm of the tower train.
+HUB_PREFIX = "keras_hub:"
+HUB_UNFREEZE = "top_n_layers=4"
+
+
+def is_hub(backbone: str) -> bool:
+    """Whether `backbone` names a KerasHub preset (`keras_hub:PRESET`)."""
+    return backbone.startswith(HUB_PREFIX) and len(backbone) > len(HUB_PREFIX)
+
 
 def is_custom(backbone: str) -> bool:
     """Whether `backbone` names a complete `.keras` model file rather than a registry entry."""

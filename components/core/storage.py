@@ -197,6 +197,29 @@ def local_path(uri: str) -> Iterator[str]:
         yield path
 
 
+@contextlib.contextmanager
+def local_folder(uri: str) -> Iterator[str]:
+    """Yields a local folder holding folder `uri`: the folder itself, or a temp copy of gs://.
+
+    Raises:
+        NotFoundError: `uri` is not a folder (or holds no objects).
+    """
+    if not is_gcs(uri):
+        if not os.path.isdir(_local(uri)):
+            raise NotFoundError(f"{uri}: no such folder")
+        yield _local(uri)
+        return
+    files = list_files(uri)
+    if not files:
+        raise NotFoundError(f"{uri}: no such folder")
+    with tempfile.TemporaryDirectory(prefix="kftransfer-") as tmp:
+        for info in files:
+            path = os.path.join(tmp, *relative_to(info.uri, uri).split("/"))
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            download_file(info.uri, path)
+        yield tmp
+
+
 def download_file(uri: str, local_path: str) -> None:
     """Copies file or object `uri` to `local_path` (atomically)."""
     with open_write(local_path) as out, open_read(uri) as src:

@@ -56,7 +56,7 @@ def test_saved_model_takes_raw_uint8_images_and_reloads_safely(learnable, head_f
 )  # fmt: skip
 def test_unfreeze_policies_name_exactly_the_trainable_layers(policy, first_trained):
     backbone = load_backbone("vgg16", "none", 32)
-    trained = ftm.set_trainable(backbone.base, policy, backbone.unfreeze)
+    trained = ftm.set_trainable(backbone, policy)
     names = [layer.name for layer in backbone.base.layers if layer.weights]
     assert trained == names[names.index(first_trained) :]
     assert [
@@ -68,7 +68,7 @@ def test_batchnorm_stays_frozen_and_compiled_trainables_match():
     backbone = load_backbone("mobilenet_v2", "none", 32)
     head = build_head(1280, 3, HeadConfig(head_units="8"))
     model = ftm.build_fine_tune_model(backbone, head, "avg")
-    trained = ftm.set_trainable(backbone.base, "default", backbone.unfreeze)
+    trained = ftm.set_trainable(backbone, "default")
     layers = backbone.base.layers
     start = [layer.name for layer in layers].index("block_11_expand")
     batch_norm = keras.layers.BatchNormalization
@@ -83,9 +83,9 @@ def test_batchnorm_stays_frozen_and_compiled_trainables_match():
 def test_policy_and_head_mismatches_are_clear_errors():
     backbone = load_backbone("vgg16", "none", 32)
     with pytest.raises(UserError, match="no layer 'block9_conv1' \\(its layers run from"):
-        ftm.set_trainable(backbone.base, "from_layer=block9_conv1", backbone.unfreeze)
+        ftm.set_trainable(backbone, "from_layer=block9_conv1")
     with pytest.raises(UserError, match="--unfreeze 'top_half'"):
-        ftm.set_trainable(backbone.base, "top_half", backbone.unfreeze)
+        ftm.set_trainable(backbone, "top_half")
     with pytest.raises(
         UserError, match="the head takes 1280 features but vgg16 with avg pooling gives 512"
     ):

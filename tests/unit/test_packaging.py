@@ -34,9 +34,10 @@ def test_dockerfile_installs_exactly_the_lock():
     dockerfile = read("Dockerfile")
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim", dockerfile, re.MULTILINE)  # the lock's
     installs = re.findall(r"pip install[^\n&]*", dockerfile)
-    assert len(installs) == 2
+    assert len(installs) == 3
     assert "-c constraints.txt -c constraints-gpu.txt -r requirements.txt" in installs[0]
-    assert "--no-deps ." in installs[1]  # then the project, without re-resolving
+    assert "--no-deps -r requirements-keras-hub.txt" in installs[1]  # KerasHub, not tensorflow
+    assert "--no-deps ." in installs[2]  # then the project, without re-resolving
     assert all("--no-cache-dir" in line for line in installs)
     # requirements.txt = the runtime dependencies + the variant's extra (cpu or gpu)
     assert "p['optional-dependencies'][sys.argv[1]]" in dockerfile and '"${VARIANT}"' in dockerfile
@@ -81,6 +82,33 @@ def test_every_runtime_dependency_is_locked():
     missing = [name for name in names if name.replace("_", "-") not in locked()]
     assert not missing, f"add {missing} to constraints.txt (make lock)"
     assert locked()["kfp"] == locked()["kfp-kubernetes"] == "2.17.0"
+
+
+# Declared by the KerasHub set, deliberately not installed (requirements-keras-hub.txt):
+# text models' tokenizers (tensorflow-text would pull in the full tensorflow) and hf://.
+SKIPPED_FOR_KERAS_HUB = {"tensorflow-text", "sentencepiece", "huggingface-hub"}
+
+
+def test_the_keras_hub_set_brings_everything_but_the_text_stack():
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    hub = locked("requirements-keras-hub.txt")
+    assert hub["keras-hub"] == "0.32.0"
+    assert not set(hub) & set(locked()), "the KerasHub set only adds packages to the lock"
+    assert "--no-deps -r requirements-keras-hub.txt" in read("Makefile")
+    missing = set()
+    for name, version in hub.items():
+        assert metadata.version(name) == version, f"{name}: make venv installs the pinned one"
+        for line in metadata.requires(name) or []:
+            requirement = Requirement(line)
+            if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+                continue  # an extra, or another platform's
+            dependency = requirement.name.lower().replace("_", "-")
+            if dependency not in hub and dependency not in locked():
+                missing.add(dependency)
+    assert missing == SKIPPED_FOR_KERAS_HUB
 
 
 def test_image_tag_is_the_package_version():
