@@ -6,7 +6,12 @@ at 128 px, with the project's default hyper-parameters (or overrides given as
 `--param name=value`), and prints head-only and fine-tuned test accuracy and each stage's
 wall time.
 
+With `--backbones a,b` it compares backbones (each extracted and given a head; the best on
+validation is fine-tuned) and prints every candidate; `--image-size 0` gives each its own
+size. `lite0` in the list stands for `../shared/weights/efficientnet_lite0_imagenet.keras`.
+
 Usage: .venv/bin/python -m bench.real_data [--shared ../shared] [--param fine_tune_epochs=5]
+       .venv/bin/python -m bench.real_data --backbones mobilenet,lite0 --image-size 0
 """
 
 import argparse
@@ -16,6 +21,7 @@ import tempfile
 
 from bench.common import machine
 from kftransfer.pipelines.runs import run_locally
+from kftransfer.pipelines.settings import ClusterSettings
 
 
 def parse_value(text: str):
@@ -33,8 +39,11 @@ def main() -> None:
     )
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--backbones", default="", metavar="A,B,...")
     args = parser.parse_args()
     shared = os.path.abspath(args.shared)
+    lite0 = os.path.join(shared, "weights", "efficientnet_lite0_imagenet.keras")
+    backbones = tuple(lite0 if b == "lite0" else b for b in args.backbones.split(",") if b)
     overrides = dict(item.split("=", 1) for item in args.param)
     arguments = {
         "source": os.path.join(shared, "data", "fashion-mnist-3k"),
@@ -44,12 +53,17 @@ def main() -> None:
         **{name: parse_value(value) for name, value in overrides.items()},
     }
     with tempfile.TemporaryDirectory() as tmp:
-        summary = run_locally(arguments, f"{tmp}/runs")
+        summary = run_locally(arguments, f"{tmp}/runs", ClusterSettings(backbones=backbones))
     head, tuned = summary["head"], summary["fine_tuned"]
     print(
-        f"bench/real_data.py: fashion-mnist-3k, mobilenet (real ImageNet weights) at "
-        f"{args.image_size} px, overrides {overrides or 'none'}; {machine()}"
+        f"bench/real_data.py: fashion-mnist-3k, {args.backbones or 'mobilenet'} (real ImageNet "
+        f"weights) at {args.image_size or 'native'} px, overrides {overrides or 'none'}; "
+        f"{machine()}"
     )
+    for candidate in summary["backbones"]:
+        name = "lite0" if candidate["backbone"] == lite0 else candidate["backbone"]
+        chosen = " (chosen)" if candidate["chosen"] else ""
+        print(f"  backbone {name}: head validation {candidate['val_accuracy']:.4f}{chosen}")
     print(f"  head only   validation {head['val_accuracy']:.4f}  test {head['test_accuracy']:.4f}")
     print(
         f"  fine-tuned  validation {tuned['val_accuracy']:.4f}  test {tuned['test_accuracy']:.4f}"

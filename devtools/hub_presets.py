@@ -18,23 +18,35 @@ def write_tiny_preset(folder: str, family: str = "dinov2", size: int = 28, seed:
     import keras_hub
 
     keras.utils.set_random_seed(seed)
-    shape = (size, size, 3)
+    shape, name = (size, size, 3), f"tiny_{family}"
     if family == "dinov2":
         tower = keras_hub.models.DINOV2Backbone(
-            **TOWER, intermediate_dim=64, image_shape=shape, position_embedding_shape=shape
+            **TOWER,
+            intermediate_dim=64,
+            image_shape=shape,
+            position_embedding_shape=shape,
+            name=name,
         )
         converter_class = keras_hub.layers.DINOV2ImageConverter
     elif family == "vit":
         tower = keras_hub.models.ViTBackbone(
-            image_shape=shape, patch_size=14, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64
+            image_shape=shape,
+            patch_size=14,
+            num_layers=2,
+            num_heads=2,
+            hidden_dim=32,
+            mlp_dim=64,
+            name=name,
         )
         converter_class = keras_hub.layers.ViTImageConverter
     elif family == "clip":
-        tower = keras_hub.models.CLIPVisionEncoder(**TOWER, intermediate_dim=64, image_shape=shape)
+        tower = keras_hub.models.CLIPVisionEncoder(
+            **TOWER, intermediate_dim=64, image_shape=shape, name=name
+        )
         converter_class = keras_hub.layers.CLIPImageConverter
     elif family == "siglip":
         tower = keras_hub.models.SigLIPVisionEncoder(
-            **TOWER, intermediate_dim=64, image_shape=shape
+            **TOWER, intermediate_dim=64, image_shape=shape, name=name
         )
         converter_class = keras_hub.layers.SigLIPImageConverter
     else:

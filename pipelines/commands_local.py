@@ -14,9 +14,11 @@ from kftransfer.components.core.layout import UNKNOWN
 from kftransfer.pipelines.options import (
     Command,
     GroupedOption,
+    cluster_help,
     config_options,
     pipeline_options,
     pop_pipeline_arguments,
+    split_list,
 )
 
 LOCAL_RUN = "Local run"
@@ -118,6 +120,12 @@ class LabelIssueCount(click.ParamType):
     help="Extraction parts (a ParallelFor, as on a cluster).",
 )
 @_local_option(
+    "--backbones",
+    default="",
+    metavar="A,B,...",
+    help=cluster_help("backbones"),
+)
+@_local_option(
     "--cache/--no-cache",
     default=False,
     show_default=True,
@@ -138,6 +146,7 @@ def run(
     source: str,
     pipeline_root: str,
     extract_parts: int,
+    backbones: str,
     cache: bool,
     exclude_label_issues: int | None,
     as_json: bool,
@@ -154,7 +163,7 @@ def run(
     from kftransfer.pipelines.summary import exclusion_list, format_summary
 
     arguments = {"source": source, **pop_pipeline_arguments(kwargs)}
-    settings = ClusterSettings(extract_parts=extract_parts)
+    settings = ClusterSettings(extract_parts=extract_parts, backbones=split_list([backbones]))
     with only_results_on_stdout():
         summary = run_locally(arguments, pipeline_root, settings, cache, obj["verbose"])
         if exclude_label_issues is not None and summary["trust"]["label_issues_csv"]:

@@ -101,6 +101,11 @@ def pop_pipeline_arguments(kwargs: dict[str, Any]) -> dict[str, Any]:
     return {name: kwargs.pop(name) for name in pipeline_fields() if name in kwargs}
 
 
+def split_list(values: Sequence[str]) -> tuple[str, ...]:
+    """`a,b` or repeated options -> `("a", "b")` (blanks dropped)."""
+    return tuple(name.strip() for value in values for name in value.split(",") if name.strip())
+
+
 def parse_pairs(values: Sequence[str], option: str) -> tuple[tuple[str, str], ...]:
     """`KEY=VALUE` strings -> pairs.
 
@@ -139,6 +144,11 @@ def _cluster_fields() -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(ClusterSettings) if f.metadata.get("cli", True)]
 
 
+def cluster_help(name: str) -> str:
+    """The help of a `ClusterSettings` field (for a local option of the same meaning)."""
+    return next(f.metadata["help"] for f in dataclasses.fields(ClusterSettings) if f.name == name)
+
+
 def cluster_options(command: Callable) -> Callable:
     """The compile-time Kubernetes options of compile, submit and schedule."""
     for f in reversed(_cluster_fields()):
@@ -160,6 +170,8 @@ def pop_cluster_settings(kwargs: dict[str, Any]) -> ClusterSettings:
                 value = tuple(Toleration.parse(text) for text in value)
             except ValueError as err:
                 raise click.UsageError(str(err)) from err
+        elif f.type == tuple[str, ...]:
+            value = split_list(value)
         elif get_args(f.type):
             value = parse_pairs(value, f.metadata.get("flag", flag(f.name)))
         values[f.name] = value

@@ -76,7 +76,7 @@ def run_locally(
     Args:
         arguments: the pipeline's arguments (`source` and any others).
         pipeline_root: where runs get their folders (see the module docstring).
-        settings: compile-time settings (only `extract_parts` matters locally).
+        settings: compile-time settings (only `extract_parts` and `backbones` matter locally).
         caching: reuse the outputs of identical earlier steps (kfp.local's step cache).
         verbose: show kfp.local's whole output, not only the steps' progress lines. It is
             always kept in the run folder's `run.log`.

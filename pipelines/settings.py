@@ -69,6 +69,7 @@ STEPS: dict[str, Step] = {
         ),
         Step("merge_features", "merge", "merge features", ("1", "2"), ("2G", "4G")),
         Step("train_head", "head", "train head", ("2", "4"), ("4G", "8G"), retried=True),
+        Step("choose_backbone", "choose", "choose backbone", ("1", "2"), ("2G", "4G")),
         Step(
             "fine_tune",
             "fine_tune",
@@ -142,7 +143,10 @@ class Toleration:
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    """How the steps run on Kubernetes; kfp.local ignores all of it but `extract_parts`."""
+    """How the steps run on Kubernetes, and the DAG's shape (parallel extraction, backbones).
+
+    kfp.local ignores all of it but `extract_parts` and `backbones`.
+    """
 
     gpu_count: int = _setting(1, "GPUs per GPU step (extract_bottlenecks, fine_tune); 0: CPU only.")
     gpu_type: str = _setting("nvidia.com/gpu", "Accelerator resource name.")
@@ -179,6 +183,13 @@ class ClusterSettings:
         "longest extraction or fine-tuning with its retries, e.g. 48h or 7d.",
     )
     extract_parts: int = _setting(1, "Parallel extraction pods (ParallelFor, then a merge step).")
+    backbones: tuple[str, ...] = _setting(
+        (),
+        "Backbones to compare, comma-separated (e.g. mobilenet_v2,resnet50,keras_hub:dinov2_small):"
+        " each is extracted and gets a head, in parallel; the best head on validation is "
+        "fine-tuned. Replaces --backbone.",
+        metavar="A,B,...",
+    )
     volumes: tuple[tuple[str, str], ...] = _setting(
         (),
         "PersistentVolumeClaim mounted into every step, e.g. models=/mnt/models, for "
@@ -234,6 +245,7 @@ class ClusterSettings:
                 )
         if self.extract_parts < 1:
             problems.append("--extract-parts must be >= 1")
+        problems += _backbone_problems(self)
         if problems:
             raise ParameterError(problems)
 
@@ -257,6 +269,29 @@ class ClusterSettings:
         if self.gets_gpu(step):
             return self.gpu_image or self.image or DEFAULT_IMAGE + GPU_SUFFIX
         return self.image or DEFAULT_IMAGE
+
+
+def _backbone_problems(settings: "ClusterSettings") -> list[str]:
+    """Two or more known, distinct backbones, and no nested extraction loop."""
+    from kftransfer.components.core.registry import REGISTRY, is_custom, is_hub
+
+    names = settings.backbones
+    if not names:
+        return []
+    found = [
+        f"--backbones: unknown backbone {name!r} (use {', '.join(sorted(REGISTRY))}, a .keras "
+        "model URI or keras_hub:PRESET)"
+        for name in names
+        if name not in REGISTRY and not is_custom(name) and not is_hub(name)
+    ]
+    if len(names) < 2 or len(set(names)) != len(names):
+        found.append(f"--backbones {','.join(names)}: give two or more different backbones")
+    if settings.extract_parts > 1:
+        found.append(
+            "--backbones with --extract-parts: each backbone is already extracted by its own "
+            "pod, in parallel; drop --extract-parts"
+        )
+    return found
 
 
 def configure(task, settings: ClusterSettings, display_name: str = ""):

@@ -113,6 +113,10 @@ def summarize(run: str, tasks_folder: str, start: float, timings: dict, tasks: l
             "val_accuracy": head.get("val_accuracy"),
             "test_accuracy": evaluation.get("head", {}).get("accuracy"),
         },
+        "backbones": [
+            {key: c[key] for key in ("backbone", "val_accuracy", "chosen")}
+            for c in head.get("backbones", [])
+        ],
         "fine_tuned": {
             "initial_val_accuracy": tuned.get("initial_val_accuracy"),
             "val_accuracy": tuned.get("val_accuracy"),
@@ -175,7 +179,12 @@ def format_summary(summary: dict) -> str:
     def cell(value):
         return f"{value:10.4f}" if isinstance(value, float) else f"{'-':>10}"
 
-    lines = [f"{'':12}{'validation':>12}{'test':>10}"]
+    lines = [
+        f"backbone {c['backbone']}: head validation {c['val_accuracy']:.4f}"
+        + (" (chosen)" if c["chosen"] else "")
+        for c in summary.get("backbones", [])
+    ]
+    lines.append(f"{'':12}{'validation':>12}{'test':>10}")
     for name, key in (("head only", "head"), ("fine-tuned", "fine_tuned")):
         stage = summary[key]
         lines.append(f"{name:12}  {cell(stage['val_accuracy'])}{cell(stage['test_accuracy'])}")

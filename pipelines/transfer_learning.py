@@ -1,5 +1,8 @@
 """The kftransfer DAG: split -> extract -> train head -> fine-tune -> evaluate -> export.
 
+With `--backbones a,b,c`, extraction and head training run once per backbone in a loop,
+and a `choose_backbone` step keeps the best head on validation and its features.
+
 A cheap, never-cached `fingerprint_source` step comes first: the split (and so every step
 after it) is a KFP cache hit only while the source holds the same files.
 
@@ -17,6 +20,7 @@ from collections.abc import Callable
 import yaml
 from kfp import compiler, dsl
 
+from kftransfer.components.choose_backbone import choose_backbone
 from kftransfer.components.core import storage
 from kftransfer.components.core.config import (
     EvalConfig,
@@ -84,9 +88,11 @@ def _dag(p: dict, settings: ClusterSettings) -> None:
         **SplitConfig.arguments(p),
     )
     splits = configure(split, settings).outputs["splits"]
-    features = _extract(splits, settings, p)
-    head = train_head(features=features, **_stage_locations(p), **HeadConfig.arguments(p))
-    head = configure(head, settings).outputs["head"]
+    if settings.backbones:
+        features, head = _choose_backbone(splits, settings, p)
+    else:
+        features = _extract(splits, settings, p)
+        head = _train_head(features, settings, p)
     tuned = fine_tune(
         splits=splits,
         features=features,
@@ -115,6 +121,33 @@ def _dag(p: dict, settings: ClusterSettings) -> None:
 
 def _stage_locations(p: dict) -> dict:
     return {"checkpoint_uri": p["checkpoint_uri"], "tensorboard_uri": p["tensorboard_uri"]}
+
+
+def _train_head(features, settings: ClusterSettings, p: dict):
+    head = train_head(features=features, **_stage_locations(p), **HeadConfig.arguments(p))
+    return configure(head, settings).outputs["head"]
+
+
+def _choose_backbone(splits, settings: ClusterSettings, p: dict):
+    """A loop over `settings.backbones` (extraction and head each), then the choice.
+
+    Returns the chosen backbone's features and head: ordinary folders, copied by the
+    choosing step, so the rest of the DAG is the single-backbone one.
+    """
+    params = {"splits": splits, "cache_uri": p["cache_uri"], **ExtractConfig.arguments(p)}
+    del params["backbone"]  # each iteration's own
+    backbones = list(settings.backbones)
+    # Unnamed on purpose, like the extraction parts' loop (docs/kfp-backend.md).
+    with dsl.ParallelFor(items=backbones, parallelism=len(backbones)) as backbone:
+        task = extract_bottlenecks(backbone=backbone, part_index=0, part_count=1, **params)
+        features = configure(task, settings).outputs["features"]
+        head = train_head(features=features, **_stage_locations(p), **HeadConfig.arguments(p))
+        configure(head, settings)
+    chosen = choose_backbone(
+        heads=dsl.Collected(head.outputs["head"]), candidates=dsl.Collected(features)
+    )
+    chosen = configure(chosen, settings)
+    return chosen.outputs["features"], chosen.outputs["head"]
 
 
 def _extract(splits, settings: ClusterSettings, p: dict):

@@ -9,6 +9,7 @@ TYPES = {
     "string": (str,),
     "boolean": (bool,),
     "list of strings": (list,),
+    "list of objects": (list,),
     "object": (dict,),
     "string or null": (str, type(None)),
     "number or null": (int, float, type(None)),

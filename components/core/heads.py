@@ -18,7 +18,7 @@ from kftransfer.components.core.checkpoints import ResumableTraining, fingerprin
 from kftransfer.components.core.classifier import compile_classifier
 from kftransfer.components.core.config import HeadConfig
 from kftransfer.components.core.head_sweep import sweep_heads, sweep_metrics
-from kftransfer.components.core.layout import read_manifest
+from kftransfer.components.core.layout import FeatureSpec, read_manifest
 from kftransfer.components.core.progress import LOGGER
 from kftransfer.components.core.recipe import learning_rate, make_optimizer, steps_per_epoch
 from kftransfer.components.core.training import (
@@ -209,11 +209,20 @@ def train_head_stage(features_uri: str, config: HeadConfig, outputs: StageOutput
     Returns:
         The stage's summary.
     """
+    origin = features_origin(read_manifest(features_uri))
     if config.head_sweep > 1:
         (result, chosen), trials = sweep_heads(
             features_uri, config, train_head, outputs.checkpoint_uri
         )
-        extra = {**sweep_metrics(trials), "sweep": trials}
+        extra = {**sweep_metrics(trials), "sweep": trials, **origin}
         return outputs.save(result, chosen, "Head training (sweep winner)", extra)
     result = train_head(features_uri, config, outputs.checkpoint_uri, outputs.tensorboard_uri)
-    return outputs.save(result, config, "Head training")
+    return outputs.save(result, config, "Head training", origin)
+
+
+def features_origin(manifest: dict) -> dict[str, str]:
+    """What a head was trained on: its backbone, and the key of its features' settings."""
+    return {
+        "backbone": manifest["backbone"],
+        "features_key": FeatureSpec.from_manifest(manifest).cache_key(),
+    }

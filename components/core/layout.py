@@ -204,6 +204,11 @@ def read_stage_summary(stage_uri: str) -> dict:
         return {}
 
 
+def write_stage_summary(stage_uri: str, summary: dict) -> None:
+    """Rewrites a trained stage's summary."""
+    storage.write_json(storage.join(stage_uri, SUMMARY_FILE), summary)
+
+
 def write_stage_records(stage_uri: str, history: dict, config: dict, summary: dict) -> None:
     """Writes a stage's history, config and summary (its model is saved by model_io)."""
     storage.write_json(storage.join(stage_uri, HISTORY_FILE), history)

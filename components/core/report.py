@@ -95,6 +95,26 @@ def _sweep_section(evaluation: Evaluation) -> str:
     )
 
 
+def _backbones_section(evaluation: Evaluation) -> str:
+    """Each backbone's head on validation, the chosen one marked; '' for a single backbone."""
+    candidates = evaluation.training.get("head", {}).get("backbones")
+    if not candidates:
+        return ""
+    columns = ("backbone", "val_accuracy", "val_loss", "epochs")
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr" + (' style="font-weight:bold"' if c["chosen"] else "") + ">"
+        + "".join(f"<td>{html.escape(str(c.get(k, '')))}</td>" for k in columns)
+        + "</tr>"
+        for c in candidates
+    )  # fmt: skip
+    return (
+        f"<h2>Backbones ({len(candidates)} compared on cached features)</h2><p>Each got a "
+        "head; the best on validation (bold) was fine-tuned. The test split played no "
+        f"part.</p><table><tr>{head}</tr>{body}</table>"
+    )
+
+
 def _verdict(evaluation: Evaluation) -> str:
     status = "BLESSED: exported" if evaluation.verdict.blessed else "NOT BLESSED: not exported"
     css = "ok" if evaluation.verdict.blessed else "no"
@@ -137,6 +157,7 @@ def render_report(evaluation: Evaluation, histories: dict[str, dict], stats: dic
         "<h2>Per-class recall and F1</h2>"
         + img_tag(per_class_bars(models, labels, "recall"), "per-class recall")
         + img_tag(per_class_bars(models, labels, "f1"), "per-class F1"),
+        _backbones_section(evaluation),
         _sweep_section(evaluation),
         "<h2>Training curves</h2>"
         + "".join(

@@ -1,6 +1,7 @@
 """The compiled pipeline spec: steps, GPUs on GPU steps only, placement, retries, caching."""
 
 import dataclasses
+import json
 
 import pytest
 import yaml
@@ -157,6 +158,48 @@ def test_parallel_extraction_fans_out_and_merges(tmp_path):
     assert "merge-features" in tasks and "extract-bottlenecks" in tasks
     inputs = tasks["merge-features"]["inputs"]["artifacts"]["parts"]
     assert inputs["taskOutputArtifact"]["producerTask"] == "for-loop-2"
+
+
+def test_backbones_loop_over_extraction_and_head_then_one_fine_tuning(tmp_path):
+    spec, _ = compiled(tmp_path, "--backbones", "mobilenet_v2,resnet50", "--backbones",
+                       "keras_hub:gs://b/dinov2_small")  # fmt: skip
+    assert spec_problems(spec) == [] and required_backend(spec) == "2.14.0"  # Collected
+    tasks = all_tasks(spec["root"]["dag"], spec["components"])
+    [(key, loop)] = [(k, t) for k, t in tasks.items() if "parameterIterator" in t]
+    assert loop["taskInfo"]["name"] == key  # unnamed, so Collected works before 2.16
+    items = loop["parameterIterator"]["items"]["raw"]
+    assert json.loads(items) == ["mobilenet_v2", "resnet50", "keras_hub:gs://b/dinov2_small"]
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 3
+    body = spec["components"][loop["componentRef"]["name"]]["dag"]["tasks"]
+    assert set(body) == {"extract-bottlenecks", "train-head"}
+    backbone = body["extract-bottlenecks"]["inputs"]["parameters"]["backbone"]
+    assert backbone["componentInputParameter"].startswith("pipelinechannel--loop-item-param")
+    assert body["extract-bottlenecks"]["inputs"]["parameters"]["part_count"] == {
+        "runtimeValue": {"constant": 1}
+    }
+    choose = tasks["choose-backbone"]["inputs"]["artifacts"]
+    for name in ("heads", "candidates"):
+        assert choose[name]["taskOutputArtifact"]["producerTask"] == key
+    assert tasks["choose-backbone"]["cachingOptions"].get("enableCache") is True
+    for name in ("features", "head"):  # fine-tuning and evaluation read the chosen ones
+        for task in ("fine-tune", "evaluate-model"):
+            source = tasks[task]["inputs"]["artifacts"][name]["taskOutputArtifact"]
+            assert source == {"producerTask": "choose-backbone", "outputArtifactKey": name}
+    assert "merge-features" not in tasks
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [(["--backbones", "vgg16"], "--backbones vgg16: give two or more different backbones"),
+     (["--backbones", "vgg16,vgg16"], "give two or more different backbones"),
+     (["--backbones", "vgg16,resnet9000"], "--backbones: unknown backbone 'resnet9000'"),
+     (["--backbones", "vgg16,resnet50", "--extract-parts", "2"],
+      "--backbones with --extract-parts: each backbone is already extracted by its own pod")],
+)  # fmt: skip
+def test_bad_backbone_lists_are_one_line(tmp_path, flags, message):
+    result = CliRunner().invoke(cli, ["compile", "-o", str(tmp_path / "p.yaml"), *flags])
+    assert result.exit_code == 2 and message in result.stderr, result.output
+    assert result.stderr.count("\n") == 1 and not (tmp_path / "p.yaml").exists()
 
 
 def test_parameter_defaults_come_from_the_dataclasses(tmp_path):

@@ -151,3 +151,31 @@ def test_a_failing_step_keeps_its_run_folder_and_log(tmp_path):
     assert "Executing task" not in quiet.stderr
     loud = CliRunner().invoke(cli, ["-v", *args, str(tmp_path / "b")])
     assert "Executing task" in loud.stderr  # kfp.local's own lines, with -v only
+
+
+def test_backbones_each_get_a_head_and_the_best_is_fine_tuned(tmp_path):
+    """--backbones: a loop of extraction + head per backbone, one choice, one fine-tuning."""
+    pytest.importorskip("keras_hub")
+    from devtools.hub_presets import write_tiny_preset
+
+    preset = write_tiny_preset(str(tmp_path / "preset"))
+    write_class_folders(str(tmp_path / "data"), {"red": 20, "green": 20, "blue": 20})
+    fast = [arg for arg in FAST if arg not in ("--backbone", "vgg16", "--image-size", "32")]
+    result = CliRunner().invoke(cli, [
+        "run", str(tmp_path / "data"), "--pipeline-root", str(tmp_path / "runs"), *fast,
+        "--backbones", f"vgg16,keras_hub:{preset}", "--image-size", "42", "--json",
+    ], catch_exceptions=False)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert_follows_the_readme_schema(summary)
+    candidates = summary["backbones"]
+    assert [c["backbone"] for c in candidates] == ["vgg16", f"keras_hub:{preset}"]
+    [chosen] = [c for c in candidates if c["chosen"]]
+    assert chosen["val_accuracy"] == max(c["val_accuracy"] for c in candidates)
+    assert summary["head"]["val_accuracy"] == chosen["val_accuracy"]
+    features = summary["artifacts"]["choose-backbone"]["features"]
+    manifest = json.loads(Path(features, "manifest.json").read_text())
+    assert manifest["backbone"] == chosen["backbone"] and manifest["image_size"] == 42
+    assert summary["fine_tuned"]["initial_val_accuracy"] == chosen["val_accuracy"]
+    report = Path(summary["report"]).read_text()
+    assert "Backbones (2 compared on cached features)" in report

@@ -34,7 +34,7 @@ print(serving(image_bytes=tf.constant(images))["probabilities"].numpy().sum(axis
 def trainable_parameters(preset: str, summary: dict) -> int:
     """The top block and final norm of the tower (--unfreeze top_n_layers=2), and the head."""
     backbone = load_backbone(f"keras_hub:{preset}")
-    assert set_trainable(backbone, "top_n_layers=2") == ["layers_1", "dinov2_backbone_layernorm"]
+    assert set_trainable(backbone, "top_n_layers=2") == ["layers_1", "tiny_dinov2_layernorm"]
     head = load_model(os.path.join(summary["artifacts"]["train-head"]["head"], "model.keras"))
     weights = backbone.base.trainable_weights + head.trainable_weights
     return int(sum(np.prod(w.shape) for w in weights))

@@ -57,9 +57,7 @@ def test_the_units_open_the_encoder_so_policies_count_blocks(presets):
     units = {}
     for family, folder in presets.items():
         names = [unit.name for unit in load_backbone(f"keras_hub:{folder}").layers()]
-        units[family] = [
-            name.split("encoder_", 1)[-1].removeprefix("dinov2_backbone_") for name in names
-        ]
+        units[family] = [name.removeprefix(f"tiny_{family}_") for name in names]
     assert units["dinov2"] == ["embeddings", "layers_0", "layers_1", "layernorm"]
     assert units["vit"] == [
         "vit_patching_and_embedding", "transformer_block_1", "transformer_block_2", "dropout", "ln",
@@ -82,7 +80,7 @@ def test_the_units_open_the_encoder_so_policies_count_blocks(presets):
 
 def test_top_n_layers_trains_the_top_blocks_and_layer_decay_counts_them(presets):
     backbone = load_backbone(f"keras_hub:{presets['dinov2']}")
-    assert set_trainable(backbone, "top_n_layers=2") == ["layers_1", "dinov2_backbone_layernorm"]
+    assert set_trainable(backbone, "top_n_layers=2") == ["layers_1", "tiny_dinov2_layernorm"]
     trainable = {id(w) for w in backbone.base.trainable_weights}
     embeddings, block0, block1, norm = backbone.layers()
     assert not any(id(w) in trainable for w in embeddings.weights + block0.weights)
