@@ -2,8 +2,8 @@
 
 Builds both feature extractors at 224 px on this CPU: `mobilenet_v2` (random weights: the
 cost does not depend on their values) and a randomly initialised preset shaped exactly
-like KerasHub's `dinov2_small` (12 blocks, width 384, 6 heads, patch 14; 22.06M weights
-at 224, 22.58M at its native 518 — the published preset's parameter count), saved and
+like KerasHub's `dinov2_small` (12 blocks, width 384, 6 heads, patch 14; 22.58M weights
+at its native 518 px, the published preset's parameter count; 22.16M run at 224), saved and
 loaded through `--backbone keras_hub:FOLDER` as a user's preset would be. Times the same
 uint8 batches through each, alternating, and prints seconds per image and the ratio.
 

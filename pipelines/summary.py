@@ -72,9 +72,12 @@ def _artifacts(tasks_folder: str, tasks: list[str], inputs: dict[str, str]) -> d
         if outputs:
             found[task] = {name: output["uri"] for name, output in outputs.items()}
     listed = {path for artifacts in found.values() for path in artifacts.values()}
+    producers = dict(PRODUCERS)
+    if "choose-backbone" in tasks:  # --backbones: the chosen head and features are its copies
+        producers.update(features="choose-backbone", head="choose-backbone")
     for name, path in inputs.items():
         if path not in listed:  # made by an earlier run, and served from the cache
-            found.setdefault(PRODUCERS[name], {name: path})
+            found.setdefault(producers[name], {}).setdefault(name, path)
     return found
 
 

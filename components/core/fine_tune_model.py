@@ -63,9 +63,10 @@ def check_unfreeze_policy(extract: ExtractConfig, tune: FineTuneConfig) -> None:
         UserError: the layer does not exist.
     """
     kind, _ = parse_unfreeze(tune.unfreeze)
-    if kind not in ("from_layer", "after_layer") or is_custom(extract.backbone):
-        return
-    if is_hub(extract.backbone):  # checked when fine-tuning builds it (a download, maybe)
+    named = kind in ("from_layer", "after_layer")
+    # .keras files and KerasHub presets are checked when fine-tuning builds them (their
+    # layers are known only after a read or a download)
+    if not named or is_custom(extract.backbone) or is_hub(extract.backbone):
         return
     backbone = load_backbone(extract.backbone, "none", extract.image_size)
     unfreeze_start(backbone.layers(), tune.unfreeze, backbone.unfreeze)

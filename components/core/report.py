@@ -75,23 +75,28 @@ def _metrics_table(models: dict[str, dict]) -> str:
     return f"<table><tr><th>metric</th>{head}</tr>{body}</table>"
 
 
+def _choice_table(rows: list[dict], columns: tuple[str, ...]) -> str:
+    """An HTML table of candidates, the `chosen` one in bold."""
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr" + (' style="font-weight:bold"' if row["chosen"] else "") + ">"
+        + "".join(f"<td>{html.escape(str(row.get(c, '')))}</td>" for c in columns)
+        + "</tr>"
+        for row in rows
+    )  # fmt: skip
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def _sweep_section(evaluation: Evaluation) -> str:
     """The head sweep's trials (validation only), the chosen one marked; '' without a sweep."""
     trials = evaluation.training.get("head", {}).get("sweep")
     if not trials:
         return ""
     columns = ("trial", *SWEPT, "val_accuracy", "val_loss", "epochs", "seconds")
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr" + (' style="font-weight:bold"' if t["chosen"] else "") + ">"
-        + "".join(f"<td>{html.escape(str(t[c]))}</td>" for c in columns)
-        + "</tr>"
-        for t in trials
-    )  # fmt: skip
     return (
         f"<h2>Head sweep ({len(trials)} trials on cached features)</h2><p>Chosen by validation "
         "accuracy (bold); fine-tuning started from it. The test split played no part.</p>"
-        f"<table><tr>{head}</tr>{body}</table>"
+        + _choice_table(trials, columns)
     )
 
 
@@ -100,18 +105,10 @@ def _backbones_section(evaluation: Evaluation) -> str:
     candidates = evaluation.training.get("head", {}).get("backbones")
     if not candidates:
         return ""
-    columns = ("backbone", "val_accuracy", "val_loss", "epochs")
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr" + (' style="font-weight:bold"' if c["chosen"] else "") + ">"
-        + "".join(f"<td>{html.escape(str(c.get(k, '')))}</td>" for k in columns)
-        + "</tr>"
-        for c in candidates
-    )  # fmt: skip
     return (
         f"<h2>Backbones ({len(candidates)} compared on cached features)</h2><p>Each got a "
         "head; the best on validation (bold) was fine-tuned. The test split played no "
-        f"part.</p><table><tr>{head}</tr>{body}</table>"
+        "part.</p>" + _choice_table(candidates, ("backbone", "val_accuracy", "val_loss", "epochs"))
     )
 
 
