@@ -19,6 +19,7 @@ import keras
 import numpy as np
 
 from bench.common import machine, print_ratios
+from devtools.hub_presets import write_tiny_preset
 from kftransfer.components.core.backbones import load_backbone
 from kftransfer.components.core.features import feature_extractor, predict_function
 
@@ -27,27 +28,10 @@ SIZE = 224
 
 def dinov2_small_preset(folder: str) -> str:
     """A random preset with `dinov2_small`'s architecture, stored at 518 px like the real one."""
-    import keras_hub
-
-    keras.utils.set_random_seed(0)
-    shape = (518, 518, 3)
-    tower = keras_hub.models.DINOV2Backbone(
-        patch_size=14,
-        num_layers=12,
-        hidden_dim=384,
-        num_heads=6,
+    return write_tiny_preset(
+        folder, "dinov2", size=518, seed=0, num_layers=12, hidden_dim=384, num_heads=6,
         intermediate_dim=1536,
-        image_shape=shape,
-        position_embedding_shape=shape,
-    )
-    converter = keras_hub.layers.DINOV2ImageConverter(
-        image_size=(518, 518),
-        scale=[1 / 255 / s for s in (0.229, 0.224, 0.225)],
-        offset=[-m / s for m, s in ((0.485, 0.229), (0.456, 0.224), (0.406, 0.225))],
-    )
-    tower.save_to_preset(folder)
-    converter.save_to_preset(folder)
-    return folder
+    )  # fmt: skip
 
 
 def seconds_per_image(predict, images: np.ndarray) -> float:

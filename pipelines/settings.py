@@ -273,7 +273,7 @@ class ClusterSettings:
 
 def _backbone_problems(settings: "ClusterSettings") -> list[str]:
     """Two or more known, distinct backbones, and no nested extraction loop."""
-    from kftransfer.components.core.registry import REGISTRY, is_custom, is_hub
+    from kftransfer.components.core.registry import REGISTRY, is_known
 
     names = settings.backbones
     if not names:
@@ -282,7 +282,7 @@ def _backbone_problems(settings: "ClusterSettings") -> list[str]:
         f"--backbones: unknown backbone {name!r} (use {', '.join(sorted(REGISTRY))}, a .keras "
         "model URI or keras_hub:PRESET)"
         for name in names
-        if name not in REGISTRY and not is_custom(name) and not is_hub(name)
+        if not is_known(name)
     ]
     if len(names) < 2 or len(set(names)) != len(names):
         found.append(f"--backbones {','.join(names)}: give two or more different backbones")

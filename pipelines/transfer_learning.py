@@ -141,11 +141,8 @@ def _choose_backbone(splits, settings: ClusterSettings, p: dict):
     with dsl.ParallelFor(items=backbones, parallelism=len(backbones)) as backbone:
         task = extract_bottlenecks(backbone=backbone, part_index=0, part_count=1, **params)
         features = configure(task, settings).outputs["features"]
-        head = train_head(features=features, **_stage_locations(p), **HeadConfig.arguments(p))
-        configure(head, settings)
-    chosen = choose_backbone(
-        heads=dsl.Collected(head.outputs["head"]), candidates=dsl.Collected(features)
-    )
+        head = _train_head(features, settings, p)
+    chosen = choose_backbone(heads=dsl.Collected(head), candidates=dsl.Collected(features))
     chosen = configure(chosen, settings)
     return chosen.outputs["features"], chosen.outputs["head"]
 

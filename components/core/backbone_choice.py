@@ -49,8 +49,8 @@ def choose_backbone(
         features_of[uri] = by_key[summary["features_key"]]
         candidates.append({"backbone": summary["backbone"], "head": uri, **_numbers(summary)})
     best = max(candidates, key=lambda c: (c["val_accuracy"], -c["val_loss"]))
-    _copy_folder(best["head"], head_out)
-    _copy_folder(features_of[best["head"]], features_out)
+    storage.copy_folder(best["head"], head_out)
+    storage.copy_folder(features_of[best["head"]], features_out)
     for candidate in candidates:
         candidate["chosen"] = candidate is best
         LOGGER.info(
@@ -72,11 +72,6 @@ def _numbers(summary: dict) -> dict[str, float]:
         for key in ("val_accuracy", "val_loss", "epochs", "seconds_per_epoch")
         if key in summary
     }
-
-
-def _copy_folder(src: str, dst: str) -> None:
-    for info in storage.list_files(src):
-        storage.copy(info.uri, storage.join(dst, storage.relative_to(info.uri, src)))
 
 
 def _add_choice_to_head_summary(head_stage: str, choice: dict) -> None:

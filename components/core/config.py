@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from kftransfer.components.core.errors import ParameterError
-from kftransfer.components.core.registry import REGISTRY, is_custom, is_hub
+from kftransfer.components.core.registry import REGISTRY, is_known
 from kftransfer.components.core.specs import parse_augmentation, parse_unfreeze, parse_units
 
 
@@ -163,8 +163,7 @@ class ExtractConfig(_Config):
     def problems(self) -> list[str]:
         """A known backbone at a size it accepts, known pooling, dtype and preprocessing."""
         found = []
-        known = self.backbone in REGISTRY or is_custom(self.backbone) or is_hub(self.backbone)
-        if not known:
+        if not is_known(self.backbone):
             found.append(
                 f"--backbone {self.backbone!r}: use one of {', '.join(sorted(REGISTRY))}, "
                 "the URI of a .keras model, or keras_hub:PRESET"

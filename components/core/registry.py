@@ -57,6 +57,11 @@ def is_hub(backbone: str) -> bool:
     return backbone.startswith(HUB_PREFIX) and len(backbone) > len(HUB_PREFIX)
 
 
+def is_known(backbone: str) -> bool:
+    """Whether `backbone` is a registry name, a `.keras` model URI or a KerasHub preset."""
+    return backbone in REGISTRY or is_custom(backbone) or is_hub(backbone)
+
+
 def is_custom(backbone: str) -> bool:
     """Whether `backbone` names a complete `.keras` model file rather than a registry entry."""
     return backbone.endswith(KERAS_SUFFIX)

@@ -209,14 +209,9 @@ def local_folder(uri: str) -> Iterator[str]:
             raise NotFoundError(f"{uri}: no such folder")
         yield _local(uri)
         return
-    files = list_files(uri)
-    if not files:
-        raise NotFoundError(f"{uri}: no such folder")
     with tempfile.TemporaryDirectory(prefix="kftransfer-") as tmp:
-        for info in files:
-            path = os.path.join(tmp, *relative_to(info.uri, uri).split("/"))
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            download_file(info.uri, path)
+        if not copy_folder(uri, tmp):
+            raise NotFoundError(f"{uri}: no such folder")
         yield tmp
 
 
@@ -296,6 +291,21 @@ def copy(src: str, dst: str) -> None:
         return
     with open_read(src) as stream, open_write(dst) as out:
         shutil.copyfileobj(stream, out, length=1 << 20)
+
+
+def copy_folder(src: str, dst: str) -> int:
+    """Copies every file below folder `src` to the same path below `dst` (any two URIs).
+
+    Returns:
+        How many files were copied (0 for an empty or missing gs:// prefix).
+
+    Raises:
+        NotFoundError: `src` is a local path that is not a folder.
+    """
+    files = list_files(src)
+    for info in files:
+        copy(info.uri, join(dst, relative_to(info.uri, src)))
+    return len(files)
 
 
 def remove(uri: str) -> None:

@@ -97,7 +97,7 @@ def publish(local_folder: str, destination: str, version: str) -> str:
     target = storage.join(destination, version)
     staging = storage.join(destination, STAGING, f"{version}-{secrets.token_hex(4)}")
     if storage.is_gcs(destination):
-        _upload_tree(local_folder, staging)
+        storage.copy_folder(local_folder, staging)
         names = [storage.relative_to(info.uri, staging) for info in storage.list_files(staging)]
         for name in sorted(names, key=lambda n: n == layout.SAVED_MODEL_FILE):
             storage.copy(storage.join(staging, name), storage.join(target, name))
@@ -111,15 +111,6 @@ def publish(local_folder: str, destination: str, version: str) -> str:
         os.rename(staging, target)  # atomic; fails if another export published it
     storage.remove(storage.join(destination, CLAIMS, version))
     return target
-
-
-def _upload_tree(local_folder: str, uri: str) -> None:
-    """Copies every file below `local_folder` to the same relative path under `uri`."""
-    for folder, _, names in os.walk(local_folder):
-        for name in names:
-            path = os.path.join(folder, name)
-            relative = os.path.relpath(path, local_folder).replace(os.sep, "/")
-            storage.upload_file(path, storage.join(uri, relative))
 
 
 def move_latest(destination: str, version: str) -> None:
