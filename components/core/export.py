@@ -191,11 +191,27 @@ def export_model(
     return target
 
 
+def spread_sample(rows: list, limit: int) -> list:
+    """`limit` of `rows` at evenly spaced positions (all of them when there are fewer).
+
+    Deterministic, and proportional to any grouping of `rows` (the split's CSVs list
+    each class's rows together): the i-th pick is row `i * len(rows) // limit`.
+    """
+    if len(rows) <= limit:
+        return list(rows)
+    return [rows[i * len(rows) // limit] for i in range(limit)]
+
+
 def split_images(
     splits_uri: str, split: str, size: int, labels: list[str], limit: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Up to `limit` images of a split `[N, size, size, 3]` uint8 and their class ids."""
-    rows = layout.read_rows(splits_uri, split)[:limit]
+    """Up to `limit` images of a split `[N, size, size, 3]` uint8 and their class ids.
+
+    The images are spread evenly over the split's rows (`spread_sample`), so every class
+    is in them in its proportion: the rows are grouped by class, and their first `limit`
+    would be the first classes only.
+    """
+    rows = spread_sample(layout.read_rows(splits_uri, split), limit)
     ids = [labels.index(row.label) for row in rows]
     images, kept = [], []
     for batch, _, index in image_dataset([r.uri for r in rows], ids, size, 32):

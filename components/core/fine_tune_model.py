@@ -20,6 +20,8 @@ AUGMENTATION_LAYERS = {
     "zoom": keras.layers.RandomZoom,
     "translation": lambda f: keras.layers.RandomTranslation(f, f),
     "contrast": keras.layers.RandomContrast,
+    # (f, f): probability f; a single float would draw each image's probability from [0, f]
+    "erasing": lambda f: keras.layers.RandomErasing(factor=(f, f), value_range=(0, 255)),
 }
 
 

@@ -17,7 +17,7 @@ def parse_units(text: str) -> list[int]:
     return units
 
 
-AUGMENTATIONS = ("flip", "rotation", "zoom", "translation", "contrast")
+AUGMENTATIONS = ("flip", "rotation", "zoom", "translation", "contrast", "erasing")
 DEFAULT_AUGMENTATION_FACTOR = 0.1
 
 

@@ -125,6 +125,26 @@ def test_tflite_export_is_judged_on_the_test_split(tuned, model, tmp_path, mode)
     assert os.path.getsize(os.path.join(target, "model.tflite")) == report["bytes"]
 
 
+def test_tflite_images_cover_every_class_when_the_split_is_larger(tuned):
+    """The CSVs list each class's rows together: the first N rows would be one class."""
+    labels = read_labels(tuned["split"])
+    rows = read_rows(tuned["split"], "train")
+    assert rows[0].label == rows[len(rows) // len(labels) - 1].label  # grouped by class
+    limit = len(labels) * 2
+    images, ids = export.split_images(tuned["split"], "train", 32, labels, limit)
+    assert len(images) == limit
+    counts = np.bincount(ids, minlength=len(labels))
+    shares = np.bincount([labels.index(r.label) for r in rows], minlength=len(labels))
+    assert counts.min() >= 1  # the first `limit` rows would hold the first class only
+    assert np.abs(counts - limit * shares / len(rows)).max() <= 1  # in proportion
+
+
+def test_spread_sample_is_even_and_keeps_everything_below_the_limit():
+    assert export.spread_sample(list(range(10)), 5) == [0, 2, 4, 6, 8]
+    assert export.spread_sample(list(range(7)), 3) == [0, 2, 4]
+    assert export.spread_sample([1, 2], 5) == [1, 2]
+
+
 def test_a_quantized_model_that_loses_accuracy_is_not_exported(tuned, model, tmp_path):
     """int8 ranges calibrated on black images: the model collapses, the export stops."""
     request = export.tflite_request(tuned["split"], 32, ExportConfig(tflite="int8"))

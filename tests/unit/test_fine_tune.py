@@ -101,6 +101,10 @@ def test_augmentation_spec():
     ]
     assert layers[1].height_factor == 0.2
     assert ftm.augmentation("") is None
+    erasing = ftm.augmentation("erasing=1").layers[0]  # probability 1: every image
+    images = np.full((4, 32, 32, 3), 200.0, np.float32)
+    erased = np.asarray(erasing(images, training=True))
+    assert all((image != 200).any() and (image == 200).any() for image in erased)
     with pytest.raises(UserError, match="--augmentation 'blur'"):
         ftm.augmentation("flip,blur")
 
