@@ -109,7 +109,7 @@ BAD_INPUT = {
                           "--image-size", "-5"],
                          "bad parameters: --image-size must be >= 0 (0 = the backbone's default), "
                          "got -5; --augmentation 'blur=0.3': use flip, rotation, zoom, translation,"
-                         " contrast; --fine-tune-epochs must be >= 1, got -1"),
+                         " contrast, erasing; --fine-tune-epochs must be >= 1, got -1"),
 }  # fmt: skip
 
 
