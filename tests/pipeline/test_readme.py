@@ -14,11 +14,11 @@ from tests.readme import demo_output, section
 
 def test_the_demo_summary_prints_as_the_readme_shows(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    run = os.path.join("kftransfer-demo", "runs", "20261124-175618-a38532")
+    run = os.path.join("kftransfer-demo", "runs", "20261124-220618-c483e4")
     summary = {
         "head": {"val_accuracy": 0.7079, "test_accuracy": 0.8161},
-        "fine_tuned": {"val_accuracy": 0.7865, "test_accuracy": 0.9080},
-        "trust": {"temperature": 0.85, "ece_before": 0.139, "ece_after": 0.088,
+        "fine_tuned": {"val_accuracy": 0.8764, "test_accuracy": 0.9080},
+        "trust": {"temperature": 0.77, "ece_before": 0.140, "ece_after": 0.084,
                   "min_confidence": 0.0, "label_issues": 62,
                   "label_issues_csv": os.path.abspath(os.path.join(run, "label_issues.csv")),
                   "leaked_test_images": 0},
@@ -30,7 +30,7 @@ def test_the_demo_summary_prints_as_the_readme_shows(tmp_path, monkeypatch):
                     "PASS: test accuracy 0.9080 >= the threshold 0.0000",
                     "PASS: no production model at kftransfer-demo/models yet"],
         "report": os.path.abspath(os.path.join(run, "report.html")),  # printed relative
-        "exported": "kftransfer-demo/models/20261124175811188",
+        "exported": "kftransfer-demo/models/20261124220808192",
     }  # fmt: skip
     readme = [line for line in demo_output() if not line.startswith("try:")]
     assert format_summary(summary).splitlines() == readme
