@@ -121,7 +121,7 @@ def test_a_new_field_reaches_the_pipeline_and_its_component(head_with_a_new_fiel
 
 
 @dataclasses.dataclass(frozen=True)
-class ToyConfig(config._Config):
+class ToyConfig(config.Config):
     """Stands for a step's config in the run below."""
 
     toy_rate: float = dataclasses.field(default=0.5, metadata={"help": "A rate."})
