@@ -19,7 +19,8 @@ def export_model(
     """Writes EXPORT_URI/<version>/ (SavedModel, model.keras, labels, model card), then latest.
 
     The `exported` artifact stays where KFP put it (the KFP backend refuses an output URI
-    outside the run's root): it records the version and its URI, as JSON and metadata.
+    outside the run's root): it records the version and its URI, and with --tflite the
+    TFLite model's test accuracy and loss against the SavedModel, as JSON and metadata.
 
     Args:
         splits: the split folder (labels, data counts).
@@ -30,14 +31,13 @@ def export_model(
         exported: the new version's name and URI.
     """
     from kftransfer.components.core.config import ExportConfig
-    from kftransfer.components.core.export import export_run
+    from kftransfer.components.core.export import export_run, exported_summary
     from kftransfer.components.core.progress import setup_logging
     from kftransfer.components.core.publish import publish
-    from kftransfer.components.core.storage import basename
 
     setup_logging()
     config = ExportConfig.from_params(locals())
     target = export_run(
         splits.path, features.path, head.path, model.path, evaluation.path, export_uri, config
     )
-    publish(exported, {"version": basename(target), "uri": target, "export_uri": export_uri})
+    publish(exported, exported_summary(target, export_uri))

@@ -130,6 +130,7 @@ def summarize(run: str, tasks_folder: str, start: float, timings: dict, tasks: l
         "trust": trust_summary(evaluation, copies.get("label_issues")),
         "report": copies.get("report"),
         "exported": exported.get("uri"),
+        "tflite": {k[len("tflite_") :]: v for k, v in exported.items() if k.startswith("tflite_")},
         "artifacts": _artifacts(tasks_folder, tasks, evaluation.get("inputs", {})),
         "cached": [task for task in tasks if task in timings["cached"]],
         "seconds": _seconds(tasks_folder, tasks, start, timings["finished"]),
@@ -208,6 +209,13 @@ def format_summary(summary: dict) -> str:
     lines.append(f"report:   {display_path(summary['report'] or '')}")
     if summary["exported"]:
         lines.append(f"exported: {display_path(summary['exported'])}")
+    if summary.get("tflite"):
+        tflite = summary["tflite"]
+        lines.append(
+            f"tflite:   {tflite['mode']}, {tflite['mib']:.1f} MiB, test accuracy "
+            f"{tflite['accuracy']:.4f} ({tflite['drop_points']:.2f} points lost against the "
+            f"SavedModel's {tflite['saved_model_accuracy']:.4f})"
+        )
     if summary.get("excluded_label_issues"):
         excluded = summary["excluded_label_issues"]
         lines.append(

@@ -44,7 +44,12 @@ from kftransfer.components.core.layout import (
 from kftransfer.components.core.model_card import model_card
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
-from kftransfer.components.core.tflite import TFLiteRequest, card_section, convert_and_check
+from kftransfer.components.core.tflite import (
+    TFLiteRequest,
+    artifact_metadata,
+    card_section,
+    convert_and_check,
+)
 
 TFLITE_TEST_IMAGES = 2000  # test images the TFLite model is judged on (memory: N x S x S x 3)
 REPRESENTATIVE_IMAGES = 200  # train images calibrating int8 ranges
@@ -266,6 +271,13 @@ def export_run(
     request = tflite_request(splits_uri, model.input_shape[1], config)
     labels = layout.read_labels(splits_uri)
     return export_model(model, labels, export_uri, card, evaluation, request, serving)
+
+
+def exported_summary(target: str, export_uri: str) -> dict:
+    """What an export step records: the version, its URI and, when converted, the TFLite figures."""
+    report = storage.read_json(f"{target}/{EVALUATION_FILE}").get("tflite")
+    summary = {"version": storage.basename(target), "uri": target, "export_uri": export_uri}
+    return {**summary, **(artifact_metadata(report) if report else {})}
 
 
 def serving_settings(evaluation: dict) -> dict:

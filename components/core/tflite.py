@@ -118,3 +118,14 @@ def card_section(report: dict) -> str:
         f"({report['drop_points']:+.2f} points lost); max |probability difference| "
         f"{report['max_abs_difference']:.2e}\n"
     )
+
+
+def artifact_metadata(report: dict) -> dict:
+    """The TFLite figures an export step records on its artifact (the KFP UI shows them)."""
+    return {
+        "tflite_mode": report["mode"],
+        "tflite_accuracy": report["accuracy"],
+        "tflite_saved_model_accuracy": report["saved_model_accuracy"],
+        "tflite_drop_points": report["drop_points"],
+        "tflite_mib": report["bytes"] / 2**20,
+    }

@@ -17,6 +17,7 @@ from kftransfer.components.core.backbones import load_backbone
 from kftransfer.components.core.fine_tune_model import set_trainable
 from kftransfer.components.core.model_io import load_model
 from kftransfer.pipelines.cli import cli
+from kftransfer.pipelines.summary import format_summary
 
 pytest.importorskip("keras_hub")
 
@@ -68,6 +69,13 @@ def test_a_tiny_dinov2_preset_in_a_bucket_extracts_fine_tunes_and_exports(gcs_bu
     exported = summary["exported"]
     tflite = json.loads(storage.read_text(os.path.join(exported, "evaluation.json")))["tflite"]
     assert tflite["mode"] == "int8" and tflite["drop_points"] <= 10
+    assert summary["tflite"]["accuracy"] == tflite["accuracy"]  # the export step's metadata
+    printed = [line for line in format_summary(summary).splitlines() if line.startswith("tflite:")]
+    assert printed == [
+        f"tflite:   int8, {tflite['bytes'] / 2**20:.1f} MiB, test accuracy "
+        f"{tflite['accuracy']:.4f} ({tflite['drop_points']:.2f} points lost against the "
+        f"SavedModel's {tflite['saved_model_accuracy']:.4f})"
+    ]
     assert os.path.isfile(os.path.join(exported, "model.tflite"))
     images = sorted(str(p) for p in (tmp_path / "data" / "red").iterdir())[:3]
     served = subprocess.run(

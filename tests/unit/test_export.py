@@ -37,6 +37,9 @@ def test_bytes_signature_gives_the_keras_models_probabilities(tuned, model, tmp_
         "assets", "evaluation.json", "fingerprint.pb", "labels.json", "model.keras",
         "model_card.md", "saved_model.pb", "serving.json", "variables",
     ]  # fmt: skip
+    assert export.exported_summary(target, str(tmp_path / "models")) == {
+        "version": version, "uri": target, "export_uri": str(tmp_path / "models"),
+    }  # fmt: skip
     uris = [row.uri for row in read_rows(tuned["split"], "test")]
     serving = tf.saved_model.load(target).signatures["serving_default"]
     out = serving(image_bytes=tf.constant([storage.read_bytes(u) for u in uris]))
@@ -123,6 +126,10 @@ def test_tflite_export_is_judged_on_the_test_split(tuned, model, tmp_path, mode)
     card = Path(os.path.join(target, "model_card.md")).read_text()
     assert f"`model.tflite` ({mode}, " in card and "points lost" in card
     assert os.path.getsize(os.path.join(target, "model.tflite")) == report["bytes"]
+    recorded = export.exported_summary(target, str(tmp_path / "m"))
+    assert recorded["version"] == os.path.basename(target) and recorded["tflite_mode"] == mode
+    assert recorded["tflite_drop_points"] == report["drop_points"]
+    assert recorded["tflite_mib"] == report["bytes"] / 2**20
 
 
 def test_tflite_images_cover_every_class_when_the_split_is_larger(tuned):
