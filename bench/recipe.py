@@ -4,7 +4,7 @@ Prepares (once per --workdir) the seed's split of `../shared/data/fashion-mnist-
 MobileNet features (real ImageNet weights, 128 px) and the default head, then fine-tunes
 with the project's defaults plus the given `--param name=value` overrides and prints the
 kept validation accuracy, the test accuracy with and without test-time flip averaging,
-the epochs and the fine-tuning wall time. The same data and stages as `bench.real_data`
+the epochs and the fine-tuning wall and CPU time. The same data and stages as `bench.real_data`
 (whose three runs judge the chosen defaults), without re-running split, extraction and
 head for every trial.
 
@@ -69,11 +69,11 @@ def main() -> None:
     paths = prepare(os.path.abspath(args.shared), args.workdir)
     overrides = {k: parse_value(v) for k, v in (p.split("=", 1) for p in args.param)}
     config = FineTuneConfig(**overrides)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     result = ft.fine_tune(
         paths["split"], paths["features"], paths["head"], config, cache_uri=paths["cache"]
     )
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     summary = result.summary()
     row = {
         "trial": args.trial,
@@ -84,12 +84,13 @@ def main() -> None:
         "epochs": int(summary["epochs"]),
         "kept_epoch": int(summary["best_epoch"]),
         "seconds": round(seconds, 1),
+        "cpu_seconds": round(cpu_seconds, 1),  # every thread: steadier than wall on a shared VM
     }
     print(f"bench/recipe.py: fashion-mnist-3k, mobilenet 128 px; {machine()}")
     print(
         f"  {args.trial}: val {row['val']:.4f}  test {row['test']:.4f}  "
         f"test+flip {row['test_flip']:.4f}  epochs {row['epochs']} (kept {row['kept_epoch']})  "
-        f"{row['seconds']} s  {overrides or ''}"
+        f"{row['seconds']} s ({row['cpu_seconds']} CPU s)  {overrides or ''}"
     )
     print(json.dumps(row))
 
