@@ -29,8 +29,9 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from kftransfer.components.core.config import SplitConfig, validate_run
+from kftransfer.components.core.config import ExtractConfig, SplitConfig, validate_run
 from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.registry import missing_preset_folder
 from kftransfer.components.core.split import precheck
 from kftransfer.pipelines.settings import ClusterSettings
 from kftransfer.pipelines.summary import summarize, write_summary
@@ -40,13 +41,19 @@ LOG_FILE = "run.log"
 CACHE_FOLDER = ".kfp_cache"
 
 
-def prepare_run(arguments: dict[str, Any], pipeline_root: str) -> None:
-    """Checks a local run's parameters, source and pipeline root, writing nothing.
+def prepare_run(
+    arguments: dict[str, Any], pipeline_root: str, backbones: tuple[str, ...] = ()
+) -> None:
+    """Checks a local run's parameters, preset folders, source and pipeline root, writing nothing.
 
     Raises:
         UserError: one line naming every bad parameter, or the source's or root's problem.
     """
     configs = validate_run(arguments)
+    for backbone in backbones or (configs[ExtractConfig].backbone,):
+        problem = missing_preset_folder(backbone)
+        if problem:
+            raise UserError(problem)
     if os.path.exists(pipeline_root) and not os.path.isdir(pipeline_root):
         raise UserError(f"--pipeline-root {pipeline_root} is a file: give a folder")
     precheck(arguments["source"], configs[SplitConfig])
@@ -87,7 +94,7 @@ def run_locally(
     """
     from kfp import local
 
-    prepare_run(arguments, pipeline_root)
+    prepare_run(arguments, pipeline_root, settings.backbones)
     run = new_run_folder(pipeline_root)
     local.init(
         runner=local.SubprocessRunner(use_venv=False),

@@ -5,6 +5,7 @@ mode, feature channels and default fine-tuning unfreeze point; adding a backbone
 entry. `backbones.py` builds the models.
 """
 
+import os
 from dataclasses import dataclass
 
 KERAS_SUFFIX = ".keras"
@@ -55,6 +56,24 @@ HUB_UNFREEZE = "top_n_layers=4"
 def is_hub(backbone: str) -> bool:
     """Whether `backbone` names a KerasHub preset (`keras_hub:PRESET`)."""
     return backbone.startswith(HUB_PREFIX) and len(backbone) > len(HUB_PREFIX)
+
+
+def missing_preset_folder(backbone: str) -> str | None:
+    """The problem with a `keras_hub:` preset that names a local folder which does not exist.
+
+    A preset is a name (`dinov2_small`, no slash), a handle (`kaggle://...`, `hf://...`,
+    `gs://...`), or a folder; anything else with a slash, or starting with `.`, is a folder.
+    """
+    preset = backbone[len(HUB_PREFIX) :]
+    if not is_hub(backbone) or "://" in preset or not ("/" in preset or preset.startswith(".")):
+        return None
+    if os.path.isdir(preset):
+        return None
+    return (
+        f"--backbone {backbone}: no preset folder {preset} here (give a folder holding the "
+        "preset's config.json, a preset name such as dinov2_small, or a kaggle://, hf:// or "
+        "gs:// handle)"
+    )
 
 
 def is_known(backbone: str) -> bool:

@@ -110,6 +110,11 @@ BAD_INPUT = {
                          "bad parameters: --image-size must be >= 0 (0 = the backbone's default), "
                          "got -5; --augmentation 'blur=0.3': use flip, rotation, zoom, translation,"
                          " contrast, erasing; --fine-tune-epochs must be >= 1, got -1"),
+    "a missing preset folder": (["--backbones", "vgg16,keras_hub:./presets/nope"],
+                                "--backbone keras_hub:./presets/nope: no preset folder "
+                                "./presets/nope here (give a folder holding the preset's "
+                                "config.json, a preset name such as dinov2_small, or a kaggle://,"
+                                " hf:// or gs:// handle)"),
 }  # fmt: skip
 
 
@@ -119,7 +124,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, case):
     write_class_folders(str(data / "one"), {"only": 12})
     write_class_folders(str(data / "small"), {"few": 9, "many": 12})
     source = {"missing source": "nope", "one class": "one"}.get(case, "small")
-    if case in ("an unknown backbone", "three bad values"):
+    if case in ("an unknown backbone", "three bad values", "a missing preset folder"):
         source = "one"  # the parameters are checked first
     flags, message = BAD_INPUT[case]
     start = time.monotonic()

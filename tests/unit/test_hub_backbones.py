@@ -16,6 +16,7 @@ from kftransfer.components.core.errors import ParameterError, UserError
 from kftransfer.components.core.features import feature_extractor
 from kftransfer.components.core.fine_tune_model import build_fine_tune_model, set_trainable
 from kftransfer.components.core.recipe import layer_decay_scales
+from kftransfer.components.core.registry import missing_preset_folder
 
 pytest.importorskip("keras_hub")
 
@@ -132,6 +133,15 @@ def test_config_accepts_hub_presets_and_names_them_in_the_error():
     assert ExtractConfig(backbone="keras_hub:dinov2_small").backbone == "keras_hub:dinov2_small"
     with pytest.raises(ParameterError, match="the URI of a .keras model, or keras_hub:PRESET"):
         ExtractConfig(backbone="keras_hub:")
+
+
+def test_only_a_local_preset_folder_that_does_not_exist_is_refused_before_a_run(tmp_path):
+    for fine in ("keras_hub:dinov2_small", "keras_hub:kaggle://keras/dinov2/keras/dinov2_small",
+                 "keras_hub:hf://org/model", "keras_hub:gs://b/p", f"keras_hub:{tmp_path}",
+                 "mobilenet", "gs://b/model.keras"):  # fmt: skip
+        assert missing_preset_folder(fine) is None, fine
+    for missing in (f"keras_hub:{tmp_path / 'nope'}", "keras_hub:./nope", "keras_hub:..nope"):
+        assert missing_preset_folder(missing).startswith(f"--backbone {missing}: no preset folder")
 
 
 def test_without_keras_hub_the_error_says_how_to_install(presets):
