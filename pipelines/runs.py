@@ -29,7 +29,12 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from kftransfer.components.core.config import ExtractConfig, SplitConfig, validate_run
+from kftransfer.components.core.config import (
+    ExtractConfig,
+    SplitConfig,
+    as_declared,
+    validate_run,
+)
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.registry import missing_preset_folder
 from kftransfer.components.core.split import precheck
@@ -43,8 +48,11 @@ CACHE_FOLDER = ".kfp_cache"
 
 def prepare_run(
     arguments: dict[str, Any], pipeline_root: str, backbones: tuple[str, ...] = ()
-) -> None:
+) -> dict[str, Any]:
     """Checks a local run's parameters, preset folders, source and pipeline root, writing nothing.
+
+    Returns:
+        The arguments with the types the pipeline declares (`config.as_declared`).
 
     Raises:
         UserError: one line naming every bad parameter, or the source's or root's problem.
@@ -57,6 +65,7 @@ def prepare_run(
     if os.path.exists(pipeline_root) and not os.path.isdir(pipeline_root):
         raise UserError(f"--pipeline-root {pipeline_root} is a file: give a folder")
     precheck(arguments["source"], configs[SplitConfig])
+    return as_declared(arguments, configs)
 
 
 def new_run_folder(pipeline_root: str) -> str:
@@ -94,7 +103,7 @@ def run_locally(
     """
     from kfp import local
 
-    prepare_run(arguments, pipeline_root, settings.backbones)
+    arguments = prepare_run(arguments, pipeline_root, settings.backbones)
     run = new_run_folder(pipeline_root)
     local.init(
         runner=local.SubprocessRunner(use_venv=False),

@@ -45,6 +45,7 @@ __all__ = [
     "HeadConfig",
     "Locations",
     "SplitConfig",
+    "as_declared",
     "field_help",
     "flag",
     "pipeline_fields",
@@ -192,6 +193,16 @@ def field_help(name: str) -> str:
         return SOURCE_HELP
     found = pipeline_fields().get(name)
     return found.metadata["help"] if found else ""
+
+
+def as_declared(params: Mapping[str, Any], configs: dict[type, Config]) -> dict[str, Any]:
+    """`params` with each run parameter's value as its config holds it (0 -> 0.0 for a float).
+
+    KFP refuses an int for a float parameter (and a float for an int) when the pipeline is
+    called; `validate_run`'s configs hold the coerced values.
+    """
+    held = {f.name: getattr(c, f.name) for c in configs.values() for f in dataclasses.fields(c)}
+    return {name: held.get(name, value) for name, value in params.items()}
 
 
 def validate_run(params: Mapping[str, Any], check_layers: bool = True) -> dict[type, Config]:

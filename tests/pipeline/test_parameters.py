@@ -7,6 +7,7 @@ import json
 import pytest
 from kfp import local
 
+from devtools.imagegen import write_class_folders
 from kftransfer.components.component import kftransfer_component
 from kftransfer.components.core import config
 from kftransfer.components.core.config import (
@@ -17,6 +18,7 @@ from kftransfer.components.core.config import (
     HeadConfig,
     SplitConfig,
 )
+from kftransfer.pipelines.runs import prepare_run
 from kftransfer.pipelines.transfer_learning import compile_pipeline
 
 STEP_CONFIGS = {
@@ -150,3 +152,15 @@ def test_the_shipped_step_receives_config_fields_by_name(tmp_path):
         "a parameter of the step itself.",
     )
     assert ToyConfig.from_params(received) == ToyConfig(toy_rate=0.25)
+
+
+def test_a_local_run_passes_each_parameter_with_its_declared_type(tmp_path):
+    """KFP refuses 0 for a float parameter when the pipeline is called: the run coerces first."""
+    write_class_folders(str(tmp_path / "data"), {"a": 10, "b": 10})
+    arguments = {"source": str(tmp_path / "data"), "fine_tune_label_smoothing": 0,
+                 "head_epochs": 3.0, "augmentation": "flip"}  # fmt: skip
+    declared = prepare_run(arguments, str(tmp_path / "runs"))
+    assert declared == {**arguments, "fine_tune_label_smoothing": 0.0, "head_epochs": 3}
+    assert type(declared["fine_tune_label_smoothing"]) is float
+    assert type(declared["head_epochs"]) is int
+    assert not (tmp_path / "runs").exists()
