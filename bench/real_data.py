@@ -3,8 +3,8 @@
 Runs `kftransfer run` (kfp.local) on `../shared/data/fashion-mnist-3k` (10 classes x 300
 real 28x28 photos) with backbone `mobilenet`, the weights file from `../shared/weights`,
 at 128 px, with the project's default hyper-parameters (or overrides given as
-`--param name=value`), and prints head-only and fine-tuned test accuracy and each stage's
-wall time.
+`--param name=value`), and prints head-only and fine-tuned test accuracy, each stage's
+wall time and the CPU seconds of all the steps' processes.
 
 With `--backbones a,b` it compares backbones (each extracted and given a head; the best on
 validation is fine-tuned) and prints every candidate; `--image-size 0` gives each its own
@@ -17,6 +17,7 @@ Usage: .venv/bin/python -m bench.real_data [--shared ../shared] [--param fine_tu
 import argparse
 import json
 import os
+import resource
 import tempfile
 
 from bench.common import machine
@@ -52,8 +53,10 @@ def main() -> None:
         "image_size": args.image_size,
         **{name: parse_value(value) for name, value in overrides.items()},
     }
+    before = children_cpu_seconds()
     with tempfile.TemporaryDirectory() as tmp:
         summary = run_locally(arguments, f"{tmp}/runs", ClusterSettings(backbones=backbones))
+    cpu_seconds = children_cpu_seconds() - before
     head, tuned = summary["head"], summary["fine_tuned"]
     print(
         f"bench/real_data.py: fashion-mnist-3k, {args.backbones or 'mobilenet'} (real ImageNet "
@@ -71,6 +74,13 @@ def main() -> None:
     )
     print(f"  fine-tuned - head (test) = {tuned['test_accuracy'] - head['test_accuracy']:+.4f}")
     print("  wall seconds: " + ", ".join(f"{k} {v}" for k, v in summary["seconds"].items()))
+    print(f"  CPU seconds of the steps' processes: {cpu_seconds:.1f} (steadier than wall here)")
+
+
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of the finished child processes (kfp.local's steps)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 if __name__ == "__main__":
