@@ -23,7 +23,7 @@ from kftransfer.components.core import storage
 from kftransfer.components.core.backbones import Backbone, fingerprint
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.layers import ClassToken
-from kftransfer.components.core.registry import HUB_PREFIX, HUB_UNFREEZE
+from kftransfer.components.core.registry import HUB_PREFIX, HUB_UNFREEZE, names_local_folder
 
 CONVERTER_FILE = "image_converter.json"
 INSTALL = "pip install --no-deps -r requirements-keras-hub.txt"
@@ -82,7 +82,7 @@ def _preset_folder(preset: str) -> Iterator[str]:
         except storage.NotFoundError:
             raise UserError(f"KerasHub preset folder {preset} is empty or missing") from None
         return
-    if "://" not in preset and (preset.startswith((".", "/", "~")) or os.sep in preset):
+    if names_local_folder(preset):
         raise UserError(f"KerasHub preset folder {preset} does not exist")
     yield preset
 

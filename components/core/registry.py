@@ -58,16 +58,20 @@ def is_hub(backbone: str) -> bool:
     return backbone.startswith(HUB_PREFIX) and len(backbone) > len(HUB_PREFIX)
 
 
-def missing_preset_folder(backbone: str) -> str | None:
-    """The problem with a `keras_hub:` preset that names a local folder which does not exist.
+def names_local_folder(preset: str) -> bool:
+    """Whether a KerasHub PRESET names a local folder rather than a preset or a handle.
 
     A preset is a name (`dinov2_small`, no slash), a handle (`kaggle://...`, `hf://...`,
-    `gs://...`), or a folder; anything else with a slash, or starting with `.`, is a folder.
+    `gs://...`), or a folder: anything without `://` that has a path separator or starts
+    with `.`, `/` or `~`.
     """
+    return "://" not in preset and (preset.startswith((".", "/", "~")) or os.sep in preset)
+
+
+def missing_preset_folder(backbone: str) -> str | None:
+    """The problem with a `keras_hub:` preset that names a local folder which does not exist."""
     preset = backbone[len(HUB_PREFIX) :]
-    if not is_hub(backbone) or "://" in preset or not ("/" in preset or preset.startswith(".")):
-        return None
-    if os.path.isdir(preset):
+    if not is_hub(backbone) or not names_local_folder(preset) or os.path.isdir(preset):
         return None
     return (
         f"--backbone {backbone}: no preset folder {preset} here (give a folder holding the "
