@@ -4,8 +4,8 @@ On `../shared/data/fashion-mnist-3k` split with the pipeline's defaults, MobileN
 the real ImageNet weights at 128 px and a head trained on its cached features
 (`train_head`, default settings), assembled as `export` ships it (uint8 images in,
 preprocessing inside): each `--tflite` mode is converted and judged by exactly what the
-export runs (`tflite.convert_and_check` on every test image; int8 calibrated on 200
-train images). Target: int8 within 1 point of the float model.
+evaluation step runs (`tflite.convert_and_measure` on every test image; int8 calibrated
+on 200 train images). Target: int8 within 1 point of the float model.
 
 Usage: .venv/bin/python -m bench.tflite
 """
@@ -15,14 +15,14 @@ import tempfile
 
 from bench.common import machine, timed
 from bench.trust import SHARED
-from kftransfer.components.core import export
+from kftransfer.components.core import evaluate_tflite, export
 from kftransfer.components.core.backbones import load_backbone
-from kftransfer.components.core.config import ExportConfig, ExtractConfig, HeadConfig, SplitConfig
+from kftransfer.components.core.config import ExtractConfig, HeadConfig, SplitConfig
 from kftransfer.components.core.features import extract_features
 from kftransfer.components.core.fine_tune_model import build_fine_tune_model
 from kftransfer.components.core.heads import train_head
 from kftransfer.components.core.split import split_dataset, write_split
-from kftransfer.components.core.tflite import convert_and_check
+from kftransfer.components.core.tflite import convert_and_measure
 
 SIZE = 128
 
@@ -42,9 +42,8 @@ def main() -> None:
         labels = [str(i) for i in range(head.output_shape[-1])]
         export.write_saved_model(model, labels, f"{tmp}/saved")
         for mode in ("float", "fp16", "dynamic", "int8"):
-            request = export.tflite_request(f"{tmp}/split", SIZE, ExportConfig(tflite=mode))
-            request.max_drop = 100.0  # measure, do not refuse
-            seconds, (_, report) = timed(convert_and_check, f"{tmp}/saved", request)
+            request = evaluate_tflite.tflite_request(f"{tmp}/split", SIZE, mode)
+            seconds, (_, report) = timed(convert_and_measure, f"{tmp}/saved", request)
             rows.append((report, seconds))
     print(
         f"bench/tflite.py: fashion-mnist-3k, mobilenet (ImageNet weights) + default head at "

@@ -1,4 +1,4 @@
-"""KFP step: evaluate head-only vs fine-tuned on the test split, report, and bless or not."""
+"""KFP step: evaluate head-only vs fine-tuned (and its TFLite model) on test, report, bless."""
 
 from kfp.dsl import HTML, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
 
@@ -17,6 +17,7 @@ def evaluate_model(
     report: Output[HTML],
     evaluation: Output[Dataset],
     label_issues: Output[Dataset],
+    tflite_model: Output[Model],
     export_uri: str,
     cache_uri: str,
 ) -> bool:
@@ -34,6 +35,8 @@ def evaluate_model(
             the verdict and the reasons.
         label_issues: likely-mislabelled train/validation images (CSV: uri, given,
             suggested, score), most likely first.
+        tflite_model: with --tflite, the judged model.tflite and its judgement (tflite.json);
+            the export step copies it. Without, tflite.json says mode none.
 
     Returns:
         Whether the fine-tuned model passed every check (blessed), as the output "Output"
@@ -41,6 +44,7 @@ def evaluate_model(
     """
     from kftransfer.components.core.config import EvalConfig
     from kftransfer.components.core.evaluate import evaluate_stages
+    from kftransfer.components.core.evaluate_tflite import judge_tflite
     from kftransfer.components.core.progress import setup_logging
     from kftransfer.components.core.publish import publish, publish_confusion
     from kftransfer.components.core.report import write_outputs
@@ -49,6 +53,7 @@ def evaluate_model(
     config = EvalConfig.from_params(locals())
     stages = (splits.path, features.path, head.path, model.path)
     result = evaluate_stages(*stages, export_uri, config, cache_uri)
+    result = judge_tflite(result, splits.path, model.path, config, tflite_model.path)
     curves = {"head training": head.path, "fine-tuning": model.path}
     write_outputs(result, evaluation.path, report.path, splits.path, curves, label_issues.path)
     publish(metrics, result.metrics_summary())

@@ -3,16 +3,16 @@
 from kfp.dsl import Dataset, Input, Model, Output
 
 from kftransfer.components.component import kftransfer_component
-from kftransfer.components.core.config import ExportConfig
 
 
-@kftransfer_component(ExportConfig)
+@kftransfer_component()
 def export_model(
     splits: Input[Dataset],
     features: Input[Dataset],
     head: Input[Model],
     model: Input[Model],
     evaluation: Input[Dataset],
+    tflite_model: Input[Model],
     exported: Output[Model],
     export_uri: str,
 ):
@@ -28,16 +28,14 @@ def export_model(
         head: the trained head's stage folder (its hyper-parameters).
         model: the fine-tuned model's stage folder.
         evaluation: the evaluation from evaluate_model.
+        tflite_model: the TFLite model evaluate_model judged (copied when it made one).
         exported: the new version's name and URI.
     """
-    from kftransfer.components.core.config import ExportConfig
     from kftransfer.components.core.export import export_run, exported_summary
     from kftransfer.components.core.progress import setup_logging
     from kftransfer.components.core.publish import publish
 
     setup_logging()
-    config = ExportConfig.from_params(locals())
-    target = export_run(
-        splits.path, features.path, head.path, model.path, evaluation.path, export_uri, config
-    )
+    stages = (splits.path, features.path, head.path, model.path)
+    target = export_run(*stages, evaluation.path, tflite_model.path, export_uri)
     publish(exported, exported_summary(target, export_uri))

@@ -51,6 +51,15 @@ RULES = {
             "2.0.0",
         ),
         Rule(
+            "outputs-written",
+            "A step writes every output artifact, even one it has nothing for: the launcher "
+            "only warns about a missing one and records it, and the next step's download "
+            "of it yields no file, so a step reading it fails on a path that is not there.",
+            "backend/src/v2/component/launcher_v2.go:824-833, "
+            "objectstore/object_store.go:111-115, 176-205",
+            "2.0.0",
+        ),
+        Rule(
             "uncached-steps",
             "The source listing, the evaluation and the export are never cached, in every "
             "DAG of the spec (a cache hit is keyed by parameters and input artifact ids only).",
@@ -235,6 +244,10 @@ def executor_output_problems(run_folder: str) -> list[str]:
         for name, artifacts in output.get("artifacts", {}).items():
             for artifact in artifacts.get("artifacts", []):
                 provisioned = os.path.join(task_folder, name)
+                if not os.path.exists(provisioned):
+                    problems.append(
+                        f"[outputs-written] {os.path.basename(task_folder)}.{name} was not written"
+                    )
                 if artifact.get("uri") != provisioned:
                     problems.append(
                         f"[artifact-uri] {os.path.basename(task_folder)}.{name} was moved to "

@@ -13,6 +13,7 @@ import shutil
 import time
 
 from kftransfer.components.core import layout
+from kftransfer.components.core.model_card import tflite_figures
 from kftransfer.components.core.split import read_exclusions
 
 SUMMARY_FILE = "summary.json"
@@ -130,7 +131,7 @@ def summarize(run: str, tasks_folder: str, start: float, timings: dict, tasks: l
         "trust": trust_summary(evaluation, copies.get("label_issues")),
         "report": copies.get("report"),
         "exported": exported.get("uri"),
-        "tflite": {k[len("tflite_") :]: v for k, v in exported.items() if k.startswith("tflite_")},
+        "tflite": tflite_figures(evaluation["tflite"]) if evaluation.get("tflite") else {},
         "artifacts": _artifacts(tasks_folder, tasks, evaluation.get("inputs", {})),
         "cached": [task for task in tasks if task in timings["cached"]],
         "seconds": _seconds(tasks_folder, tasks, start, timings["finished"]),

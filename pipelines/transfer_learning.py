@@ -24,7 +24,6 @@ from kftransfer.components.choose_backbone import choose_backbone
 from kftransfer.components.core import storage
 from kftransfer.components.core.config import (
     EvalConfig,
-    ExportConfig,
     ExtractConfig,
     FineTuneConfig,
     HeadConfig,
@@ -113,8 +112,8 @@ def _dag(p: dict, settings: ClusterSettings) -> None:
             exported = export_model(
                 **stages,
                 evaluation=evaluation.outputs["evaluation"],
+                tflite_model=evaluation.outputs["tflite_model"],
                 export_uri=p["export_uri"],
-                **ExportConfig.arguments(p),
             )
             configure(exported, settings)
 

@@ -7,7 +7,7 @@ their descriptions in the KFP UI (`pipelines/transfer_learning.py`), and the CLI
 options (`pipelines/options.py`). Adding a hyper-parameter to a step is one field here.
 
 The classes live by stage: split and extraction here, head and fine-tuning in
-`config_training`, evaluation and export in `config_evaluation`, their base in
+`config_training`, evaluation (and the TFLite gate) in `config_evaluation`, their base in
 `config_base`; every one is imported from this module.
 
 `validate_run` checks a whole run's parameters at once, in milliseconds (no TensorFlow),
@@ -28,7 +28,7 @@ from kftransfer.components.core.config_base import (
     param,
     range_problems,
 )
-from kftransfer.components.core.config_evaluation import TFLITE_MODES, EvalConfig, ExportConfig
+from kftransfer.components.core.config_evaluation import TFLITE_MODES, EvalConfig
 from kftransfer.components.core.config_training import FineTuneConfig, HeadConfig
 from kftransfer.components.core.errors import ParameterError
 from kftransfer.components.core.registry import REGISTRY, is_known
@@ -39,7 +39,6 @@ __all__ = [
     "TFLITE_MODES",
     "Config",
     "EvalConfig",
-    "ExportConfig",
     "ExtractConfig",
     "FineTuneConfig",
     "HeadConfig",
@@ -172,7 +171,6 @@ PIPELINE_CONFIGS = (
     HeadConfig,
     FineTuneConfig,
     EvalConfig,
-    ExportConfig,
     Locations,
 )
 SOURCE_HELP = "Folder of class folders, train/validation/test tree, or uri,label CSV."

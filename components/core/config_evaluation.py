@@ -1,4 +1,4 @@
-"""Parameters of judging a candidate and of exporting it."""
+"""Parameters of judging a candidate: the thresholds, the trust checks, its TFLite model."""
 
 from dataclasses import dataclass
 from typing import ClassVar
@@ -45,11 +45,20 @@ class EvalConfig(Config):
         "Average each prediction over the image and its mirror image, in evaluation and in "
         "the exported model (twice the inference cost).",
     )
+    tflite: str = param(
+        "none",
+        "Also export model.tflite: none, float, fp16, dynamic (int8 weights) or int8 "
+        "(weights and activations, calibrated on train images); judged on the test split.",
+    )
+    max_tflite_drop: float = param(
+        1.0,
+        "Most test-accuracy points model.tflite may lose against the model; more is not blessed.",
+    )
     top_k: int = param(3, "k of the reported top-k accuracy.")
     misclassified_examples: int = param(24, "Misclassified test images shown in the report.")
 
     def problems(self) -> list[str]:
-        """Accuracies and tolerances in [0, 1], k >= 1, a non-negative example count."""
+        """Accuracies and tolerances in [0, 1], k >= 1, counts and the TFLite drop >= 0."""
         names = (
             "min_accuracy",
             "baseline_tolerance",
@@ -66,35 +75,10 @@ class EvalConfig(Config):
                 else [f"--skill-alpha must be in (0, 1), got {self.skill_alpha}"]
             )
             + at_least(self, 1, "top_k")
-            + at_least(self, 0, "misclassified_examples", "label_issue_folds")
-        )
-
-
-@dataclass(frozen=True)
-class ExportConfig(Config):
-    """What an export writes besides the SavedModel and the Keras model."""
-
-    TITLE: ClassVar[str] = "Export"
-
-    tflite: str = param(
-        "none",
-        "Also export model.tflite: none, float, fp16, dynamic (int8 weights) or int8 "
-        "(weights and activations, calibrated on train images); judged on the test split.",
-    )
-    max_tflite_drop: float = param(
-        1.0,
-        "Most test-accuracy points model.tflite may lose against the model; more fails the export.",
-    )
-
-    def problems(self) -> list[str]:
-        """A known TFLite mode, a non-negative drop."""
-        found = (
-            []
-            if self.tflite in TFLITE_MODES
-            else [f"--tflite {self.tflite!r}: use one of {', '.join(TFLITE_MODES)}"]
-        )
-        return found + (
-            []
-            if self.max_tflite_drop >= 0
-            else [f"--max-tflite-drop must be >= 0, got {self.max_tflite_drop}"]
+            + at_least(self, 0, "misclassified_examples", "label_issue_folds", "max_tflite_drop")
+            + (
+                []
+                if self.tflite in TFLITE_MODES
+                else [f"--tflite {self.tflite!r}: use one of {', '.join(TFLITE_MODES)}"]
+            )
         )

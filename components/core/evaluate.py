@@ -46,6 +46,8 @@ class Evaluation:
         label_issues: `trust.find_label_issues` on train and validation.
         near_duplicates: `trust.find_near_duplicates`, and `accuracy_without_leaked`.
         test_time_flip: the fine-tuned model was judged (and is exported) with flip averaging.
+        tflite: the TFLite model's judgement (`tflite.convert_and_measure`), or None
+            without `--tflite` (`evaluate_tflite.judge_tflite` adds it).
     """
 
     labels: list[str]
@@ -61,6 +63,7 @@ class Evaluation:
     label_issues: dict
     near_duplicates: dict
     test_time_flip: bool = False
+    tflite: dict | None = None
 
     def to_json(self) -> dict:
         """A JSON-able dict of everything."""
@@ -78,6 +81,9 @@ class Evaluation:
                 if stage and stage[key] is not None:
                     summary[f"{name}_{key}"] = stage[key]
         tuned = self.calibration["fine_tuned"]
+        if self.tflite:
+            summary["tflite_accuracy"] = self.tflite["accuracy"]
+            summary["tflite_drop_points"] = self.tflite["drop_points"]
         return {
             **summary,
             "ece_before": tuned["ece_before"],

@@ -11,7 +11,8 @@ Layout of an export destination (local or gs://)::
     DEST/<version>/model_card.md     data, backbone, hyper-parameters, metrics, verdict
     DEST/<version>/evaluation.json   the full evaluation
     DEST/<version>/serving.json      temperature and min_confidence (below it: "unknown")
-    DEST/<version>/model.tflite      optional (--tflite MODE), judged on the test split
+    DEST/<version>/model.tflite      optional (--tflite MODE): the evaluation step's,
+                                       judged there on the test split
 
 How a version is named, published and pointed at, safely under concurrent and killed
 exports, is `versions.py`.
@@ -23,15 +24,13 @@ import tempfile
 from collections.abc import Callable
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from kftransfer.components.core import layout, storage, versions
 from kftransfer.components.core.calibration import TemperatureScaling
 from kftransfer.components.core.classifier import as_probabilities, num_classes, with_flip_averaging
-from kftransfer.components.core.config import ExportConfig
 from kftransfer.components.core.errors import UserError
-from kftransfer.components.core.images import decode_resized, image_dataset
+from kftransfer.components.core.images import decode_resized
 from kftransfer.components.core.layout import (
     CARD_FILE,
     EVALUATION_FILE,
@@ -39,20 +38,12 @@ from kftransfer.components.core.layout import (
     MODEL_FILE,
     SERVING_FILE,
     TFLITE_FILE,
+    TFLITE_REPORT_FILE,
     UNKNOWN,
 )
-from kftransfer.components.core.model_card import model_card
+from kftransfer.components.core.model_card import model_card, tflite_figures
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
-from kftransfer.components.core.tflite import (
-    TFLiteRequest,
-    artifact_metadata,
-    card_section,
-    convert_and_check,
-)
-
-TFLITE_TEST_IMAGES = 2000  # test images the TFLite model is judged on (memory: N x S x S x 3)
-REPRESENTATIVE_IMAGES = 200  # train images calibrating int8 ranges
 
 
 def load_exported(folder: str) -> tuple[keras.Model, list[str]]:
@@ -100,6 +91,13 @@ def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
     return keras.Model(model.inputs, outputs, name=model.name)
 
 
+def serving_model(model: keras.Model, serving: dict) -> keras.Model:
+    """The fine-tuned model as exported: flip averaging if judged with it, then temperature."""
+    if serving["test_time_flip"]:
+        model = with_flip_averaging(model)
+    return with_temperature(model, serving["temperature"])
+
+
 def write_saved_model(
     model: keras.Model, labels: list[str], path: str, min_confidence: float = 0.0
 ) -> None:
@@ -144,46 +142,37 @@ def export_model(
     destination: str,
     card: Callable[[str], str] | str,
     evaluation: dict,
-    tflite_request: TFLiteRequest | None = None,
+    tflite: bytes | None = None,
     serving: dict | None = None,
 ) -> str:
     """Publishes a new version of `destination`, then points `latest` at it; returns its URI.
 
-    Everything is written to a local folder first (a TFLite model that loses too much
-    stops the export here, before a version is claimed); then the version is claimed (its
-    name is unique however many exports run at once) and published whole
-    (`versions.publish`).
+    Everything is written to a local folder first; then the version is claimed (its name
+    is unique however many exports run at once) and published whole (`versions.publish`).
 
     Args:
         model: the fine-tuned Keras model (uint8 images in).
         labels: class names in output order.
         destination: the export folder (local or gs://).
-        card: the model card (markdown), or a function of the version that renders it; the
-            TFLite section is appended when converted.
-        evaluation: the evaluation summary, saved as `evaluation.json`.
-        tflite_request: what TFLite model to convert and how to judge it; None for none.
+        card: the model card (markdown), or a function of the version that renders it.
+        evaluation: the evaluation summary, saved as `evaluation.json` (its `tflite`
+            report describes `tflite`).
+        tflite: `model.tflite`, converted and judged by the evaluation step; None for none.
         serving: `serving.json` (`serving_settings`): the temperature already applied to
             `model` and the `min_confidence` below which the signature answers "unknown".
-
-    Raises:
-        UserError: the TFLite model loses more than allowed (`tflite.convert_and_check`).
     """
     serving = serving or serving_settings({})
     with tempfile.TemporaryDirectory(prefix="kft-export-") as tmp:
         write_saved_model(model, labels, tmp, serving["min_confidence"])
         model.save(os.path.join(tmp, MODEL_FILE))
-        extra_card = ""
-        if tflite_request is not None:
-            flat, report = convert_and_check(tmp, tflite_request)
+        if tflite is not None:
             with open(os.path.join(tmp, TFLITE_FILE), "wb") as out:
-                out.write(flat)
-            extra_card = card_section(report)
-            evaluation = {**evaluation, "tflite": report}
+                out.write(tflite)
         versions.remove_leftovers(destination)
         version = versions.claim_version(destination)
         texts = {
             LABELS_FILE: json.dumps(labels),
-            CARD_FILE: (card(version) if callable(card) else card) + extra_card,
+            CARD_FILE: card(version) if callable(card) else card,
             EVALUATION_FILE: json.dumps(evaluation, indent=1),
             SERVING_FILE: json.dumps(serving, indent=1),
         }
@@ -196,62 +185,20 @@ def export_model(
     return target
 
 
-def spread_sample(rows: list, limit: int) -> list:
-    """`limit` of `rows` at evenly spaced positions (all of them when there are fewer).
-
-    Deterministic, and proportional to any grouping of `rows` (the split's CSVs list
-    each class's rows together): the i-th pick is row `i * len(rows) // limit`.
-    """
-    if len(rows) <= limit:
-        return list(rows)
-    return [rows[i * len(rows) // limit] for i in range(limit)]
-
-
-def split_images(
-    splits_uri: str, split: str, size: int, labels: list[str], limit: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Up to `limit` images of a split `[N, size, size, 3]` uint8 and their class ids.
-
-    The images are spread evenly over the split's rows (`spread_sample`), so every class
-    is in them in its proportion: the rows are grouped by class, and their first `limit`
-    would be the first classes only.
-    """
-    rows = spread_sample(layout.read_rows(splits_uri, split), limit)
-    ids = [labels.index(row.label) for row in rows]
-    images, kept = [], []
-    for batch, _, index in image_dataset([r.uri for r in rows], ids, size, 32):
-        images.append(batch.numpy())
-        kept.append(index.numpy())
-    if not images:
-        return np.zeros((0, size, size, 3), np.uint8), np.zeros((0,), np.int64)
-    return np.concatenate(images), np.asarray(ids)[np.concatenate(kept)]
-
-
-def tflite_request(splits_uri: str, size: int, config: ExportConfig) -> TFLiteRequest | None:
-    """The TFLite conversion `config` asks for, with its test and calibration images."""
-    if config.tflite == "none":
-        return None
-    labels = layout.read_labels(splits_uri)
-    test_images, test_labels = split_images(splits_uri, "test", size, labels, TFLITE_TEST_IMAGES)
-    representative, _ = split_images(splits_uri, "train", size, labels, REPRESENTATIVE_IMAGES)
-    return TFLiteRequest(
-        config.tflite, test_images, test_labels, representative, config.max_tflite_drop
-    )
-
-
 def export_run(
     splits_uri: str,
     features_uri: str,
     head_stage: str,
     model_stage: str,
     evaluation_uri: str,
+    tflite_uri: str,
     export_uri: str,
-    config: ExportConfig,
 ) -> str:
     """Exports a run's fine-tuned model as a new version of `export_uri`; returns its URI.
 
     The model card is written from the evaluation, the features manifest, the split's
-    statistics and both stages' hyper-parameters.
+    statistics and both stages' hyper-parameters; `model.tflite` is the evaluation step's
+    (in `tflite_uri`, the folder `evaluate_tflite.judge_tflite` wrote), when it made one.
     """
     evaluation = storage.read_json(evaluation_uri)
     model = load_model(layout.stage_model(model_stage))
@@ -265,19 +212,34 @@ def export_run(
         return model_card(evaluation, manifest, stats, hyper_parameters, version)
 
     serving = serving_settings(evaluation)
-    if serving["test_time_flip"]:
-        model = with_flip_averaging(model)
-    model = with_temperature(model, serving["temperature"])
-    request = tflite_request(splits_uri, model.input_shape[1], config)
+    model = serving_model(model, serving)
+    tflite = judged_tflite(tflite_uri, evaluation) if evaluation.get("tflite") else None
     labels = layout.read_labels(splits_uri)
-    return export_model(model, labels, export_uri, card, evaluation, request, serving)
+    return export_model(model, labels, export_uri, card, evaluation, tflite, serving)
+
+
+def judged_tflite(tflite_uri: str, evaluation: dict) -> bytes:
+    """The evaluation step's `model.tflite`, checked to be the one its evaluation describes.
+
+    Raises:
+        UserError: the folder's report is not the evaluation's (the two inputs come from
+            different runs), or the flatbuffer's size is not the one judged.
+    """
+    report = storage.read_json(storage.join(tflite_uri, TFLITE_REPORT_FILE))
+    flat = storage.read_bytes(storage.join(tflite_uri, TFLITE_FILE))
+    if report != evaluation["tflite"] or len(flat) != report["bytes"]:
+        raise UserError(
+            f"{tflite_uri} does not hold the TFLite model the evaluation judged: give the "
+            "tflite_model and evaluation outputs of the same evaluate_model step"
+        )
+    return flat
 
 
 def exported_summary(target: str, export_uri: str) -> dict:
     """What an export step records: the version, its URI and, when converted, the TFLite figures."""
     report = storage.read_json(f"{target}/{EVALUATION_FILE}").get("tflite")
-    summary = {"version": storage.basename(target), "uri": target, "export_uri": export_uri}
-    return {**summary, **(artifact_metadata(report) if report else {})}
+    figures = {f"tflite_{k}": v for k, v in tflite_figures(report).items()} if report else {}
+    return {"version": storage.basename(target), "uri": target, "export_uri": export_uri, **figures}
 
 
 def serving_settings(evaluation: dict) -> dict:

@@ -8,6 +8,7 @@ In the spirit of TFX's `standard_component_specs.py`, no other module spells a f
     features folder (extraction)       manifest.json, <split>/NNNNN.npz shards
     stage folder (head, fine-tuning)   model.keras, history.json, config.json, summary.json
     evaluation (evaluate_model)        one JSON document (`evaluation.json` when exported)
+    TFLite folder (evaluate_model)     tflite.json (the judgement, or mode none)[, model.tflite]
     export destination                 latest (the current version's name), and per version
                                        saved_model.pb + variables/, model.keras, labels.json,
                                        model_card.md, evaluation.json[, model.tflite]
@@ -50,6 +51,9 @@ EVALUATION_FILE = "evaluation.json"
 SERVING_FILE = "serving.json"  # temperature, min_confidence: what serving answers
 UNKNOWN = "unknown"  # the label served below the minimum confidence
 TFLITE_FILE = "model.tflite"
+
+# TFLite folder: the judged flatbuffer the export copies
+TFLITE_REPORT_FILE = "tflite.json"
 
 # cache entries (chunk stores): features under <cache>/<key>/, pixels under <cache>/pixels/<key>/
 PIXELS_FOLDER = "pixels"

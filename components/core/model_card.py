@@ -95,7 +95,7 @@ Per class (fine-tuned):
 {_table(("class", "precision", "recall", "F1", "support"), per_class)}
 
 {_trust(evaluation)}
-
+{_tflite(evaluation)}
 ## Verdict: {"blessed" if evaluation["verdict"]["blessed"] else "not blessed"}
 
 {verdict}
@@ -128,3 +128,28 @@ def _trust(evaluation: dict) -> str:
 - {duplicates["leaked_count"]} test images have a near-duplicate in train/validation (feature
   cosine >= {duplicates["threshold"]:.2f}); test accuracy without them:
   {_fmt(without)}"""
+
+
+def tflite_figures(report: dict) -> dict:
+    """The TFLite figures quoted beside the card: the run summary's, the export artifact's."""
+    return {
+        "mode": report["mode"],
+        "accuracy": report["accuracy"],
+        "saved_model_accuracy": report["saved_model_accuracy"],
+        "drop_points": report["drop_points"],
+        "mib": report["bytes"] / 2**20,
+    }
+
+
+def _tflite(evaluation: dict) -> str:
+    """The card's TFLite section ('' without `--tflite`)."""
+    report = evaluation.get("tflite")
+    if not report:
+        return ""
+    return (
+        f"\n## TFLite\n\n`model.tflite` ({report['mode']}, {report['bytes'] / 2**20:.1f} MiB): "
+        f"test accuracy {report['accuracy']:.4f} vs {report['saved_model_accuracy']:.4f} for "
+        f"the SavedModel on the same {report['test_images']} images "
+        f"({report['drop_points']:+.2f} points lost); max |probability difference| "
+        f"{report['max_abs_difference']:.2e}\n"
+    )

@@ -112,6 +112,28 @@ def _backbones_section(evaluation: Evaluation) -> str:
     )
 
 
+def _tflite_section(evaluation: Evaluation) -> str:
+    """The TFLite model against the model it came from, on the same test images; '' without."""
+    report = evaluation.tflite
+    if not report:
+        return ""
+    rows = (
+        ("mode", report["mode"]),
+        ("size", f"{report['bytes'] / 2**20:.1f} MiB"),
+        ("test images judged", f"{report['test_images']:d}"),
+        ("accuracy of model.tflite", f"{report['accuracy']:.4f}"),
+        ("accuracy of the SavedModel", f"{report['saved_model_accuracy']:.4f}"),
+        ("points lost", f"{report['drop_points']:.2f}"),
+        ("max |probability difference|", f"{report['max_abs_difference']:.2e}"),
+    )
+    body = "".join(f"<tr><td>{name}</td><td>{html.escape(value)}</td></tr>" for name, value in rows)
+    return (
+        "<h2>TFLite</h2><p>model.tflite, as the export will write it, run through the TFLite "
+        "interpreter on test images spread over the classes; the verdict's last line "
+        f"gates on the points lost.</p><table>{body}</table>"
+    )
+
+
 def _verdict(evaluation: Evaluation) -> str:
     status = "BLESSED: exported" if evaluation.verdict.blessed else "NOT BLESSED: not exported"
     css = "ok" if evaluation.verdict.blessed else "no"
@@ -154,6 +176,7 @@ def render_report(evaluation: Evaluation, histories: dict[str, dict], stats: dic
         "<h2>Per-class recall and F1</h2>"
         + img_tag(per_class_bars(models, labels, "recall"), "per-class recall")
         + img_tag(per_class_bars(models, labels, "f1"), "per-class F1"),
+        _tflite_section(evaluation),
         _backbones_section(evaluation),
         _sweep_section(evaluation),
         "<h2>Training curves</h2>"

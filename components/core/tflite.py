@@ -1,11 +1,11 @@
-"""TFLite export: float or quantized, measured on the test split, refused when it loses too much.
+"""TFLite conversion: float or quantized, measured on the test split, gated on what it loses.
 
 Quantization can silently lose accuracy (tensorflow/tensorflow#44289, #60903), so every
 converted model is run on the test images through the TFLite interpreter and compared
-with the SavedModel it came from, on the same images; the export is refused when the
-drop exceeds `--max-tflite-drop` points.
+with the SavedModel it came from, on the same images; a drop over `--max-tflite-drop`
+points is a failing line of the verdict (`gate_reason`), so nothing is exported.
 
-Modes (`ExportConfig.tflite`):
+Modes (`EvalConfig.tflite`):
     float    no quantization
     fp16     weights stored as float16 (half the size; computes in float32 on CPUs)
     dynamic  weights int8, activations quantized on the fly
@@ -33,14 +33,12 @@ class TFLiteRequest:
         mode: one of MODES but "none".
         test_images: `[N, S, S, 3]` uint8 test images, and `test_labels` their class ids.
         representative: `[M, S, S, 3]` uint8 train images calibrating int8 ranges.
-        max_drop: most test-accuracy points the TFLite model may lose.
     """
 
     mode: str
     test_images: np.ndarray
     test_labels: np.ndarray
     representative: np.ndarray
-    max_drop: float
 
 
 def convert(saved_model: str, mode: str, representative: np.ndarray | None = None) -> bytes:
@@ -76,15 +74,12 @@ def saved_model_probabilities(saved_model: str, images: np.ndarray) -> np.ndarra
     )
 
 
-def convert_and_check(saved_model: str, request: TFLiteRequest) -> tuple[bytes, dict]:
-    """Converts, measures on the test images, and refuses a model that lost too much.
+def convert_and_measure(saved_model: str, request: TFLiteRequest) -> tuple[bytes, dict]:
+    """Converts, and measures the flatbuffer and the SavedModel on the same test images.
 
     Returns:
         the flatbuffer and its report: mode, size, test images, both accuracies, the drop
         in points, and the max |probability difference| against the SavedModel.
-
-    Raises:
-        UserError: the drop exceeds `request.max_drop` (nothing is exported).
     """
     flat = convert(saved_model, request.mode, request.representative)
     ours = tflite_probabilities(flat, request.test_images)
@@ -99,33 +94,19 @@ def convert_and_check(saved_model: str, request: TFLiteRequest) -> tuple[bytes, 
         "max_abs_difference": float(np.max(np.abs(ours - reference))) if len(labels) else 0.0,
     }
     report["drop_points"] = 100 * (report["saved_model_accuracy"] - report["accuracy"])
-    if report["drop_points"] > request.max_drop:
-        raise UserError(
-            f"TFLite ({request.mode}) test accuracy {report['accuracy']:.4f} is "
-            f"{report['drop_points']:.2f} points below the model's "
-            f"{report['saved_model_accuracy']:.4f}, more than --max-tflite-drop "
-            f"{request.max_drop:g}: not exported (try --tflite dynamic, fp16 or float)"
-        )
     return flat, report
 
 
-def card_section(report: dict) -> str:
-    """The model card's TFLite section."""
-    return (
-        f"\n## TFLite\n\n`model.tflite` ({report['mode']}, {report['bytes'] / 2**20:.1f} MiB): "
-        f"test accuracy {report['accuracy']:.4f} vs {report['saved_model_accuracy']:.4f} for "
-        f"the SavedModel on the same {report['test_images']} images "
-        f"({report['drop_points']:+.2f} points lost); max |probability difference| "
-        f"{report['max_abs_difference']:.2e}\n"
+def gate_reason(report: dict, max_drop: float) -> str:
+    """The verdict's line on the TFLite model: `PASS: ...`, or `FAIL: ...` with what to try."""
+    said = (
+        f"TFLite ({report['mode']}) test accuracy {report['accuracy']:.4f}, "
+        f"{report['drop_points']:.2f} points below the model's "
+        f"{report['saved_model_accuracy']:.4f} on the same {report['test_images']} images"
     )
-
-
-def artifact_metadata(report: dict) -> dict:
-    """The TFLite figures an export step records on its artifact (the KFP UI shows them)."""
-    return {
-        "tflite_mode": report["mode"],
-        "tflite_accuracy": report["accuracy"],
-        "tflite_saved_model_accuracy": report["saved_model_accuracy"],
-        "tflite_drop_points": report["drop_points"],
-        "tflite_mib": report["bytes"] / 2**20,
-    }
+    if report["drop_points"] <= max_drop:
+        return f"PASS: {said}, within --max-tflite-drop {max_drop:g}"
+    return (
+        f"FAIL: {said}, more than --max-tflite-drop {max_drop:g} "
+        "(try --tflite dynamic, fp16 or float)"
+    )

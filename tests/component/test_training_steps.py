@@ -17,7 +17,9 @@ from kftransfer.components.train_head import train_head
 
 
 @dsl.pipeline
-def train_and_export(source: str, checkpoint_uri: str, destination: str, min_accuracy: float):
+def train_and_export(
+    source: str, checkpoint_uri: str, destination: str, min_accuracy: float, tflite: str
+):
     split = split_data(source=source, min_images_per_class=5)
     splits = split.outputs["splits"]
     features = extract_bottlenecks(
@@ -35,10 +37,15 @@ def train_and_export(source: str, checkpoint_uri: str, destination: str, min_acc
     ).outputs["model"]  # fmt: skip
     stages = {"splits": splits, "features": features, "head": head, "model": model}
     evaluation = evaluate_model(
-        **stages, export_uri=destination, cache_uri="", min_accuracy=min_accuracy
+        **stages, export_uri=destination, cache_uri="", min_accuracy=min_accuracy, tflite=tflite
     )
     with dsl.If(evaluation.outputs["Output"] == True):  # noqa: E712 - a KFP condition
-        export_model(**stages, evaluation=evaluation.outputs["evaluation"], export_uri=destination)
+        export_model(
+            **stages,
+            evaluation=evaluation.outputs["evaluation"],
+            tflite_model=evaluation.outputs["tflite_model"],
+            export_uri=destination,
+        )
 
 
 def task_folder(kfp_local: str, task: str) -> str:
@@ -53,7 +60,7 @@ def test_training_evaluation_and_export_components(kfp_local, tmp_path):
         write_class_folders(str(tmp_path / "data" / split), classes, seed=len(split))
     destination, checkpoints = str(tmp_path / "models"), str(tmp_path / "ckpt")
     train_and_export(source=str(tmp_path / "data"), checkpoint_uri=checkpoints,
-                     destination=destination, min_accuracy=0.5)  # fmt: skip
+                     destination=destination, min_accuracy=0.5, tflite="float")  # fmt: skip
     head = task_folder(kfp_local, "train-head")
     assert sorted(os.listdir(os.path.join(head, "head"))) == [
         "config.json",
@@ -83,7 +90,12 @@ def test_training_evaluation_and_export_components(kfp_local, tmp_path):
     )
     report = Path(os.path.join(evaluated, "report")).read_text()
     assert "BLESSED: exported" in report and "Head sweep (3 trials on cached features)" in report
+    assert "<h2>TFLite</h2>" in report and evaluation["verdict"]["reasons"][-1].startswith(
+        "PASS: TFLite (float) test accuracy"
+    )
     version = Path(os.path.join(destination, "latest")).read_text()
+    judged = Path(evaluated, "tflite_model", "model.tflite").read_bytes()
+    assert Path(destination, version, "model.tflite").read_bytes() == judged
     assert sorted(os.listdir(os.path.join(destination, version)))[:4] == [
         "assets", "evaluation.json", "fingerprint.pb", "labels.json"
     ]  # fmt: skip
@@ -95,11 +107,12 @@ def test_training_evaluation_and_export_components(kfp_local, tmp_path):
     red = class_image(2, 999)  # class 2 of the sorted names: "red"
     (tmp_path / "data" / "test" / "green" / "mislabelled.png").write_bytes(encode(red))
     train_and_export(source=str(tmp_path / "data"), checkpoint_uri=checkpoints,
-                     destination=destination, min_accuracy=1.0)  # fmt: skip
+                     destination=destination, min_accuracy=1.0, tflite="none")  # fmt: skip
     evaluated = task_folder(kfp_local, "evaluate-model")
     second = json.loads(Path(os.path.join(evaluated, "evaluation")).read_text())
     assert second["production_version"] == version
-    assert second["verdict"]["blessed"] is False
+    assert second["verdict"]["blessed"] is False and second["tflite"] is None
+    assert os.listdir(os.path.join(evaluated, "tflite_model")) == ["tflite.json"]
     assert second["verdict"]["reasons"][2].startswith("FAIL: test accuracy")
     assert Path(os.path.join(destination, "latest")).read_text() == version
     hidden = [".claims", ".latest.lock", ".staging"]  # serving skips non-integer names

@@ -68,10 +68,26 @@ def test_executor_outputs_with_a_moved_uri_or_a_none_break_their_rules(tmp_path)
     moved = {"uri": "gs://other-bucket/models/1", "metadata": {"version": None}}
     output = {"artifacts": {"exported": {"artifacts": [moved]}}}
     (folder / "executor_output.json").write_text(json.dumps(output))
+    (folder / "exported").write_text("{}")
     problems = contract.executor_output_problems(str(tmp_path / "run"))
     assert problems == [
         "[artifact-uri] export-model.exported was moved to gs://other-bucket/models/1",
         "[metadata-values] exported metadata ['version'] is None",
+    ]
+
+
+def test_an_output_artifact_left_unwritten_breaks_the_outputs_written_rule(tmp_path):
+    folder = tmp_path / "run" / "evaluate-model"
+    folder.mkdir(parents=True)
+    written, missing = (
+        {"uri": str(folder / name), "metadata": {}} for name in ("report", "tflite_model")
+    )
+    output = {"artifacts": {"report": {"artifacts": [written]},
+                            "tflite_model": {"artifacts": [missing]}}}  # fmt: skip
+    (folder / "executor_output.json").write_text(json.dumps(output))
+    (folder / "report").write_text("<!doctype html>")
+    assert contract.executor_output_problems(str(tmp_path / "run")) == [
+        "[outputs-written] evaluate-model.tflite_model was not written"
     ]
 
 

@@ -188,6 +188,21 @@ def test_backbones_loop_over_extraction_and_head_then_one_fine_tuning(tmp_path):
     assert "merge-features" not in tasks
 
 
+def test_the_export_copies_the_tflite_model_the_evaluation_judged(tmp_path):
+    """--tflite and --max-tflite-drop go to the evaluation; the export takes its flatbuffer."""
+    spec, _ = compiled(tmp_path)
+    tasks = all_tasks(spec["root"]["dag"], spec["components"])
+    evaluate, export = tasks["evaluate-model"]["inputs"], tasks["export-model"]["inputs"]
+    assert {"tflite", "max_tflite_drop"} <= set(evaluate["parameters"])
+    assert not {"tflite", "max_tflite_drop"} & set(export.get("parameters", {}))
+    evaluation = spec["components"][tasks["evaluate-model"]["componentRef"]["name"]]
+    output = evaluation["outputDefinitions"]["artifacts"]["tflite_model"]
+    assert output["artifactType"]["schemaTitle"] == "system.Model"
+    # the export runs inside the "blessed" condition: the artifact arrives as a DAG input
+    source = export["artifacts"]["tflite_model"]["componentInputArtifact"]
+    assert source == "pipelinechannel--evaluate-model-tflite_model"
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [(["--backbones", "vgg16"], "--backbones vgg16: give two or more different backbones"),

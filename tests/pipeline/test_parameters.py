@@ -12,7 +12,6 @@ from kftransfer.components.component import kftransfer_component
 from kftransfer.components.core import config
 from kftransfer.components.core.config import (
     EvalConfig,
-    ExportConfig,
     ExtractConfig,
     FineTuneConfig,
     HeadConfig,
@@ -27,7 +26,6 @@ STEP_CONFIGS = {
     "train-head": HeadConfig,
     "fine-tune": FineTuneConfig,
     "evaluate-model": EvalConfig,
-    "export-model": ExportConfig,
 }
 
 

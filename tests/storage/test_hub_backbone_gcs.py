@@ -69,7 +69,7 @@ def test_a_tiny_dinov2_preset_in_a_bucket_extracts_fine_tunes_and_exports(gcs_bu
     exported = summary["exported"]
     tflite = json.loads(storage.read_text(os.path.join(exported, "evaluation.json")))["tflite"]
     assert tflite["mode"] == "int8" and tflite["drop_points"] <= 10
-    assert summary["tflite"]["accuracy"] == tflite["accuracy"]  # the export step's metadata
+    assert summary["tflite"]["accuracy"] == tflite["accuracy"]
     printed = [line for line in format_summary(summary).splitlines() if line.startswith("tflite:")]
     assert printed == [
         f"tflite:   int8, {tflite['bytes'] / 2**20:.1f} MiB, test accuracy "
@@ -77,6 +77,10 @@ def test_a_tiny_dinov2_preset_in_a_bucket_extracts_fine_tunes_and_exports(gcs_bu
         f"SavedModel's {tflite['saved_model_accuracy']:.4f})"
     ]
     assert os.path.isfile(os.path.join(exported, "model.tflite"))
+    judged = summary["artifacts"]["evaluate-model"]["tflite_model"]  # copied, not reconverted
+    assert Path(judged, "model.tflite").read_bytes() == Path(exported, "model.tflite").read_bytes()
+    report = Path(summary["report"]).read_text()
+    assert f"<td>accuracy of model.tflite</td><td>{tflite['accuracy']:.4f}</td>" in report
     images = sorted(str(p) for p in (tmp_path / "data" / "red").iterdir())[:3]
     served = subprocess.run(
         [sys.executable, "-c", SERVE, exported, *images], capture_output=True, text=True

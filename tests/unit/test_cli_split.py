@@ -60,7 +60,7 @@ def test_run_help_groups_options_by_step_and_prints_examples_verbatim():
     headings = [line[:-1] for line in text.splitlines() if line.endswith(":") and line[0] != " "]
     assert headings == [
         "Split", "Bottleneck extraction", "Head training", "Fine-tuning",
-        "Evaluation and blessing", "Export", "Locations", "Local run", "Options", "Examples",
+        "Evaluation and blessing", "Locations", "Local run", "Options", "Examples",
     ]  # fmt: skip
     assert "\\b" not in text
     examples = text.split("Examples:\n")[1].splitlines()

@@ -1,9 +1,7 @@
 """Export: the bytes signature matches the Keras model, and `latest` only ever moves whole."""
 
-import json
 import os
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +11,7 @@ from kftransfer.components.core import export, storage, versions
 from kftransfer.components.core import predict as predictor
 from kftransfer.components.core.calibration import apply_temperature
 from kftransfer.components.core.classifier import predict_images, with_flip_averaging
-from kftransfer.components.core.config import EvalConfig, ExportConfig
+from kftransfer.components.core.config import EvalConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.evaluate import evaluate_stages
 from kftransfer.components.core.layout import read_labels, read_rows
@@ -64,8 +62,9 @@ def test_flip_averaging_is_served_as_it_was_judged(tuned, model, tmp_path):
     evaluation_json["calibration"]["fine_tuned"].update(temperature=1.0, min_confidence=0.0)
     storage.write_json(str(tmp_path / "evaluation.json"), evaluation_json)
     target = export.export_run(
-        *stages, str(tmp_path / "evaluation.json"), str(tmp_path / "models"), ExportConfig()
-    )
+        *stages, str(tmp_path / "evaluation.json"), str(tmp_path / "no-tflite"),
+        str(tmp_path / "models"),
+    )  # fmt: skip
     assert storage.read_json(f"{target}/serving.json")["test_time_flip"] is True
     serving = tf.saved_model.load(target).signatures["serving_default"]
     out = serving(image_bytes=tf.constant([storage.read_bytes(u) for u in uris]))
@@ -87,7 +86,7 @@ def test_calibrated_export_answers_unknown_below_the_chosen_confidence(tuned, mo
     storage.write_json(str(tmp_path / "evaluation.json"), evaluation)
     destination = str(tmp_path / "models")
     target = export.export_run(
-        *stages, str(tmp_path / "evaluation.json"), destination, ExportConfig()
+        *stages, str(tmp_path / "evaluation.json"), str(tmp_path / "no-tflite"), destination
     )
     assert storage.read_json(f"{target}/serving.json") == {
         "temperature": 4.0, "min_confidence": threshold, "unknown_label": "unknown",
@@ -108,60 +107,6 @@ def test_calibrated_export_answers_unknown_below_the_chosen_confidence(tuned, mo
     np.testing.assert_allclose(predict_images(network, uris)[0], calibrated, atol=1e-5)
     answers = [p.label for p in predictor.predict(network, names, uris, 1, 32, own_threshold)]
     assert answers == expected
-
-
-@pytest.mark.parametrize("mode", ["float", "dynamic"])
-def test_tflite_export_is_judged_on_the_test_split(tuned, model, tmp_path, mode):
-    labels = read_labels(tuned["split"])
-    request = export.tflite_request(tuned["split"], 32, ExportConfig(tflite=mode))
-    assert len(request.test_images) == len(read_rows(tuned["split"], "test"))
-    target = export.export_model(model, labels, str(tmp_path / "m"), "# card", EVALUATION,
-                                 tflite_request=request)  # fmt: skip
-    report = json.loads(Path(os.path.join(target, "evaluation.json")).read_text())["tflite"]
-    assert report["mode"] == mode and report["test_images"] == len(request.test_labels)
-    assert report["saved_model_accuracy"] == 1.0  # the learnable task
-    assert report["drop_points"] <= 1.0
-    if mode == "float":
-        assert report["max_abs_difference"] < 1e-4
-    card = Path(os.path.join(target, "model_card.md")).read_text()
-    assert f"`model.tflite` ({mode}, " in card and "points lost" in card
-    assert os.path.getsize(os.path.join(target, "model.tflite")) == report["bytes"]
-    recorded = export.exported_summary(target, str(tmp_path / "m"))
-    assert recorded["version"] == os.path.basename(target) and recorded["tflite_mode"] == mode
-    assert recorded["tflite_drop_points"] == report["drop_points"]
-    assert recorded["tflite_mib"] == report["bytes"] / 2**20
-
-
-def test_tflite_images_cover_every_class_when_the_split_is_larger(tuned):
-    """The CSVs list each class's rows together: the first N rows would be one class."""
-    labels = read_labels(tuned["split"])
-    rows = read_rows(tuned["split"], "train")
-    assert rows[0].label == rows[len(rows) // len(labels) - 1].label  # grouped by class
-    limit = len(labels) * 2
-    images, ids = export.split_images(tuned["split"], "train", 32, labels, limit)
-    assert len(images) == limit
-    counts = np.bincount(ids, minlength=len(labels))
-    shares = np.bincount([labels.index(r.label) for r in rows], minlength=len(labels))
-    assert counts.min() >= 1  # the first `limit` rows would hold the first class only
-    assert np.abs(counts - limit * shares / len(rows)).max() <= 1  # in proportion
-
-
-def test_spread_sample_is_even_and_keeps_everything_below_the_limit():
-    assert export.spread_sample(list(range(10)), 5) == [0, 2, 4, 6, 8]
-    assert export.spread_sample(list(range(7)), 3) == [0, 2, 4]
-    assert export.spread_sample([1, 2], 5) == [1, 2]
-
-
-def test_a_quantized_model_that_loses_accuracy_is_not_exported(tuned, model, tmp_path):
-    """int8 ranges calibrated on black images: the model collapses, the export stops."""
-    request = export.tflite_request(tuned["split"], 32, ExportConfig(tflite="int8"))
-    request.representative = np.zeros_like(request.representative[:8])
-    destination = tmp_path / "m"
-    with pytest.raises(UserError, match=r"TFLite \(int8\) test accuracy .* points below the "
-                       r"model's 1.0000, more than --max-tflite-drop 1: not exported"):  # fmt: skip
-        export.export_model(model, read_labels(tuned["split"]), str(destination), "#",
-                            EVALUATION, tflite_request=request)  # fmt: skip
-    assert not destination.exists()  # checked before a version was claimed
 
 
 def test_a_failed_publish_leaves_no_numbered_folder_and_latest_as_it_was(
