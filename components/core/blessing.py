@@ -12,6 +12,11 @@ class Verdict:
     blessed: bool
     reasons: list[str] = field(default_factory=list)
 
+    @classmethod
+    def of(cls, reasons: list[str]) -> "Verdict":
+        """The verdict of these lines: blessed when every one is a `PASS: ...`."""
+        return cls(all(reason.startswith("PASS") for reason in reasons), reasons)
+
 
 def bless(
     candidate: dict,
@@ -69,4 +74,4 @@ def bless(
             if low
             else f"every class's recall >= the floor {config.min_class_recall:.4f}",
         )
-    return Verdict(all(reason.startswith("PASS") for reason in reasons), reasons)
+    return Verdict.of(reasons)

@@ -99,7 +99,7 @@ def judge_tflite(
     storage.write_bytes(storage.join(folder, TFLITE_FILE), flat)
     storage.write_json(storage.join(folder, TFLITE_REPORT_FILE), report)
     reason = gate_reason(report, config.max_tflite_drop)
-    blessed = evaluation.verdict.blessed and reason.startswith("PASS")
-    LOGGER.info("  %s%s", reason, "" if blessed == evaluation.verdict.blessed else "; not blessed")
-    verdict = Verdict(blessed, [*evaluation.verdict.reasons, reason])
+    verdict = Verdict.of([*evaluation.verdict.reasons, reason])
+    changed = verdict.blessed != evaluation.verdict.blessed
+    LOGGER.info("  %s%s", reason, "; not blessed" if changed else "")
     return dataclasses.replace(evaluation, tflite=report, verdict=verdict)
