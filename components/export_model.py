@@ -31,11 +31,10 @@ def export_model(
         tflite_model: the TFLite model evaluate_model judged (copied when it made one).
         exported: the new version's name and URI.
     """
-    from kftransfer.components.core.export import export_run, exported_summary
+    from kftransfer.components.core.export import export_run
     from kftransfer.components.core.progress import setup_logging
     from kftransfer.components.core.publish import publish
 
     setup_logging()
     stages = (splits.path, features.path, head.path, model.path)
-    target = export_run(*stages, evaluation.path, tflite_model.path, export_uri)
-    publish(exported, exported_summary(target, export_uri))
+    publish(exported, export_run(*stages, evaluation.path, tflite_model.path, export_uri))

@@ -193,8 +193,12 @@ def export_run(
     evaluation_uri: str,
     tflite_uri: str,
     export_uri: str,
-) -> str:
-    """Exports a run's fine-tuned model as a new version of `export_uri`; returns its URI.
+) -> dict:
+    """Exports a run's fine-tuned model as a new version of `export_uri`.
+
+    Returns:
+        what the export step records (`exported_summary`): the version, its URI and, when
+        converted, the TFLite figures.
 
     The model card is written from the evaluation, the features manifest, the split's
     statistics and both stages' hyper-parameters; `model.tflite` is the evaluation step's
@@ -215,7 +219,8 @@ def export_run(
     model = serving_model(model, serving)
     tflite = judged_tflite(tflite_uri, evaluation) if evaluation.get("tflite") else None
     labels = layout.read_labels(splits_uri)
-    return export_model(model, labels, export_uri, card, evaluation, tflite, serving)
+    target = export_model(model, labels, export_uri, card, evaluation, tflite, serving)
+    return exported_summary(target, export_uri, evaluation)
 
 
 def judged_tflite(tflite_uri: str, evaluation: dict) -> bytes:
@@ -235,9 +240,15 @@ def judged_tflite(tflite_uri: str, evaluation: dict) -> bytes:
     return flat
 
 
-def exported_summary(target: str, export_uri: str) -> dict:
-    """What an export step records: the version, its URI and, when converted, the TFLite figures."""
-    report = storage.read_json(f"{target}/{EVALUATION_FILE}").get("tflite")
+def exported_summary(target: str, export_uri: str, evaluation: dict) -> dict:
+    """What an export step records: the version, its URI and, when converted, the TFLite figures.
+
+    Args:
+        target: the published version's URI.
+        export_uri: the export destination.
+        evaluation: the evaluation published with it (its `tflite` report, if any).
+    """
+    report = evaluation.get("tflite")
     figures = {f"tflite_{k}": v for k, v in tflite_figures(report).items()} if report else {}
     return {"version": storage.basename(target), "uri": target, "export_uri": export_uri, **figures}
 

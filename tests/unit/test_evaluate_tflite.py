@@ -54,13 +54,13 @@ def test_the_tflite_model_is_judged_with_the_others_and_exported_as_judged(
     assert storage.read_json(str(tmp_path / "tflite" / "tflite.json")) == report
 
     storage.write_json(str(tmp_path / "evaluation.json"), result.to_json())
-    target = export.export_run(
+    recorded = export.export_run(
         *stages, str(tmp_path / "evaluation.json"), str(tmp_path / "tflite"), str(tmp_path / "m")
     )
+    target = recorded["uri"]
     assert Path(target, "model.tflite").read_bytes() == flat  # the judged bytes
     card = Path(target, "model_card.md").read_text()
     assert f"`model.tflite` ({mode}, " in card and "points lost" in card
-    recorded = export.exported_summary(target, str(tmp_path / "m"))
     assert recorded["version"] == os.path.basename(target) and recorded["tflite_mode"] == mode
     assert recorded["tflite_drop_points"] == report["drop_points"]
     assert recorded["tflite_mib"] == report["bytes"] / 2**20

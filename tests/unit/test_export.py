@@ -35,7 +35,7 @@ def test_bytes_signature_gives_the_keras_models_probabilities(tuned, model, tmp_
         "assets", "evaluation.json", "fingerprint.pb", "labels.json", "model.keras",
         "model_card.md", "saved_model.pb", "serving.json", "variables",
     ]  # fmt: skip
-    assert export.exported_summary(target, str(tmp_path / "models")) == {
+    assert export.exported_summary(target, str(tmp_path / "models"), EVALUATION) == {
         "version": version, "uri": target, "export_uri": str(tmp_path / "models"),
     }  # fmt: skip
     uris = [row.uri for row in read_rows(tuned["split"], "test")]
@@ -64,7 +64,7 @@ def test_flip_averaging_is_served_as_it_was_judged(tuned, model, tmp_path):
     target = export.export_run(
         *stages, str(tmp_path / "evaluation.json"), str(tmp_path / "no-tflite"),
         str(tmp_path / "models"),
-    )  # fmt: skip
+    )["uri"]  # fmt: skip
     assert storage.read_json(f"{target}/serving.json")["test_time_flip"] is True
     serving = tf.saved_model.load(target).signatures["serving_default"]
     out = serving(image_bytes=tf.constant([storage.read_bytes(u) for u in uris]))
@@ -87,7 +87,7 @@ def test_calibrated_export_answers_unknown_below_the_chosen_confidence(tuned, mo
     destination = str(tmp_path / "models")
     target = export.export_run(
         *stages, str(tmp_path / "evaluation.json"), str(tmp_path / "no-tflite"), destination
-    )
+    )["uri"]
     assert storage.read_json(f"{target}/serving.json") == {
         "temperature": 4.0, "min_confidence": threshold, "unknown_label": "unknown",
         "test_time_flip": False,
