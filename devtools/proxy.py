@@ -6,14 +6,16 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
+
+from devtools.local_server import LocalServer
 
 STREAM_BYTES = 1 << 20
 HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
-class Proxy:
+class Proxy(LocalServer):
     """Forwards to `target` (http://host:port), with faults or latency added.
 
     Args:
@@ -39,16 +41,7 @@ class Proxy:
         self.seen: set[tuple[str, str]] = set()
         self.failures = 0
         self.lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(self._handler())
 
     def _first_try(self, method: str, path: str) -> bool:
         if not self.fail_first:

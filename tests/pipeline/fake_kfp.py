@@ -2,12 +2,13 @@
 
 import json
 import re
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from devtools.local_server import LocalServer
 
 
-class FakeKfp:
+class FakeKfp(LocalServer):
     """Start with `with FakeKfp() as kfp:`; `kfp.host` for kfp.Client, `kfp.requests` to assert."""
 
     def __init__(self, version: str = "2.17.0"):
@@ -15,16 +16,8 @@ class FakeKfp:
         self.requests: list[dict] = []
         self.experiments: dict[str, dict] = {}
         self.recurring: dict[str, dict] = {}
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.host = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(self._handler())
+        self.host = self.url
 
     def bodies(self, method: str, path: str) -> list[dict]:
         """The JSON bodies of the requests to `method path`."""

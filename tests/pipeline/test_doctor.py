@@ -1,32 +1,23 @@
 """`kftransfer doctor` against the fake KFP API and a fake OCI registry on 127.0.0.1."""
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from click.testing import CliRunner
 
+from devtools.local_server import LocalServer
 from kftransfer.pipelines.cli import cli
 from kftransfer.pipelines.container_registry import DOCKER_HUB, ImageRef, image_exists
 from tests.pipeline.fake_kfp import FakeKfp
 
 
-class FakeRegistry:
+class FakeRegistry(LocalServer):
     """A registry that wants an anonymous bearer token, as ghcr.io and Docker Hub do."""
 
     def __init__(self, tags: set[str]):
         self.tags = tags
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc):
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(self._handler())
 
     def _handler(self):
         registry = self
