@@ -26,34 +26,8 @@ def model_card(
         version: the version's name.
     """
     labels = evaluation["labels"]
-    models = {"head only": evaluation["head"], "fine-tuned": evaluation["fine_tuned"]}
-    if evaluation.get("production"):
-        models[f"production ({evaluation['production_version']})"] = evaluation["production"]
-    top_k = f"top-{evaluation['fine_tuned']['top_k']} accuracy"
-    names = [
-        ("accuracy", "accuracy"),
-        (top_k, "top_k_accuracy"),
-        ("macro F1", "macro_f1"),
-        ("log loss", "log_loss"),
-    ]
-    metric_rows = [(name, *(_fmt(m[key]) for m in models.values())) for name, key in names]
-    per_class = [
-        (
-            label,
-            *(
-                _fmt(evaluation["fine_tuned"]["per_class"][label][k])
-                for k in ("precision", "recall", "f1", "support")
-            ),
-        )
-        for label in labels
-    ]
-    counts = [(label, *stats["counts"][label].values()) for label in labels]
-    verdict = "\n".join(f"- {reason}" for reason in evaluation["verdict"]["reasons"])
-    settings = "\n".join(
-        f"- **{stage}**: " + ", ".join(f"`{k}={v}`" for k, v in sorted(config.items()))
-        for stage, config in hyper_parameters.items()
-    )
     size = manifest["image_size"]
+    verdict = "\n".join(f"- {reason}" for reason in evaluation["verdict"]["reasons"])
     return f"""# Model card: kftransfer image classifier, version {version}
 
 Exported {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC} by kftransfer.
@@ -68,31 +42,11 @@ and `label` [N]; `serve_images` takes uint8 images [N, {size}, {size}, 3].
 `model.keras` (Keras 3, load with `kftransfer` installed) takes uint8 images
 [N, {size}, {size}, 3]. Decoding and resizing match training exactly.
 
-## Data
+{_data(stats, labels)}
 
-- source: `{stats.get("source", "?")}` ({stats.get("layout", "?")})
-- split by content hash, seed {stats.get("config", {}).get("seed", "?")}
-- {len(stats.get("skipped", []))} files skipped by validation
+{_model(manifest, hyper_parameters)}
 
-{_table(("class", "train", "validation", "test"), counts)}
-
-## Model
-
-- backbone `{manifest["backbone"]}`, weights `{manifest["weights"]}` (fingerprint
-  `{manifest["weights_fingerprint"][:16]}`)
-- {size}x{size} px input, `{manifest["preprocessing"]}` preprocessing, `{manifest["pooling"]}`
-  pooling, {manifest["dim"]} features
-- a dense head trained on cached features, then fine-tuned with the top of the backbone
-
-{settings}
-
-## Test metrics
-
-{_table(("metric", *models), metric_rows)}
-
-Per class (fine-tuned):
-
-{_table(("class", "precision", "recall", "F1", "support"), per_class)}
+{_test_metrics(evaluation)}
 
 {_trust(evaluation)}
 {_tflite(evaluation)}
@@ -107,6 +61,62 @@ training data; accuracy on other data (other cameras, lighting, classes not
 listed above) is unknown. An image of something else still gets one of the classes
 above unless its calibrated confidence is below the minimum confidence.
 """
+
+
+def _data(stats: dict, labels: list[str]) -> str:
+    """Where the images came from, how they were split, and the counts per class."""
+    counts = [(label, *stats["counts"][label].values()) for label in labels]
+    return f"""## Data
+
+- source: `{stats.get("source", "?")}` ({stats.get("layout", "?")})
+- split by content hash, seed {stats.get("config", {}).get("seed", "?")}
+- {len(stats.get("skipped", []))} files skipped by validation
+
+{_table(("class", "train", "validation", "test"), counts)}"""
+
+
+def _model(manifest: dict, hyper_parameters: dict[str, dict]) -> str:
+    """The backbone, its input and features, and every stage's settings."""
+    size = manifest["image_size"]
+    settings = "\n".join(
+        f"- **{stage}**: " + ", ".join(f"`{k}={v}`" for k, v in sorted(config.items()))
+        for stage, config in hyper_parameters.items()
+    )
+    return f"""## Model
+
+- backbone `{manifest["backbone"]}`, weights `{manifest["weights"]}` (fingerprint
+  `{manifest["weights_fingerprint"][:16]}`)
+- {size}x{size} px input, `{manifest["preprocessing"]}` preprocessing, `{manifest["pooling"]}`
+  pooling, {manifest["dim"]} features
+- a dense head trained on cached features, then fine-tuned with the top of the backbone
+
+{settings}"""
+
+
+def _test_metrics(evaluation: dict) -> str:
+    """Every judged model's test metrics side by side, and the fine-tuned one's per class."""
+    models = {"head only": evaluation["head"], "fine-tuned": evaluation["fine_tuned"]}
+    if evaluation.get("production"):
+        models[f"production ({evaluation['production_version']})"] = evaluation["production"]
+    names = [
+        ("accuracy", "accuracy"),
+        (f"top-{evaluation['fine_tuned']['top_k']} accuracy", "top_k_accuracy"),
+        ("macro F1", "macro_f1"),
+        ("log loss", "log_loss"),
+    ]
+    metric_rows = [(name, *(_fmt(m[key]) for m in models.values())) for name, key in names]
+    per_class = evaluation["fine_tuned"]["per_class"]
+    class_rows = [
+        (label, *(_fmt(per_class[label][k]) for k in ("precision", "recall", "f1", "support")))
+        for label in evaluation["labels"]
+    ]
+    return f"""## Test metrics
+
+{_table(("metric", *models), metric_rows)}
+
+Per class (fine-tuned):
+
+{_table(("class", "precision", "recall", "F1", "support"), class_rows)}"""
 
 
 def _trust(evaluation: dict) -> str:
