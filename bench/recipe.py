@@ -8,6 +8,10 @@ the epochs and the fine-tuning wall and CPU time. The same data and stages as `b
 (whose three runs judge the chosen defaults), without re-running split, extraction and
 head for every trial.
 
+`--interpolate 0.7,0.8,0.9` also prints the validation and test accuracy of the weights
+`(1 - a) * start + a * fine-tuned` for each `a` (WiSE-FT, Wortsman et al. 2022: the start
+is the ImageNet backbone with the trained head, which fine-tuning never left the basin of).
+
 Usage: .venv/bin/python -m bench.recipe --trial NAME [--param layer_decay=0.8 ...]
 """
 
@@ -16,6 +20,7 @@ import json
 import os
 import time
 
+import keras
 import numpy as np
 
 from bench.common import machine
@@ -49,12 +54,32 @@ def prepare(shared: str, workdir: str) -> dict[str, str]:
     return paths
 
 
-def test_accuracy(model, paths: dict[str, str]) -> float:
-    """Accuracy of `model` on the test split's images."""
+def test_accuracy(model, paths: dict[str, str], split: str = "test") -> float:
+    """Accuracy of `model` on the images of `split` (the test split by default)."""
     labels = read_labels(paths["split"])
-    test = HeldOutImages.of(read_rows(paths["split"], "test"), labels, paths["cache"])
-    probabilities, kept = test.predict(model)
-    return float(np.mean(probabilities.argmax(axis=1) == test.y_true[kept]))
+    images = HeldOutImages.of(read_rows(paths["split"], split), labels, paths["cache"])
+    probabilities, kept = images.predict(model)
+    return float(np.mean(probabilities.argmax(axis=1) == images.y_true[kept]))
+
+
+class StartWeights(keras.callbacks.Callback):
+    """Keeps the weights fine-tuning starts from."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:  # noqa: ARG002
+        """Copies the model's weights (Keras' callback signature)."""
+        self.weights = [np.copy(w) for w in self.model.get_weights()]
+
+
+def interpolations(model, start: list, alphas: list[float], paths: dict[str, str]) -> list[dict]:
+    """Validation and test accuracy of `(1 - a) * start + a * model` for each `a`."""
+    tuned = model.get_weights()
+    rows = []
+    for alpha in alphas:
+        model.set_weights([(1 - alpha) * s + alpha * t for s, t in zip(start, tuned, strict=True)])
+        accuracy = {split: test_accuracy(model, paths, split) for split in ("validation", "test")}
+        rows.append({"alpha": alpha, **accuracy})
+    model.set_weights(tuned)
+    return rows
 
 
 def main() -> None:
@@ -65,13 +90,20 @@ def main() -> None:
     parser.add_argument("--workdir", default="/tmp/kft-bench-recipe")
     parser.add_argument("--trial", default="defaults")
     parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--interpolate", default="", metavar="A,B,...")
     args = parser.parse_args()
     paths = prepare(os.path.abspath(args.shared), args.workdir)
     overrides = {k: parse_value(v) for k, v in (p.split("=", 1) for p in args.param)}
     config = FineTuneConfig(**overrides)
     start, cpu_start = time.perf_counter(), time.process_time()
+    start_weights = StartWeights()
     result = ft.fine_tune(
-        paths["split"], paths["features"], paths["head"], config, cache_uri=paths["cache"]
+        paths["split"],
+        paths["features"],
+        paths["head"],
+        config,
+        callbacks=[start_weights],
+        cache_uri=paths["cache"],
     )
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     summary = result.summary()
@@ -92,6 +124,14 @@ def main() -> None:
         f"test+flip {row['test_flip']:.4f}  epochs {row['epochs']} (kept {row['kept_epoch']})  "
         f"{row['seconds']} s ({row['cpu_seconds']} CPU s)  {overrides or ''}"
     )
+    alphas = [float(a) for a in args.interpolate.split(",") if a]
+    if alphas:
+        row["interpolated"] = interpolations(result.model, start_weights.weights, alphas, paths)
+        for found in row["interpolated"]:
+            print(
+                f"  {found['alpha']:.2f} start-to-tuned: val {found['validation']:.4f}  "
+                f"test {found['test']:.4f}"
+            )
     print(json.dumps(row))
 
 
