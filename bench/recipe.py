@@ -54,7 +54,7 @@ def prepare(shared: str, workdir: str) -> dict[str, str]:
     return paths
 
 
-def test_accuracy(model, paths: dict[str, str], split: str = "test") -> float:
+def accuracy(model, paths: dict[str, str], split: str = "test") -> float:
     """Accuracy of `model` on the images of `split` (the test split by default)."""
     labels = read_labels(paths["split"])
     images = HeldOutImages.of(read_rows(paths["split"], split), labels, paths["cache"])
@@ -76,8 +76,8 @@ def interpolations(model, start: list, alphas: list[float], paths: dict[str, str
     rows = []
     for alpha in alphas:
         model.set_weights([(1 - alpha) * s + alpha * t for s, t in zip(start, tuned, strict=True)])
-        accuracy = {split: test_accuracy(model, paths, split) for split in ("validation", "test")}
-        rows.append({"alpha": alpha, **accuracy})
+        scores = {split: accuracy(model, paths, split) for split in ("validation", "test")}
+        rows.append({"alpha": alpha, **scores})
     model.set_weights(tuned)
     return rows
 
@@ -111,8 +111,8 @@ def main() -> None:
         "trial": args.trial,
         "overrides": overrides,
         "val": summary["val_accuracy"],
-        "test": test_accuracy(result.model, paths),
-        "test_flip": test_accuracy(with_flip_averaging(result.model), paths),
+        "test": accuracy(result.model, paths),
+        "test_flip": accuracy(with_flip_averaging(result.model), paths),
         "epochs": int(summary["epochs"]),
         "kept_epoch": int(summary["best_epoch"]),
         "seconds": round(seconds, 1),
