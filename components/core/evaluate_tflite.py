@@ -88,9 +88,7 @@ def judge_tflite(
     if config.tflite == "none":
         storage.write_json(storage.join(folder, TFLITE_REPORT_FILE), {"mode": "none"})
         return evaluation
-    settings = serving_settings(
-        {"calibration": evaluation.calibration, "test_time_flip": evaluation.test_time_flip}
-    )
+    settings = serving_settings(evaluation.to_json())  # what the export will read back
     model = serving_model(load_model(layout.stage_model(model_stage)), settings)
     request = tflite_request(splits_uri, model.input_shape[1], config.tflite)
     with tempfile.TemporaryDirectory(prefix="kft-tflite-") as saved_model:
