@@ -112,3 +112,41 @@ def write_photos(
             out.write(encode(photo(width, height, i), "JPEG", quality=90))
         paths.append(path)
     return paths
+
+
+def with_exif_orientation(
+    jpeg: bytes, orientation: int, byte_order: str = "II", after_jfif: bool = False
+) -> bytes:
+    """`jpeg` with an APP1 Exif segment as a phone camera writes it, saying `orientation`.
+
+    IFD0 holds Make and Model (tags sorted, so the orientation is not the first entry),
+    the orientation as a SHORT, and an ~16 KB maker-note-like blob, as camera EXIF does.
+    `byte_order` "II" (little-endian) or "MM"; the segment goes right after SOI (the
+    Exif standard) or, `after_jfif`, after the JFIF APP0 segment PIL writes.
+    """
+    import struct
+
+    end = "<" if byte_order == "II" else ">"
+    strings = b"Phone\0Camera 1\0" + bytes(16_000)
+    entries = [  # (tag, type, count, value or offset); ASCII = 2, SHORT = 3, UNDEFINED = 7
+        (0x010F, 2, 6, 0),
+        (0x0110, 2, 9, 6),
+        (0x0112, 3, 1, None),
+        (0x927C, 7, 16_000, 15),
+    ]
+    data_start = 8 + 2 + 12 * len(entries) + 4
+    ifd = struct.pack(end + "H", len(entries))
+    for tag, kind, count, value in entries:
+        if value is None:
+            field = struct.pack(end + "HH", orientation, 0)
+        else:
+            field = struct.pack(end + "I", data_start + value)
+        ifd += struct.pack(end + "HHI", tag, kind, count) + field
+    tiff = byte_order.encode() + struct.pack(end + "HI", 42, 8) + ifd + bytes(4) + strings
+    payload = b"Exif\0\0" + tiff
+    segment = b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload
+    assert jpeg[:2] == b"\xff\xd8"
+    cut = 2
+    if after_jfif and jpeg[2:4] == b"\xff\xe0":
+        cut = 4 + struct.unpack(">H", jpeg[4:6])[0]
+    return jpeg[:cut] + segment + jpeg[cut:]

@@ -86,12 +86,12 @@ THUMBNAIL = 96
 
 
 def thumbnail(uri: str) -> bytes:
-    """A THUMBNAIL-pixel PNG of an image file (an empty PNG if it cannot be read)."""
-    from PIL import Image
+    """A THUMBNAIL-pixel PNG of an image file, upright (an empty PNG if it cannot be read)."""
+    from PIL import Image, ImageOps
 
     try:
         with Image.open(io.BytesIO(storage.read_bytes(uri))) as image:
-            image = image.convert("RGB")
+            image = ImageOps.exif_transpose(image).convert("RGB")
             image.thumbnail((THUMBNAIL, THUMBNAIL))
             buffer = io.BytesIO()
             image.save(buffer, "PNG")

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from devtools.imagegen import with_exif_orientation
 from kftransfer.components.core import export
 from kftransfer.components.core.images import (
     decode_resized,
@@ -55,7 +56,10 @@ def test_a_large_jpeg_decodes_scaled_close_to_a_full_decode():
 
 
 def test_the_same_bytes_give_the_same_pixels_in_training_and_in_the_saved_model(tmp_path):
-    """The serving signature decodes with the training pipeline's function, bit for bit."""
+    """The serving signature decodes with the training pipeline's function, bit for bit.
+
+    Also for a sideways phone photo: both turn it upright by its EXIF orientation.
+    """
     size = 48
     uris = []
     for i, (width, height) in enumerate([(1600, 1200), (900, 1300), (200, 150), (48, 48)]):
@@ -63,8 +67,9 @@ def test_the_same_bytes_give_the_same_pixels_in_training_and_in_the_saved_model(
         path.write_bytes(photo_jpeg(width, height))
         uris.append(str(path))
     (tmp_path / "4.png").write_bytes(_png(300, 200))
-    uris.append(str(tmp_path / "4.png"))
-    training = np.concatenate([x.numpy() for x, _, _ in image_dataset(uris, [0] * 5, size, 2)])
+    (tmp_path / "5.jpg").write_bytes(with_exif_orientation(photo_jpeg(400, 300), 6))
+    uris += [str(tmp_path / "4.png"), str(tmp_path / "5.jpg")]
+    training = np.concatenate([x.numpy() for x, _, _ in image_dataset(uris, [0] * 6, size, 2)])
     pixels_out = keras.Sequential([keras.Input((size, size, 3)), keras.layers.Flatten()])
     export.write_saved_model(pixels_out, [str(i) for i in range(size * size * 3)], f"{tmp_path}/m")
     serving = tf.saved_model.load(f"{tmp_path}/m").signatures["serving_default"]
