@@ -40,7 +40,9 @@ Classifies an RGB image into one of {len(labels)} classes: {", ".join(labels)}.
 (encoded JPEG/PNG/GIF/BMP/WebP, a batch) and returns `probabilities` [N, {len(labels)}]
 and `label` [N]; `serve_images` takes uint8 images [N, {size}, {size}, 3].
 `model.keras` (Keras 3, load with `kftransfer` installed) takes uint8 images
-[N, {size}, {size}, 3]. Decoding and resizing match training exactly.
+[N, {size}, {size}, 3]. Decoding and resizing match training exactly: `serving_default`
+turns a JPEG upright by its EXIF orientation, as training did, so uint8 images given to
+the other inputs (and to `model.tflite`) must already be upright.
 
 {_data(stats, labels)}
 

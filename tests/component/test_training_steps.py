@@ -101,6 +101,7 @@ def test_training_evaluation_and_export_components(kfp_local, tmp_path):
     ]  # fmt: skip
     card = Path(os.path.join(destination, version, "model_card.md")).read_text()
     assert f"version {version}" in card and "Verdict: blessed" in card
+    assert "turns a JPEG upright by its EXIF orientation" in card
 
     # A red image labelled green in the test split: accuracy 1.0 is out of reach, so a
     # second run is evaluated against production and reported, and nothing is exported.
