@@ -39,16 +39,9 @@ def write_sideways(root: str, count: int, width: int, height: int) -> list[str]:
 
 def decode_as_stored(data, size: int):
     """`decode_resized` of JPEG bytes without the EXIF orientation: the pixels as stored."""
-    import tensorflow as tf
+    from kftransfer.components.core.images import decode_jpeg_scaled, resize_uint8
 
-    from kftransfer.components.core.images import JPEG_SCALES, jpeg_scale, resize_uint8
-
-    scale = jpeg_scale(tf.image.extract_jpeg_shape(data), size)
-    branches = [
-        lambda ratio=ratio: tf.io.decode_jpeg(data, channels=3, ratio=ratio)
-        for ratio in (1, *JPEG_SCALES)
-    ]
-    return resize_uint8(tf.switch_case(scale, branches), size)
+    return resize_uint8(decode_jpeg_scaled(data, size), size)
 
 
 def upright_vs_as_stored(files: list[str], size: int, repeats: int, laps: int) -> list[float]:

@@ -68,22 +68,28 @@ def decode_resized(data: tf.Tensor | bytes, size: int) -> tf.Tensor:
         tf.errors.InvalidArgumentError: the bytes are not a decodable image.
     """
     data = tf.convert_to_tensor(data, tf.string)
-
-    def jpeg() -> tf.Tensor:
-        scale = jpeg_scale(tf.image.extract_jpeg_shape(data), size)
-        branches = [
-            lambda ratio=ratio: tf.io.decode_jpeg(data, channels=3, ratio=ratio)
-            for ratio in (1, *JPEG_SCALES)
-        ]  # decode_jpeg's ratio is an attribute: one branch per scale
-        return tf.switch_case(scale, branches)
-
-    is_jpeg = tf.io.is_jpeg(data)
-    image = tf.cond(is_jpeg, jpeg, lambda: decode_rgb(data))
+    image, orientation = tf.cond(
+        tf.io.is_jpeg(data),
+        lambda: (decode_jpeg_scaled(data, size), jpeg_orientation(data)),
+        lambda: (decode_rgb(data), tf.constant(1)),
+    )
     image.set_shape([None, None, 3])
-    orientation = tf.cond(is_jpeg, lambda: jpeg_orientation(data), lambda: tf.constant(1))
     square = apply_orientation(resize_uint8(image, size), orientation)
     square.set_shape([size, size, 3])
     return square
+
+
+def decode_jpeg_scaled(data: tf.Tensor, size: int) -> tf.Tensor:
+    """JPEG bytes decoded at the smallest DCT scale still covering `size` (`jpeg_scale`).
+
+    The pixels as stored: no resize, no EXIF orientation.
+    """
+    scale = jpeg_scale(tf.image.extract_jpeg_shape(data), size)
+    branches = [
+        lambda ratio=ratio: tf.io.decode_jpeg(data, channels=3, ratio=ratio)
+        for ratio in (1, *JPEG_SCALES)
+    ]  # decode_jpeg's ratio is an attribute: one branch per scale
+    return tf.switch_case(scale, branches)
 
 
 def jpeg_scale(shape: tf.Tensor, size: int) -> tf.Tensor:
