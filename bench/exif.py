@@ -18,18 +18,27 @@ import argparse
 import os
 import tempfile
 import time
+from collections.abc import Iterable
+
+import numpy as np
 
 from bench.common import machine, print_ratios
 from bench.extract import best_of
-from devtools.imagegen import class_image, encode, photo, with_exif_orientation
+from devtools.imagegen import (
+    class_image,
+    encode,
+    photo,
+    stored_sideways,
+    with_exif_orientation,
+)
+from devtools.imagenet import mobilenet_classifier, sample_photos
 
 
-def write_sideways(root: str, count: int, width: int, height: int) -> list[str]:
-    """`count` JPEGs of `width` x `height` stored pixels, tagged EXIF orientation 6."""
+def write_sideways(root: str, images: Iterable[np.ndarray]) -> list[str]:
+    """Writes `images` as JPEGs tagged EXIF orientation 6; returns their paths."""
     os.makedirs(root, exist_ok=True)
     paths = []
-    for i in range(count):
-        pixels = photo(width, height, i) if width > 1000 else class_image(i % 5, i, 200)[:160]
+    for i, pixels in enumerate(images):
         path = os.path.join(root, f"{i:05d}.jpg")
         with open(path, "wb") as out:
             out.write(with_exif_orientation(encode(pixels, "JPEG", quality=90), 6))
@@ -84,33 +93,18 @@ def imagenet_top1_sideways(shared: str) -> dict[str, float]:
     Upright as given; stored sideways with orientation 6 (as a phone stores them) and
     decoded by us; the same sideways files with the tag ignored.
     """
-    import io
-
-    import keras
     import numpy as np
     import tensorflow as tf
-    from PIL import Image
 
-    from kftransfer.components.core.backbones import REGISTRY
     from kftransfer.components.core.images import decode_resized
-    from kftransfer.components.core.layers import Preprocess
 
-    folder = os.path.join(shared, "data", "imagenet-samples")
-    names = sorted(os.listdir(folder))
-    truth = np.array([int(name.rsplit("_", 1)[1].split(".")[0]) for name in names])
-    weights = os.path.join(shared, "weights", "mobilenet_1.0_224_imagenet.weights.h5")
-    images = keras.Input((224, 224, 3), dtype="uint8")
-    pixels = Preprocess(REGISTRY["mobilenet"].preprocessing)(images)
-    model = keras.Model(images, keras.applications.MobileNet(weights=weights)(pixels))
-    upright, sideways = [], []
-    for name in names:
-        with open(os.path.join(folder, name), "rb") as file:
+    paths, truth = sample_photos(shared)
+    model = mobilenet_classifier(shared)
+    upright = []
+    for path in paths:
+        with open(path, "rb") as file:
             upright.append(file.read())
-        turned = io.BytesIO()
-        Image.open(io.BytesIO(upright[-1])).transpose(Image.Transpose.ROTATE_90).save(
-            turned, "JPEG", quality=95
-        )
-        sideways.append(with_exif_orientation(turned.getvalue(), 6))
+    sideways = [stored_sideways(data) for data in upright]
 
     def top1(files: list[bytes], decode) -> float:
         batch = np.stack([decode(tf.constant(data), 224).numpy() for data in files])
@@ -140,11 +134,11 @@ def main() -> None:
         )
     }
     with tempfile.TemporaryDirectory() as tmp:
-        for name, count, width, height in (
-            ("4000x3000", args.photos, 4000, 3000),
-            ("200x160", args.small, 200, 160),
+        for name, images in (
+            ("4000x3000", (photo(4000, 3000, i) for i in range(args.photos))),
+            ("200x160", (class_image(i % 5, i, 200)[:160] for i in range(args.small))),
         ):
-            files = write_sideways(f"{tmp}/{name}", count, width, height)
+            files = write_sideways(f"{tmp}/{name}", images)
             upright, as_stored = upright_vs_as_stored(files, args.size, args.repeats, args.laps)
             results[f"CPU per image, upright / as stored, {name} JPEGs"] = (
                 upright / as_stored, f"{upright:.3f} vs {as_stored:.3f} ms"

@@ -150,3 +150,15 @@ def with_exif_orientation(
     if after_jfif and jpeg[2:4] == b"\xff\xe0":
         cut = 4 + struct.unpack(">H", jpeg[4:6])[0]
     return jpeg[:cut] + segment + jpeg[cut:]
+
+
+def stored_sideways(jpeg: bytes) -> bytes:
+    """A JPEG as a phone held upright stores it: sideways, with EXIF orientation 6.
+
+    The pixels are turned 90° counter-clockwise; orientation 6 says to turn them 90°
+    clockwise to show them.
+    """
+    turned = io.BytesIO()
+    with Image.open(io.BytesIO(jpeg)) as image:
+        image.transpose(Image.Transpose.ROTATE_90).save(turned, "JPEG", quality=95)
+    return with_exif_orientation(turned.getvalue(), 6)

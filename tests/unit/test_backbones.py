@@ -1,14 +1,13 @@
 """The backbone registry: shapes, preprocessing, weights files, bring-your-own models."""
 
-import io
 import os
 
 import keras
 import numpy as np
 import pytest
-from PIL import Image
 
-from devtools.imagegen import with_exif_orientation
+from devtools.imagegen import stored_sideways
+from devtools.imagenet import mobilenet_classifier, sample_photos
 from kftransfer.components.core.backbones import REGISTRY, load_backbone
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.features import feature_extractor
@@ -128,42 +127,30 @@ def test_bring_your_own_backbone_errors(tmp_path):
         load_backbone(path, preprocessing="bgr")
 
 
-def imagenet_top1(shared_dir: str, model: keras.Model, folder: str = "") -> float:
-    folder = folder or os.path.join(shared_dir, "data", "imagenet-samples")
-    names = sorted(os.listdir(folder))
-    truth = [int(name.rsplit("_", 1)[1].split(".")[0]) for name in names]
-    batches = image_dataset([os.path.join(folder, n) for n in names], truth, 224, 8)
+def imagenet_top1(model: keras.Model, paths: list[str], truth: np.ndarray) -> float:
+    batches = image_dataset(paths, list(truth), 224, 8)
     predicted = np.concatenate([model.predict_on_batch(x) for x, _, _ in batches]).argmax(axis=1)
-    return float(np.mean(predicted == np.array(truth)))
-
-
-def real_mobilenet_classifier(shared_dir: str) -> keras.Model:
-    weights = os.path.join(shared_dir, "weights", "mobilenet_1.0_224_imagenet.weights.h5")
-    images = keras.Input((224, 224, 3), dtype="uint8")
-    x = Preprocess(REGISTRY["mobilenet"].preprocessing)(images)
-    classifier = keras.applications.MobileNet(include_top=True, weights=weights)
-    return keras.Model(images, classifier(x))
+    return float(np.mean(predicted == truth))
 
 
 def test_our_input_pipeline_matches_the_real_mobilenet_weights(shared_dir):
-    assert imagenet_top1(shared_dir, real_mobilenet_classifier(shared_dir)) >= 0.8
+    paths, truth = sample_photos(shared_dir)
+    assert imagenet_top1(mobilenet_classifier(shared_dir), paths, truth) >= 0.8
 
 
 def test_photos_stored_sideways_as_phones_do_are_classified_upright(shared_dir, tmp_path):
     """The real photos with sideways pixels and EXIF orientation 6, as a phone stores them."""
-    source = os.path.join(shared_dir, "data", "imagenet-samples")
-    for name in sorted(os.listdir(source)):
-        with Image.open(os.path.join(source, name)) as photo:
-            sideways = photo.transpose(Image.Transpose.ROTATE_90)  # orientation 6 turns it back
-            jpeg = io.BytesIO()
-            sideways.save(jpeg, "JPEG", quality=95)
-        (tmp_path / name).write_bytes(with_exif_orientation(jpeg.getvalue(), 6))
-    model = real_mobilenet_classifier(shared_dir)
-    upright = imagenet_top1(shared_dir, model)
-    assert imagenet_top1(shared_dir, model, str(tmp_path)) >= upright - 0.05  # 1 of 20
+    paths, truth = sample_photos(shared_dir)
+    sideways = [str(tmp_path / os.path.basename(path)) for path in paths]
+    for path, copy in zip(paths, sideways, strict=True):
+        with open(path, "rb") as photo, open(copy, "wb") as out:
+            out.write(stored_sideways(photo.read()))
+    model = mobilenet_classifier(shared_dir)
+    upright = imagenet_top1(model, paths, truth)
+    assert imagenet_top1(model, sideways, truth) >= upright - 0.05  # 1 of 20
 
 
 def test_bring_your_own_efficientnet_lite0_classifies_imagenet(shared_dir):
     path = os.path.join(shared_dir, "weights", "efficientnet_lite0_imagenet.keras")
     backbone = load_backbone(path, feature_layer="fc", preprocessing="tf")
-    assert imagenet_top1(shared_dir, feature_extractor(backbone, "avg")) >= 0.8
+    assert imagenet_top1(feature_extractor(backbone, "avg"), *sample_photos(shared_dir)) >= 0.8
