@@ -10,7 +10,6 @@ import click
 
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
-from kftransfer.components.core.layout import UNKNOWN
 from kftransfer.pipelines.options import (
     Command,
     GroupedOption,
@@ -308,14 +307,19 @@ def predict(
     predicted, and the exit status is then 1.
     """
     from kftransfer.components.core import predict as core
+    from kftransfer.components.core.validation import EXTENSION_FORMATS
 
     network, labels, own_threshold = core.load_predictor(model)
     threshold = own_threshold if min_confidence is None else min_confidence
-    uris = core.find_images(list(images))
-    if not uris:
-        raise UserError(f"no image files in {', '.join(images)}")
+    found = core.find_images(list(images))
+    if not found.uris:
+        named = " ".join(sorted(EXTENSION_FORMATS))
+        left_out = f": {found.left_out()}" if found.left_out() else ""
+        raise UserError(f"no image files ({named}) in {', '.join(images)}{left_out}")
+    if found.left_out():
+        click.echo(f"note: {found.left_out()}", err=True)
     failed = 0
-    for result in core.predict(network, labels, uris, top_k, batch_size, threshold):
+    for result in core.predict(network, labels, found.uris, top_k, batch_size, threshold):
         if result.error:
             failed += 1
             click.echo(f"error: {result.uri}: {result.error}", err=True)
@@ -323,7 +327,7 @@ def predict(
             click.echo(json.dumps(result.to_json()))
         elif not result.error:
             ranked = ", ".join(f"{label} {p:.3f}" for label, p in result.top)
-            answer = f"{result.label} ({ranked})" if result.label == UNKNOWN else ranked
+            answer = f"{result.label} ({ranked})" if result.abstained else ranked
             click.echo(f"{result.uri}: {answer}")
     if failed:
         raise SystemExit(1)

@@ -5,6 +5,8 @@ downstream (metrics, the report, predict, the SavedModel) sees `[N, classes]`
 probabilities through `as_probabilities`, the one place that rule is written.
 """
 
+from collections.abc import Iterator
+
 import keras
 import numpy as np
 from keras import ops
@@ -113,10 +115,13 @@ def predict_images(
 
 def predict_batches(model: keras.Model, batches) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities of `(images, labels, indices)` batches, and the indices seen."""
-    probabilities, indices = [], []
-    for images, _, index in batches:
-        probabilities.append(to_probabilities(model.predict_on_batch(images)))
-        indices.append(index.numpy())
-    if not indices:
+    done = list(batch_probabilities(model, batches))
+    if not done:
         return np.zeros((0, num_classes(model))), np.zeros(0, int)
-    return np.concatenate(probabilities), np.concatenate(indices)
+    return np.concatenate([p for p, _ in done]), np.concatenate([i for _, i in done])
+
+
+def batch_probabilities(model: keras.Model, batches) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Class probabilities `[B, classes]` and row indices `[B]`, batch by batch, as computed."""
+    for images, _, index in batches:
+        yield to_probabilities(model.predict_on_batch(images)), index.numpy()

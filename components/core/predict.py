@@ -1,17 +1,20 @@
 """Predictions of an exported model on image files: top-k labels with probabilities."""
 
 import os
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
 
 from kftransfer.components.core import storage
-from kftransfer.components.core.classifier import predict_images
+from kftransfer.components.core.classifier import batch_probabilities
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.export import load_exported, load_labelled_model
+from kftransfer.components.core.images import image_dataset
 from kftransfer.components.core.layout import LABELS_FILE, SERVING_FILE, UNKNOWN
+from kftransfer.components.core.sources import is_hidden
 from kftransfer.components.core.validation import EXTENSION_FORMATS, check_image
 from kftransfer.components.core.versions import resolve_model_folder
 
@@ -20,14 +23,15 @@ from kftransfer.components.core.versions import resolve_model_folder
 class Prediction:
     """The answer for one image and its top-k `(label, probability)`, or why there are none.
 
-    `label` is the most probable class, or `unknown` when its probability is below the
-    minimum confidence.
+    `label` is the most probable class, or `unknown` (and `abstained`) when its
+    probability is below the minimum confidence.
     """
 
     uri: str
     top: list[tuple[str, float]]
     error: str = ""
     label: str = ""
+    abstained: bool = False
 
     def to_json(self) -> dict:
         """`{"image", "label", "predictions": [{"label", "probability"}, ...]}` (or `"error"`)."""
@@ -58,18 +62,45 @@ def load_predictor(uri: str) -> tuple[keras.Model, list[str], float]:
     return (*load_exported(folder), float(serving.get("min_confidence", 0.0)))
 
 
-def find_images(paths: list[str]) -> list[str]:
-    """Files as given; folders (local or gs://) expanded to the image files below them."""
-    found = []
+@dataclass
+class FoundImages:
+    """The images `predict` was given, and the files of its folders it left out."""
+
+    uris: list[str] = field(default_factory=list)
+    hidden: int = 0
+    other: Counter = field(default_factory=Counter)  # extension ('' for none) -> files
+
+    def left_out(self) -> str:
+        """`left out ...`: what the folders held besides images ('' when nothing)."""
+        parts = [f"{self.hidden} dot file{'s' * (self.hidden != 1)}"] if self.hidden else []
+        if self.other:
+            kinds = ", ".join(f"{ext or 'no extension'} {n}" for ext, n in self.other.most_common())
+            count = sum(self.other.values())
+            parts.append(f"{count} file{'s' * (count != 1)} not named as images ({kinds})")
+        return f"left out {' and '.join(parts)}" if parts else ""
+
+
+def find_images(paths: list[str]) -> FoundImages:
+    """Files as given; folders (local or gs://) expanded to the image files below them.
+
+    A folder gives the files named as images (the extensions of
+    `validation.EXTENSION_FORMATS`, any case: .jpg, .png, .webp, ...), leaving out
+    dot files (`.DS_Store`, macOS `._` copies) as the split does; what it leaves out is
+    counted, so the caller can say so.
+    """
+    found = FoundImages()
     for path in paths:
-        if storage.is_folder(path):
-            found += [
-                info.uri
-                for info in storage.list_files(path)
-                if os.path.splitext(info.uri)[1].lower() in EXTENSION_FORMATS
-            ]
-        else:
-            found.append(path)
+        if not storage.is_folder(path):
+            found.uris.append(path)
+            continue
+        for info in storage.list_files(path):
+            extension = os.path.splitext(info.uri)[1].lower()
+            if is_hidden(storage.relative_to(info.uri, path).split("/")):
+                found.hidden += 1
+            elif extension in EXTENSION_FORMATS:
+                found.uris.append(info.uri)
+            else:
+                found.other[extension] += 1
     return found
 
 
@@ -81,18 +112,30 @@ def predict(
     batch_size: int = 32,
     min_confidence: float = 0.0,
 ) -> Iterator[Prediction]:
-    """Predicts every image in batches; an unreadable one yields its error, the rest go on.
+    """Predicts in batches, yielding answers in `uris` order as each batch is done.
 
-    An image whose top probability is below `min_confidence` is answered `unknown`.
+    An unreadable image yields its error and the rest go on; an image whose top
+    probability is below `min_confidence` is answered `unknown`.
     """
-    probabilities, kept = predict_images(model, uris, batch_size)
-    by_index = dict(zip(kept.tolist(), probabilities, strict=True))
-    for index, uri in enumerate(uris):
-        if index not in by_index:
-            check = check_image(uri, min_side=1, max_pixels=10**12)
-            reason = f"{check.problem}: {check.detail}" if check.problem else "could not be decoded"
-            yield Prediction(uri, [], reason)
-            continue
-        order = np.argsort(-by_index[index], kind="stable")[:top_k]
-        top = [(labels[i], float(by_index[index][i])) for i in order]
-        yield Prediction(uri, top, label=top[0][0] if top[0][1] >= min_confidence else UNKNOWN)
+    batches = image_dataset(uris, [0] * len(uris), model.input_shape[1], batch_size)
+    upcoming = 0
+    for probabilities, indices in batch_probabilities(model, batches):
+        for row, index in zip(probabilities, indices.tolist(), strict=True):
+            yield from (_failed(uris[i]) for i in range(upcoming, index))
+            yield _answer(uris[index], row, labels, top_k, min_confidence)
+            upcoming = index + 1
+    yield from (_failed(uris[i]) for i in range(upcoming, len(uris)))
+
+
+def _answer(uri: str, row: np.ndarray, labels: list[str], top_k: int, min_confidence: float):
+    order = np.argsort(-row, kind="stable")[:top_k]
+    top = [(labels[i], float(row[i])) for i in order]
+    unsure = top[0][1] < min_confidence
+    return Prediction(uri, top, label=UNKNOWN if unsure else top[0][0], abstained=unsure)
+
+
+def _failed(uri: str) -> Prediction:
+    """Why an image the batches dropped could not be predicted."""
+    check = check_image(uri, min_side=1, max_pixels=10**12)
+    reason = f"{check.problem}: {check.detail}" if check.problem else "could not be decoded"
+    return Prediction(uri, [], reason)

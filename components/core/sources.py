@@ -77,7 +77,7 @@ def discover(source: str) -> Discovery:
     if not files:
         raise UserError(f"source {source} is empty: expected class folders like {source}/cats/")
     relative = [(info, storage.relative_to(info.uri, source).split("/")) for info in files]
-    top = {parts[0].lower() for _, parts in relative if len(parts) > 1 and not _hidden(parts)}
+    top = {parts[0].lower() for _, parts in relative if len(parts) > 1 and not is_hidden(parts)}
     if top and top <= set(SPLIT_FOLDERS):
         _check_presplit(source, top, relative)
         return _discover_tree(relative, PRESPLIT, depth=2)
@@ -96,7 +96,7 @@ def _check_presplit(source: str, top: set[str], relative: list[tuple[object, lis
             f"source {source} has only split folders ({', '.join(splits)}) and no train/: "
             "add SOURCE/train/<class>/, or give class folders (SOURCE/<class>/*.jpg)"
         )
-    flat = sorted({parts[0] for _, parts in relative if len(parts) == 2 and not _hidden(parts)})
+    flat = sorted({parts[0] for _, parts in relative if len(parts) == 2 and not is_hidden(parts)})
     if flat:
         raise UserError(
             f"source {source} is a pre-split tree ({', '.join(splits)}) but {flat[0]}/ holds "
@@ -104,7 +104,12 @@ def _check_presplit(source: str, top: set[str], relative: list[tuple[object, lis
         )
 
 
-def _hidden(parts: list[str]) -> bool:
+def is_hidden(parts: list[str]) -> bool:
+    """Whether a path below a source (its `/`-separated parts) is or lies in a dot file.
+
+    `.DS_Store`, macOS `._IMG_1.jpg` resource forks, `.git/`: never images of the dataset.
+    The split and `predict`'s folder listing both leave them out.
+    """
     return any(part.startswith(".") for part in parts)
 
 
@@ -114,7 +119,7 @@ def _discover_tree(
     found = Discovery(layout)
     where = "a split/class folder" if depth == 2 else "a class folder"
     for info, parts in relative:
-        if _hidden(parts):
+        if is_hidden(parts):
             found.skipped.append(Skipped(info.uri, "hidden_file", "dot files are ignored"))
         elif len(parts) <= depth:
             found.skipped.append(Skipped(info.uri, "outside_class_folder", f"not inside {where}"))

@@ -31,6 +31,8 @@ MAGIC_NUMBERS = {
 EXTENSION_FORMATS = {
     ".jpg": "JPEG",
     ".jpeg": "JPEG",
+    ".jpe": "JPEG",
+    ".jfif": "JPEG",  # what Windows and some browsers name a saved JPEG
     ".png": "PNG",
     ".gif": "GIF",
     ".bmp": "BMP",

@@ -7,7 +7,7 @@ import shutil
 import pytest
 from click.testing import CliRunner
 
-from kftransfer.components.core import export, versions
+from kftransfer.components.core import export, predict, versions
 from kftransfer.components.core.layout import read_labels, read_rows
 from kftransfer.components.core.model_io import load_model
 from kftransfer.pipelines.cli import cli
@@ -79,3 +79,48 @@ def test_export_folder_without_labels_is_exit_2(tmp_path):
     result = CliRunner().invoke(cli, ["predict", str(tmp_path / "models"), str(tmp_path)])
     assert result.exit_code == 2
     assert "has no labels.json: give an export folder or a version folder" in result.stderr
+
+
+def test_folders_give_their_images_and_say_what_they_left_out(tuned, exported, tmp_path):
+    """Image names of any case (.JFIF, .jpe too); dot files and sidecars are left out."""
+    rows = read_rows(tuned["split"], "test")[:2]
+    folder = tmp_path / "camera"
+    (folder / "2024").mkdir(parents=True)
+    shutil.copy(rows[0].uri, folder / "2024" / "a.JFIF")
+    shutil.copy(rows[1].uri, folder / "b.jpe")
+    (folder / "._b.jpe").write_bytes(b"\x00\x05\x16\x07" + bytes(60))  # a macOS resource fork
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (folder / "b.xmp").write_text("<x:xmpmeta/>")  # a photo editor's sidecar
+    (folder / "c.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    result = invoke(exported, str(folder))
+    assert result.exit_code == 0, result.output
+    assert [line.split(": ")[0] for line in result.stdout.splitlines()] == [
+        str(folder / "2024" / "a.JFIF"), str(folder / "b.jpe")
+    ]  # fmt: skip
+    assert result.stderr == (
+        "note: left out 2 dot files and 2 files not named as images (.xmp 1, .heic 1)\n"
+    )
+
+
+def test_a_folder_without_images_is_exit_2_and_says_why(exported, tmp_path):
+    (tmp_path / "IMG_0001.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
+    result = CliRunner().invoke(cli, ["predict", exported, str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: no image files (.bmp .gif .jfif .jpe .jpeg .jpg .png .webp) in {tmp_path}: "
+        "left out 1 file not named as images (.heic 1)\n"
+    )
+
+
+def test_answers_come_in_order_with_failures_anywhere(tuned, exported, tmp_path):
+    """Batches are answered as they are done; a dropped image keeps its place in the output."""
+    good = [row.uri for row in read_rows(tuned["split"], "test")[:4]]
+    (tmp_path / "text.png").write_text("not an image")
+    bad = str(tmp_path / "text.png")
+    uris = [bad, good[0], good[1], bad, good[2], good[3], bad]
+    network, labels, _ = predict.load_predictor(exported)
+    answers = list(predict.predict(network, labels, uris, batch_size=2))
+    assert [a.uri for a in answers] == uris
+    assert [bool(a.error) for a in answers] == [u == bad for u in uris]
+    truth = {row.uri: row.label for row in read_rows(tuned["split"], "test")}
+    assert [a.label for a in answers if not a.error] == [truth[u] for u in good]
