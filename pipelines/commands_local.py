@@ -311,6 +311,7 @@ def predict(
 
     network, labels, own_threshold = core.load_predictor(model)
     threshold = own_threshold if min_confidence is None else min_confidence
+    core.check_unknown_free(labels, threshold, model)
     found = core.find_images(list(images))
     if not found.uris:
         named = " ".join(sorted(EXTENSION_FORMATS))

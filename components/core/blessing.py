@@ -3,6 +3,7 @@
 from dataclasses import dataclass, field
 
 from kftransfer.components.core.config import EvalConfig
+from kftransfer.components.core.layout import UNKNOWN, unknown_is_ambiguous
 
 
 @dataclass
@@ -25,8 +26,13 @@ def bless(
     note: str = "",
     same_weights: bool = False,
     skill: list[str] = (),
+    labels: list[str] = (),
+    min_confidence: float = 0.0,
 ) -> Verdict:
     """Judges candidate metrics against no skill, the threshold, production and the recall floor.
+
+    Also fails a model that would answer `unknown` both for a class of that name and when
+    unsure (its answers would be ambiguous).
 
     Args:
         candidate: the fine-tuned model's `metrics.classification_metrics`.
@@ -37,6 +43,9 @@ def bless(
             unchanged data, every step cached): nothing new to export.
         skill: the no-skill gate's `PASS:`/`FAIL:` lines (`significance.skill_reasons`),
             first in the verdict: a model no better than no skill never ships.
+        labels: the class names.
+        min_confidence: the calibrated probability below which the exported model answers
+            `unknown` (0 = never).
     """
     reasons = list(skill)
 
@@ -73,5 +82,12 @@ def bless(
             f"recall of {listed} below the floor {config.min_class_recall:.4f}"
             if low
             else f"every class's recall >= the floor {config.min_class_recall:.4f}",
+        )
+    if unknown_is_ambiguous(list(labels), min_confidence):
+        check(
+            False,
+            f"a class is named {UNKNOWN!r}, which is also the answer below the minimum "
+            f"confidence {min_confidence:.3f}: rename the class (e.g. 'other'), or set "
+            "--min-confidence 0 and --target-precision 0",
         )
     return Verdict.of(reasons)

@@ -180,10 +180,22 @@ def evaluate_stages(
     skill = _skill_reasons(rows["train"], labels, config, y_test, probabilities, kept_shas,
                            head_right)  # fmt: skip
     production, version, note, same = _production(export_uri, labels, test, config, candidate)
-    verdict = bless(fine_tuned, production, config, note, same_weights=same, skill=skill)
-    _log_verdict(head, fine_tuned, production, verdict)
     validation = HeldOutImages.of(rows["validation"], labels, cache_uri)
     val_probabilities, val_kept = validation.predict(candidate)
+    calibrated = trust.calibrate(
+        (val_probabilities, validation.y_true[val_kept]), (probabilities, y_test), config
+    )
+    verdict = bless(
+        fine_tuned,
+        production,
+        config,
+        note,
+        same_weights=same,
+        skill=skill,
+        labels=labels,
+        min_confidence=calibrated["min_confidence"],
+    )
+    _log_verdict(head, fine_tuned, production, verdict)
     trainval = trust.KeyedFeatures.joined(cached["train"], cached["validation"])
     right = dict(zip(kept_shas, (probabilities.argmax(axis=1) == y_test).tolist(), strict=True))
     duplicates = _near_duplicates(trainval, cached["test"], right, config)
@@ -208,9 +220,7 @@ def evaluate_stages(
             "model": model_stage,
         },
         calibration={
-            "fine_tuned": trust.calibrate(
-                (val_probabilities, validation.y_true[val_kept]), (probabilities, y_test), config
-            ),
+            "fine_tuned": calibrated,
             "head": trust.calibrate(head_val, head_test, config),
         },
         label_issues=trust.find_label_issues(trainval, labels, config),

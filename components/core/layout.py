@@ -68,6 +68,11 @@ LAST_WEIGHTS = "last.weights.h5"
 BEST_WEIGHTS = "best.weights.h5"
 
 
+def unknown_is_ambiguous(labels: list[str], min_confidence: float) -> bool:
+    """Whether a class is named `UNKNOWN` while the model also answers it when unsure."""
+    return min_confidence > 0 and UNKNOWN in labels
+
+
 def split_csv(split: str) -> str:
     """The file of one split's rows: `train.csv`, `validation.csv` or `test.csv`."""
     return f"{split}.csv"

@@ -13,7 +13,12 @@ from kftransfer.components.core.classifier import batch_probabilities
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.export import load_exported, load_labelled_model
 from kftransfer.components.core.images import image_dataset
-from kftransfer.components.core.layout import LABELS_FILE, SERVING_FILE, UNKNOWN
+from kftransfer.components.core.layout import (
+    LABELS_FILE,
+    SERVING_FILE,
+    UNKNOWN,
+    unknown_is_ambiguous,
+)
 from kftransfer.components.core.sources import is_hidden
 from kftransfer.components.core.validation import EXTENSION_FORMATS, check_image
 from kftransfer.components.core.versions import resolve_model_folder
@@ -102,6 +107,20 @@ def find_images(paths: list[str]) -> FoundImages:
             else:
                 found.other[extension] += 1
     return found
+
+
+def check_unknown_free(labels: list[str], min_confidence: float, source: str) -> None:
+    """A model with a class named `unknown` cannot also answer `unknown` when unsure.
+
+    Raises:
+        UserError: it would, so its answers would be ambiguous.
+    """
+    if unknown_is_ambiguous(labels, min_confidence):
+        raise UserError(
+            f"{source} has a class named {UNKNOWN!r}, which is also the answer below the "
+            f"minimum confidence {min_confidence:g}: give --min-confidence 0, or rename the "
+            "class and retrain"
+        )
 
 
 def predict(

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 
 import pytest
@@ -124,3 +125,21 @@ def test_answers_come_in_order_with_failures_anywhere(tuned, exported, tmp_path)
     assert [bool(a.error) for a in answers] == [u == bad for u in uris]
     truth = {row.uri: row.label for row in read_rows(tuned["split"], "test")}
     assert [a.label for a in answers if not a.error] == [truth[u] for u in good]
+
+
+def test_a_class_named_unknown_is_refused_while_the_model_may_abstain(tuned, tmp_path):
+    labels = ["unknown", *read_labels(tuned["split"])[1:]]
+    destination = str(tmp_path / "models")
+    serving = {"temperature": 1.0, "min_confidence": 0.5}
+    export.export_model(load_model(tuned["model_file"]), labels, destination, "#", {},
+                        serving=serving)  # fmt: skip
+    image = read_rows(tuned["split"], "test")[0].uri
+    result = CliRunner().invoke(cli, ["predict", destination, image])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {destination} has a class named 'unknown', which is also the answer below the "
+        "minimum confidence 0.5: give --min-confidence 0, or rename the class and retrain\n"
+    )
+    answered = invoke(destination, image, "--min-confidence", "0", "--top-k", "1")
+    assert answered.exit_code == 0
+    assert re.fullmatch(rf"{re.escape(image)}: \w+ [01]\.\d{{3}}\n", answered.stdout)

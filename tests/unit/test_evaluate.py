@@ -1,5 +1,6 @@
 """evaluate: metrics of both models, the production comparison, and the report's contents."""
 
+import dataclasses
 import html
 import re
 
@@ -11,7 +12,14 @@ from kftransfer.components.core.config import EvalConfig, HeadConfig
 from kftransfer.components.core.evaluate import evaluate_stages
 from kftransfer.components.core.fine_tune_model import build_fine_tune_model
 from kftransfer.components.core.heads import build_head
-from kftransfer.components.core.layout import read_labels, read_rows, stage_model
+from kftransfer.components.core.layout import (
+    SPLITS,
+    read_labels,
+    read_rows,
+    read_stats,
+    stage_model,
+    write_split_folder,
+)
 from kftransfer.components.core.model_io import load_model, save_model
 from kftransfer.components.core.report import render_report
 
@@ -116,3 +124,26 @@ def test_report_contains_every_plot_and_the_verdict(tuned):
         assert html.escape(reason) in page
     assert "BLESSED: exported" in page
     assert "<th>head only</th><th>fine-tuned</th>" in page
+
+
+def test_a_class_named_unknown_fails_only_with_a_minimum_confidence(tuned, tmp_path):
+    """`unknown` would be both a class and the answer when unsure: ambiguous, not blessed."""
+    labels = ["unknown" if name == read_labels(tuned["split"])[0] else name
+              for name in read_labels(tuned["split"])]  # fmt: skip
+    renamed = {old: new for old, new in zip(read_labels(tuned["split"]), labels, strict=True)}
+    rows = [
+        dataclasses.replace(row, label=renamed[row.label])
+        for split in SPLITS
+        for row in read_rows(tuned["split"], split)
+    ]
+    split = str(tmp_path / "split")
+    write_split_folder(split, labels, rows, read_stats(tuned["split"]))
+    unsure = run({**tuned, "split": split}, min_confidence=0.5)
+    assert not unsure.verdict.blessed
+    assert unsure.verdict.reasons[-1] == (
+        "FAIL: a class is named 'unknown', which is also the answer below the minimum "
+        "confidence 0.500: rename the class (e.g. 'other'), or set --min-confidence 0 and "
+        "--target-precision 0"
+    )
+    assert all(r.startswith("PASS") for r in unsure.verdict.reasons[:-1])
+    assert run({**tuned, "split": split}).verdict.blessed  # never answers 'unknown' itself

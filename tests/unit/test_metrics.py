@@ -103,3 +103,19 @@ def test_identical_weights_are_not_blessed_again():
         verdict.reasons[-1]
         == "FAIL: the same weights as the production model: nothing new to export"
     )
+
+
+def test_a_class_named_unknown_is_ambiguous_only_when_the_model_abstains():
+    lines = {
+        (tuple(labels), threshold): bless(
+            candidate(0.9), None, EvalConfig(), labels=labels, min_confidence=threshold
+        ).reasons
+        for labels in (["cat", "unknown"], ["cat", "Unknown"])
+        for threshold in (0.0, 0.7)
+    }
+    assert lines[("cat", "unknown"), 0.7][-1].startswith(
+        "FAIL: a class is named 'unknown', which is also the answer below the minimum "
+        "confidence 0.700: rename the class"
+    )
+    others = [reasons for key, reasons in lines.items() if key != (("cat", "unknown"), 0.7)]
+    assert all(reason.startswith("PASS") for reasons in others for reason in reasons)
