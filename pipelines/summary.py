@@ -14,7 +14,7 @@ import time
 
 from kftransfer.components.core import layout
 from kftransfer.components.core.model_card import tflite_figures
-from kftransfer.components.core.split import read_exclusions
+from kftransfer.components.core.sources import read_exclusions
 
 SUMMARY_FILE = "summary.json"
 # kfp.local artifact files a person opens -> the names, with extensions, of their copies

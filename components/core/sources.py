@@ -1,4 +1,4 @@
-"""Finding the labelled images of a source: class folders, a pre-split tree, or a CSV."""
+"""The labelled images of a source (class folders, a pre-split tree, a CSV); those left out."""
 
 import csv
 import hashlib
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from kftransfer.components.core import storage
 from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.progress import LOGGER
 
 # Folder names of a pre-split tree (compared in lower case) -> the split they hold.
 SPLIT_FOLDERS = {
@@ -21,6 +22,9 @@ SPLIT_FOLDERS = {
     "test": "test",
     "testing": "test",
 }
+
+# Delimiters other than a comma that spreadsheets write: -> (name, the header declaring it).
+SEPARATORS = {";": ("semicolon", "`uri;label`"), "\t": ("tab", "`uri<TAB>label`")}
 
 CLASS_FOLDERS = "class_folders"
 PRESPLIT = "presplit"
@@ -134,7 +138,8 @@ def _discover_tree(
 def _discover_csv(csv_uri: str) -> Discovery:
     try:
         text = storage.read_text(csv_uri)
-        rows = list(csv.reader(io.StringIO(text)))
+        delimiter = header_delimiter(text.split("\n", 1)[0], "uri") or ","
+        rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     except (storage.NotFoundError, UnicodeDecodeError, csv.Error) as err:
         raise UserError(
             f"cannot read CSV {csv_uri}: {err}; expected a UTF-8 file of `uri,label` rows"
@@ -149,8 +154,32 @@ def _discover_csv(csv_uri: str) -> Discovery:
     for number, row in enumerate(rows, start=first_line):
         _add_csv_row(found, csv_uri, base, number, row)
     if not found.candidates:
-        raise UserError(f"CSV {csv_uri} has no usable `uri,label` row, e.g. `cats/1.jpg,cat`")
+        raise UserError(
+            f"CSV {csv_uri} has no usable `uri,label` row, e.g. `cats/1.jpg,cat`"
+            + _separator_hint(text)
+        )
     return found
+
+
+def _separator_hint(text: str) -> str:
+    """How to make a header-less semicolon- or tab-separated CSV readable ('' if not one)."""
+    first_line = text.split("\n", 1)[0]
+    for delimiter, (name, header) in SEPARATORS.items():
+        if delimiter in first_line:
+            return f"; its rows look {name}-separated: start it with the header line {header}"
+    return ""
+
+
+def header_delimiter(line: str, column: str) -> str | None:
+    """The delimiter of a CSV header line naming `column`, or None when it names none.
+
+    A comma, or the semicolon or tab that spreadsheets write in some locales (Excel in
+    German or French saves `uri;label`).
+    """
+    for delimiter in (",", *SEPARATORS):
+        if column in [cell.strip().lower() for cell in line.split(delimiter)]:
+            return delimiter
+    return None
 
 
 def _add_csv_row(found: Discovery, csv_uri: str, base: str, number: int, row: list[str]) -> None:
@@ -197,3 +226,40 @@ def fingerprint(source: str) -> str:
             relative = storage.relative_to(info.uri, source)
             digest.update(f"{relative}\t{info.size}\t{info.version}\n".encode())
     return digest.hexdigest()
+
+
+def read_exclusions(uri: str) -> set[str]:
+    """The image URIs listed in an exclusion file ('' = none).
+
+    One URI per line (blank lines and `#` comments ignored), or a CSV whose header has a
+    `uri` column (a run's `label_issues.csv`, trimmed by hand to the images to drop).
+
+    Raises:
+        UserError: the file does not exist.
+    """
+    if not uri:
+        return set()
+    if not storage.exists(uri):
+        raise UserError(f"{uri}: not found (--exclude names a file of image URIs to leave out)")
+    text = storage.read_text(uri).lstrip()
+    delimiter = header_delimiter(text.split("\n", 1)[0], "uri")
+    if delimiter:
+        table = csv.reader(io.StringIO(text), delimiter=delimiter)
+        column = [cell.strip().lower() for cell in next(table)].index("uri")
+        return {row[column].strip() for row in table if len(row) > column and row[column].strip()}
+    lines = (line.strip() for line in text.splitlines())
+    return {line for line in lines if line and not line.startswith("#")}
+
+
+def unmatched_exclusions(excluded: set[str], candidates, exclude: str, source: str) -> list[str]:
+    """A warning (logged) when images listed in `exclude` are not files of the source."""
+    unmatched = sorted(excluded - {c.uri for c in candidates})
+    if not unmatched:
+        return []
+    warning = (
+        f"{len(unmatched)} of the {len(excluded)} images listed in {exclude} "
+        f"{'is not a file' if len(unmatched) == 1 else 'are not files'} of {source}, e.g. "
+        f"{unmatched[0]}: list them as the split does (train.csv's uri)"
+    )
+    LOGGER.warning(warning)
+    return [warning]

@@ -8,19 +8,23 @@ noise), not to the image: that is the price of stability.
 """
 
 import collections
-import csv
 import gc
 import hashlib
-import io
 from dataclasses import dataclass
 
-from kftransfer.components.core import layout, storage
+from kftransfer.components.core import layout
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.layout import SPLITS, Row
 from kftransfer.components.core.parallel import map_ordered
 from kftransfer.components.core.progress import LOGGER, Progress
-from kftransfer.components.core.sources import Candidate, Skipped, discover
+from kftransfer.components.core.sources import (
+    Candidate,
+    Skipped,
+    discover,
+    read_exclusions,
+    unmatched_exclusions,
+)
 from kftransfer.components.core.validation import ImageCheck, check_image
 from kftransfer.components.core.validation_cache import (
     ValidationCache,
@@ -96,28 +100,8 @@ def split_dataset(source: str, config: SplitConfig, cache_uri: str = "") -> Spli
     notes = [{"uri": c.uri, "note": check.note} for c, check in valid if check.note]
     stats = _stats(source, found.layout, config, labels, rows, skipped, notes, conflicts)
     stats["validation"] = counts
+    stats["warnings"] += unmatched_exclusions(excluded, found.candidates, config.exclude, source)
     return SplitResult(labels, sorted(rows, key=lambda r: (r.label, r.uri)), stats)
-
-
-def read_exclusions(uri: str) -> set[str]:
-    """The image URIs listed in an exclusion file ('' = none).
-
-    One URI per line (blank lines and `#` comments ignored), or a CSV whose header has a
-    `uri` column (a run's `label_issues.csv`, trimmed by hand to the images to drop).
-
-    Raises:
-        UserError: the file does not exist.
-    """
-    if not uri:
-        return set()
-    if not storage.exists(uri):
-        raise UserError(f"{uri}: not found (--exclude names a file of image URIs to leave out)")
-    text = storage.read_text(uri)
-    first = text.lstrip().split("\n", 1)[0]
-    if "uri" in [name.strip() for name in first.split(",")]:
-        return {row["uri"].strip() for row in csv.DictReader(io.StringIO(text.lstrip()))}
-    lines = (line.strip() for line in text.splitlines())
-    return {line for line in lines if line and not line.startswith("#")}
 
 
 def _check_all(candidates: list[Candidate], config: SplitConfig, cache_uri: str):

@@ -141,8 +141,8 @@ def read_bytes(uri: str) -> bytes:
 
 
 def read_text(uri: str) -> str:
-    """The content of `uri` decoded as UTF-8."""
-    return read_bytes(uri).decode("utf-8")
+    """The content of `uri` decoded as UTF-8, without the byte-order mark Excel starts with."""
+    return read_bytes(uri).decode("utf-8-sig")
 
 
 @contextlib.contextmanager

@@ -233,3 +233,57 @@ def test_an_exclusion_list_leaves_images_out_and_says_so(tmp_path):
         assert excluded[0]["detail"] == f"listed in {exclusions}"
     with pytest.raises(UserError, match=r"nope.txt: not found \(--exclude names a file"):
         split_dataset(data, SplitConfig(exclude=str(tmp_path / "nope.txt")))
+
+
+@pytest.mark.parametrize(
+    "delimiter,encoding,newline",
+    [(",", "utf-8-sig", "\r\n"), (";", "utf-8-sig", "\r\n"), ("\t", "utf-8", "\n")],
+)
+def test_csvs_saved_by_a_spreadsheet_are_read_as_written(tmp_path, delimiter, encoding, newline):
+    """Excel's "CSV UTF-8" starts with a byte-order mark; some locales separate with `;`."""
+    root = str(tmp_path / "data")
+    uris = write_class_folders(root, {"café": 6, "dog": 6})
+    lines = [f"uri{delimiter}label"]
+    lines += [f"{os.path.relpath(u, root)}{delimiter}{u.split('/')[-2]}" for u in uris]
+    csv_path = tmp_path / "data" / "labels.csv"
+    csv_path.write_bytes(newline.join(lines).encode(encoding) + newline.encode())
+    result = split_dataset(str(csv_path), CONFIG)
+    assert result.labels == ["café", "dog"]
+    assert sorted((r.uri, r.label) for r in result.rows) == sorted(
+        (u, u.split("/")[-2]) for u in uris
+    )
+    assert result.stats["skipped"] == []
+
+
+def test_a_semicolon_csv_without_header_says_how_to_read_it(tmp_path):
+    uris = write_class_folders(str(tmp_path), {"cat": 6, "dog": 6})
+    (tmp_path / "labels.csv").write_text("".join(f"{u};{u.split('/')[-2]}\n" for u in uris))
+    with pytest.raises(UserError) as raised:
+        split_dataset(str(tmp_path / "labels.csv"), CONFIG)
+    assert str(raised.value) == (
+        f"CSV {tmp_path / 'labels.csv'} has no usable `uri,label` row, e.g. `cats/1.jpg,cat`; "
+        "its rows look semicolon-separated: start it with the header line `uri;label`"
+    )
+
+
+def test_exclusion_lists_from_a_spreadsheet_and_ones_that_match_nothing(tmp_path):
+    data = str(tmp_path / "data")
+    write_class_folders(data, {"red": 30, "blue": 30})
+    dropped = sorted(row.uri for row in split_dataset(data, SplitConfig()).rows)[:3]
+    edited = tmp_path / "label_issues.csv"  # opened in Excel (German locale), rows deleted
+    edited.write_bytes(
+        "\r\n".join(["URI;given;suggested;score", *(f"{u};red;blue;0,1" for u in dropped)])
+        .encode("utf-8-sig")
+    )  # fmt: skip
+    result = split_dataset(data, SplitConfig(exclude=str(edited)))
+    assert sorted(s["uri"] for s in result.stats["skipped"] if s["reason"] == "excluded") == dropped
+    assert result.stats["warnings"] == []
+    elsewhere = tmp_path / "elsewhere.txt"
+    elsewhere.write_text("".join(f"/mnt/copy/{os.path.basename(u)}\n" for u in dropped))
+    result = split_dataset(data, SplitConfig(exclude=str(elsewhere)))
+    assert not [s for s in result.stats["skipped"] if s["reason"] == "excluded"]
+    assert result.stats["warnings"] == [
+        f"3 of the 3 images listed in {elsewhere} are not files of {data}, e.g. "
+        f"/mnt/copy/{os.path.basename(dropped[0])}: list them as the split does "
+        "(train.csv's uri)"
+    ]
