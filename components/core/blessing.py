@@ -5,6 +5,8 @@ from dataclasses import dataclass, field
 from kftransfer.components.core.config import EvalConfig
 from kftransfer.components.core.layout import UNKNOWN, unknown_is_ambiguous
 
+LISTED_CLASSES = 10  # a failing recall floor names at most this many classes
+
 
 @dataclass
 class Verdict:
@@ -76,10 +78,9 @@ def bless(
             for c, s in candidate["per_class"].items()
             if s["recall"] < config.min_class_recall
         }
-        listed = ", ".join(f"{c!r} {r:.4f}" for c, r in sorted(low.items()))
         check(
             not low,
-            f"recall of {listed} below the floor {config.min_class_recall:.4f}"
+            _low_recall_text(low, config.min_class_recall)
             if low
             else f"every class's recall >= the floor {config.min_class_recall:.4f}",
         )
@@ -91,3 +92,16 @@ def bless(
             "--min-confidence 0 and --target-precision 0",
         )
     return Verdict.of(reasons)
+
+
+def _low_recall_text(low: dict[str, float], floor: float) -> str:
+    """Up to `LISTED_CLASSES` classes by name; more: their count and the lowest of them."""
+    if len(low) <= LISTED_CLASSES:
+        listed = ", ".join(f"{c!r} {r:.4f}" for c, r in sorted(low.items()))
+        return f"recall of {listed} below the floor {floor:.4f}"
+    lowest = sorted(low.items(), key=lambda item: (item[1], item[0]))[:LISTED_CLASSES]
+    listed = ", ".join(f"{c!r} {r:.4f}" for c, r in lowest)
+    return (
+        f"recall of {len(low)} classes below the floor {floor:.4f}, lowest {listed}, ... "
+        "(every class in evaluation.json)"
+    )

@@ -2,57 +2,18 @@
 
 import html
 
-import numpy as np
-
 from kftransfer.components.core import layout, storage
 from kftransfer.components.core.evaluate import Evaluation
 from kftransfer.components.core.head_sweep import SWEPT
 from kftransfer.components.core.plots import (
-    figure_png,
     html_page,
     img_tag,
-    plt,
     thumbnail,
     training_curves,
 )
+from kftransfer.components.core.report_classes import class_sections
 from kftransfer.components.core.report_trust import trust_sections
 from kftransfer.components.core.trust import label_issues_csv
-
-
-def confusion_heatmap(matrix: list[list[int]], labels: list[str], title: str) -> bytes:
-    """The confusion matrix as a heatmap with counts (rows: true, columns: predicted)."""
-    matrix = np.asarray(matrix)
-    size = max(4.0, 0.5 * len(labels) + 2)
-    figure, axis = plt.subplots(figsize=(size + 1, size))
-    image = axis.imshow(matrix, cmap="Blues")
-    axis.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    axis.set_yticks(range(len(labels)), labels)
-    axis.set_xlabel("predicted")
-    axis.set_ylabel("true")
-    threshold = matrix.max() / 2 if matrix.size else 0
-    for (i, j), count in np.ndenumerate(matrix):
-        color = "white" if count > threshold else "black"
-        axis.text(j, i, str(count), ha="center", va="center", color=color, fontsize=8)
-    figure.colorbar(image, ax=axis, fraction=0.046)
-    axis.set_title(title)
-    return figure_png(figure)
-
-
-def per_class_bars(models: dict[str, dict], labels: list[str], score: str) -> bytes:
-    """Grouped bars of one per-class score (precision, recall or f1) for each model."""
-    figure, axis = plt.subplots(figsize=(max(6.0, 0.8 * len(labels) + 2), 3.2))
-    width = 0.8 / len(models)
-    for i, (name, metrics) in enumerate(models.items()):
-        values = [metrics["per_class"][label][score] for label in labels]
-        axis.bar(np.arange(len(labels)) + i * width, values, width, label=name)
-    axis.set_xticks(
-        np.arange(len(labels)) + width * (len(models) - 1) / 2, labels, rotation=45, ha="right"
-    )
-    axis.set_ylim(0, 1.05)
-    axis.set_ylabel(score)
-    axis.legend(loc="lower right")
-    axis.grid(axis="y", alpha=0.3)
-    return figure_png(figure)
 
 
 def _metrics_table(models: dict[str, dict]) -> str:
@@ -168,14 +129,7 @@ def render_report(evaluation: Evaluation, histories: dict[str, dict], stats: dic
         f"<p>Data: {totals.get('train', '?')} train, {totals.get('validation', '?')} validation, "
         f"{totals.get('test', '?')} test images; {len(labels)} classes; "
         f"{len(stats.get('skipped', []))} files skipped by validation.</p>",
-        "<h2>Confusion matrix (fine-tuned)</h2>"
-        + img_tag(
-            confusion_heatmap(evaluation.fine_tuned["confusion"], labels, "fine-tuned"),
-            "confusion matrix",
-        ),
-        "<h2>Per-class recall and F1</h2>"
-        + img_tag(per_class_bars(models, labels, "recall"), "per-class recall")
-        + img_tag(per_class_bars(models, labels, "f1"), "per-class F1"),
+        class_sections(models, labels),
         _tflite_section(evaluation),
         _backbones_section(evaluation),
         _sweep_section(evaluation),

@@ -91,6 +91,16 @@ def test_recall_floor_names_the_weak_classes():
     assert bless(candidate(0.9, recalls=(0.6, 0.8)), None, config).blessed
 
 
+def test_recall_floor_over_many_classes_names_the_lowest_ten():
+    recalls = [0.9] * 288 + [0.05 * (12 - i) for i in range(12)]  # c288 0.60 ... c299 0.05
+    verdict = bless(candidate(0.9, recalls), None, EvalConfig(min_class_recall=0.7))
+    lowest = ", ".join(f"'c{299 - i}' {0.05 * (i + 1):.4f}" for i in range(10))
+    assert verdict.reasons[-1] == (
+        f"FAIL: recall of 12 classes below the floor 0.7000, lowest {lowest}, ... "
+        "(every class in evaluation.json)"
+    )
+
+
 def test_eval_config_bounds():
     with pytest.raises(UserError, match="--min-accuracy must be in \\[0, 1\\], got 1.5"):
         EvalConfig(min_accuracy=1.5)
