@@ -220,6 +220,19 @@ def precheck(source: str, config: SplitConfig) -> None:
     _require_classes(source, counts, config, "image files")
 
 
+def _look_alike_classes(labels: list[str]) -> list[str]:
+    """A warning per group of class names equal but for case, spaces, `_` and `-`."""
+    groups = collections.defaultdict(list)
+    for label in labels:
+        groups[" ".join(label.casefold().replace("_", " ").replace("-", " ").split())].append(label)
+    return [
+        f"classes {', '.join(map(repr, group))} differ only in case, spaces, '_' or '-': "
+        "if they are one class, give them one name"
+        for group in groups.values()
+        if len(group) > 1
+    ]
+
+
 def _stats(source, layout, config, labels, rows, skipped, notes, conflicts) -> dict:
     counts = {label: dict.fromkeys(SPLITS, 0) for label in labels}
     for row in rows:
@@ -230,7 +243,7 @@ def _stats(source, layout, config, labels, rows, skipped, notes, conflicts) -> d
         for label in labels
         for split in SPLITS
         if counts[label][split] == 0
-    ]
+    ] + _look_alike_classes(labels)
     for warning in warnings:
         LOGGER.warning(warning)
     return {

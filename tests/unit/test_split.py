@@ -287,3 +287,15 @@ def test_exclusion_lists_from_a_spreadsheet_and_ones_that_match_nothing(tmp_path
         f"/mnt/copy/{os.path.basename(dropped[0])}: list them as the split does "
         "(train.csv's uri)"
     ]
+
+
+def test_class_names_that_look_alike_are_a_warning(tmp_path):
+    """Hand-made labels drift: `Golden Retriever` and `golden_retriever` are two classes."""
+    root = str(tmp_path / "data")
+    write_class_folders(root, {"Golden Retriever": 8, "golden_retriever": 8, "pug": 8})
+    result = split_dataset(root, CONFIG)
+    assert result.labels == ["Golden Retriever", "golden_retriever", "pug"]
+    assert [w for w in result.stats["warnings"] if w.startswith("classes")] == [
+        "classes 'Golden Retriever', 'golden_retriever' differ only in case, spaces, '_' or "
+        "'-': if they are one class, give them one name"
+    ]
