@@ -22,10 +22,17 @@ VERSION_FILES = {"saved_model.pb", "fingerprint.pb", "variables/variables.index"
                  "labels.json", "model_card.md", "evaluation.json"}  # fmt: skip
 
 
-def start_export(model_file: str, destination: str, card: str = "#") -> subprocess.Popen:
+def start_export(model_file: str, destination: str, tmp, card: str = "#") -> subprocess.Popen:
+    """An export in a process of its own, its local temporary files below `tmp`.
+
+    A SIGKILL leaves the export's local copy (~170 MB) where it was written; in the
+    system's /tmp, six kills a suite run filled the disk within a day of runs.
+    """
+    scratch = tempfile.mkdtemp(prefix="export-tmp-", dir=tmp)
     return subprocess.Popen(
         [sys.executable, "-m", "devtools.export_worker", model_file, destination, card],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "TMPDIR": scratch},
     )  # fmt: skip
 
 
@@ -90,19 +97,20 @@ def assert_every_servable_version_is_complete(destination: str, loaded: set) -> 
 def test_a_killed_export_never_leaves_a_partial_servable_version(tuned, backend, request, tmp_path):
     root = str(tmp_path) if backend == "local" else request.getfixturevalue("gcs_bucket")
     destination = storage.join(root, "models")
-    first = start_export(tuned["model_file"], destination, "# v1")
+    first = start_export(tuned["model_file"], destination, tmp_path, "# v1")
     assert first.wait() == 0, first.stderr.read()
     loaded = set()
     for stage in STAGES:
         before = set(names(destination))
         killed = kill_when(
-            start_export(tuned["model_file"], destination), destination, stage, before
+            start_export(tuned["model_file"], destination, tmp_path), destination, stage, before
         )
         assert killed or stage == "numbered", f"the export finished before {stage} showed"
         assert_every_servable_version_is_complete(destination, loaded)
+    assert list(tmp_path.glob("export-tmp-*/kft-export-*"))  # the kills' local copies, here
     # the next export publishes, moves latest past them, and clears what the kills left
     versions.remove_leftovers(destination, older_than=0)
-    last = start_export(tuned["model_file"], destination, "# last")
+    last = start_export(tuned["model_file"], destination, tmp_path, "# last")
     assert last.wait() == 0, last.stderr.read()
     assert_every_servable_version_is_complete(destination, loaded)
     assert all("saved_model.pb" in files for files in versions_in(destination).values())
@@ -115,7 +123,9 @@ def test_concurrent_exports_into_one_destination_each_get_a_version(tuned, backe
                                                                      tmp_path):  # fmt: skip
     root = str(tmp_path) if backend == "local" else request.getfixturevalue("gcs_bucket")
     destination = storage.join(root, "models")
-    racers = [start_export(tuned["model_file"], destination, f"# racer {i}") for i in range(2)]
+    racers = [
+        start_export(tuned["model_file"], destination, tmp_path, f"# racer {i}") for i in range(2)
+    ]
     uris = []
     for racer in racers:
         out, err = racer.communicate()
