@@ -109,8 +109,12 @@ def predict_images(
     model: keras.Model, uris: list[str], batch_size: int = 32
 ) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities `[M, classes]` of the images that decode, and their indices `[M]`."""
-    batches = image_dataset(uris, [0] * len(uris), model.input_shape[1], batch_size)
-    return predict_batches(model, batches)
+    return predict_batches(model, image_batches(model, uris, batch_size))
+
+
+def image_batches(model: keras.Model, uris: list[str], batch_size: int = 32):
+    """`(images, labels, indices)` batches of `uris` at the model's input size, in order."""
+    return image_dataset(uris, [0] * len(uris), model.input_shape[1], batch_size)
 
 
 def predict_batches(model: keras.Model, batches) -> tuple[np.ndarray, np.ndarray]:

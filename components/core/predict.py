@@ -9,10 +9,9 @@ import keras
 import numpy as np
 
 from kftransfer.components.core import storage
-from kftransfer.components.core.classifier import batch_probabilities
+from kftransfer.components.core.classifier import batch_probabilities, image_batches
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.export import load_exported, load_labelled_model
-from kftransfer.components.core.images import image_dataset
 from kftransfer.components.core.layout import (
     LABELS_FILE,
     SERVING_FILE,
@@ -136,7 +135,7 @@ def predict(
     An unreadable image yields its error and the rest go on; an image whose top
     probability is below `min_confidence` is answered `unknown`.
     """
-    batches = image_dataset(uris, [0] * len(uris), model.input_shape[1], batch_size)
+    batches = image_batches(model, uris, batch_size)
     upcoming = 0
     for probabilities, indices in batch_probabilities(model, batches):
         for row, index in zip(probabilities, indices.tolist(), strict=True):

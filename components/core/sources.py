@@ -232,7 +232,8 @@ def read_exclusions(uri: str) -> set[str]:
     """The image URIs listed in an exclusion file ('' = none).
 
     One URI per line (blank lines and `#` comments ignored), or a CSV whose header has a
-    `uri` column (a run's `label_issues.csv`, trimmed by hand to the images to drop).
+    `uri` column, comma-, semicolon- or tab-separated (a run's `label_issues.csv`, trimmed
+    by hand to the images to drop, in a spreadsheet or not).
 
     Raises:
         UserError: the file does not exist.
