@@ -1,11 +1,11 @@
 """The report's class-level sections, readable from 2 classes to thousands.
 
 Drawn as they were for a few classes, a confusion heatmap with a count in every cell
-grows with the square of the classes: 300 classes took 65 s and 6.9 GB to draw, and
-1,000 would not fit in the evaluation step's memory. Past a few dozen classes the cells
-are pixels anyway, so the figures keep a bounded size: the heatmap shows each true
-class's shares without numbers, a table names the most confused pairs, and the
-per-class bars show the classes that need attention (every number stays in
+grows with the square of the classes: 300 classes took 70 CPU s and 6.5 GB to draw
+(`bench.report_classes`), and 1,000 would not fit in the evaluation step's memory. Past
+a few dozen classes the cells are pixels anyway, so the figures keep a bounded size: the
+heatmap shows each true class's shares without numbers, a table names the most confused
+pairs, and the per-class bars show the classes that need attention (every number stays in
 `evaluation.json`).
 """
 

@@ -58,7 +58,7 @@ def test_lowest_classes_are_all_classes_in_order_until_there_are_too_many():
 
 
 def test_a_thousand_classes_draw_in_a_bounded_figure():
-    """Drawn with a count per cell, 300 classes took 65 s and 6.9 GB; 1,000 did not fit."""
+    """Drawn with a count per cell, 300 classes took 70 s and 6.5 GB; 1,000 would not fit."""
     matrix, labels, models = many_classes(1000)
     width, height = png_size(confusion_heatmap(matrix, labels, "fine-tuned"))
     assert width <= (LARGEST_FIGURE + 1) * 110 and height <= LARGEST_FIGURE * 110
