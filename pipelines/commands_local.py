@@ -9,7 +9,6 @@ from collections.abc import Callable, Iterator
 import click
 
 from kftransfer.components.core.config import SplitConfig
-from kftransfer.components.core.errors import UserError
 from kftransfer.pipelines.options import (
     Command,
     GroupedOption,
@@ -307,18 +306,13 @@ def predict(
     predicted, and the exit status is then 1.
     """
     from kftransfer.components.core import predict as core
-    from kftransfer.components.core.validation import EXTENSION_FORMATS
 
     network, labels, own_threshold = core.load_predictor(model)
     threshold = own_threshold if min_confidence is None else min_confidence
     core.check_unknown_free(labels, threshold, model)
     found = core.find_images(list(images))
-    if not found.uris:
-        named = " ".join(sorted(EXTENSION_FORMATS))
-        left_out = f": {found.left_out()}" if found.left_out() else ""
-        raise UserError(f"no image files ({named}) in {', '.join(images)}{left_out}")
-    if found.left_out():
-        click.echo(f"note: {found.left_out()}", err=True)
+    if left_out := found.left_out():
+        click.echo(f"note: {left_out}", err=True)
     failed = 0
     for result in core.predict(network, labels, found.uris, top_k, batch_size, threshold):
         if result.error:

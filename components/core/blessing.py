@@ -84,7 +84,7 @@ def bless(
             if low
             else f"every class's recall >= the floor {config.min_class_recall:.4f}",
         )
-    if unknown_is_ambiguous(list(labels), min_confidence):
+    if unknown_is_ambiguous(labels, min_confidence):
         check(
             False,
             f"a class is named {UNKNOWN!r}, which is also the answer below the minimum "

@@ -91,6 +91,9 @@ def find_images(paths: list[str]) -> FoundImages:
     `validation.EXTENSION_FORMATS`, any case: .jpg, .png, .webp, ...), leaving out
     dot files (`.DS_Store`, macOS `._` copies) as the split does; what it leaves out is
     counted, so the caller can say so.
+
+    Raises:
+        UserError: no image at all, naming the image extensions and what was left out.
     """
     found = FoundImages()
     for path in paths:
@@ -105,6 +108,10 @@ def find_images(paths: list[str]) -> FoundImages:
                 found.uris.append(info.uri)
             else:
                 found.other[extension] += 1
+    if not found.uris:
+        named = " ".join(sorted(EXTENSION_FORMATS))
+        left_out = f": {found.left_out()}" if found.left_out() else ""
+        raise UserError(f"no image files ({named}) in {', '.join(paths)}{left_out}")
     return found
 
 

@@ -52,7 +52,7 @@ def confusion_heatmap(matrix: np.ndarray, labels: list[str], title: str) -> byte
     of bounded size; classes are named up to `NAMED_CLASSES`, else numbered.
     """
     count = len(labels)
-    annotated = count <= ANNOTATED_CLASSES
+    annotated, named = count <= ANNOTATED_CLASSES, count <= NAMED_CLASSES
     size = min(max(4.0, 0.5 * count + 2), LARGEST_FIGURE)
     figure, axis = plt.subplots(figsize=(size + 1, size))
     if annotated:
@@ -65,11 +65,12 @@ def confusion_heatmap(matrix: np.ndarray, labels: list[str], title: str) -> byte
         shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
         image = axis.imshow(shares, cmap="Blues", norm=PowerNorm(0.5, 0, 1), interpolation="none")
         title += ": share of each true class"
-    if count <= NAMED_CLASSES:
+    if named:
         axis.set_xticks(range(count), labels, rotation=45, ha="right")
         axis.set_yticks(range(count), labels)
-    axis.set_xlabel("predicted" + ("" if count <= NAMED_CLASSES else " (index in labels.json)"))
-    axis.set_ylabel("true" + ("" if count <= NAMED_CLASSES else " (index in labels.json)"))
+    numbered = "" if named else " (index in labels.json)"
+    axis.set_xlabel("predicted" + numbered)
+    axis.set_ylabel("true" + numbered)
     figure.colorbar(image, ax=axis, fraction=0.046)
     axis.set_title(title)
     return figure_png(figure)

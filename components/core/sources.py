@@ -138,7 +138,7 @@ def _discover_tree(
 def _discover_csv(csv_uri: str) -> Discovery:
     try:
         text = storage.read_text(csv_uri)
-        delimiter = header_delimiter(text.split("\n", 1)[0], "uri") or ","
+        delimiter = header_delimiter(text, "uri") or ","
         rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     except (storage.NotFoundError, UnicodeDecodeError, csv.Error) as err:
         raise UserError(
@@ -170,12 +170,13 @@ def _separator_hint(text: str) -> str:
     return ""
 
 
-def header_delimiter(line: str, column: str) -> str | None:
-    """The delimiter of a CSV header line naming `column`, or None when it names none.
+def header_delimiter(text: str, column: str) -> str | None:
+    """The delimiter of CSV `text` whose first line names `column`; None when it does not.
 
     A comma, or the semicolon or tab that spreadsheets write in some locales (Excel in
     German or French saves `uri;label`).
     """
+    line = text.split("\n", 1)[0]
     for delimiter in (",", *SEPARATORS):
         if column in [cell.strip().lower() for cell in line.split(delimiter)]:
             return delimiter
@@ -243,7 +244,7 @@ def read_exclusions(uri: str) -> set[str]:
     if not storage.exists(uri):
         raise UserError(f"{uri}: not found (--exclude names a file of image URIs to leave out)")
     text = storage.read_text(uri).lstrip()
-    delimiter = header_delimiter(text.split("\n", 1)[0], "uri")
+    delimiter = header_delimiter(text, "uri")
     if delimiter:
         table = csv.reader(io.StringIO(text), delimiter=delimiter)
         column = [cell.strip().lower() for cell in next(table)].index("uri")
