@@ -8,11 +8,14 @@ file and line of each rule; the tests run these checks on compiled specs, on the
 `submit`/`schedule`/`doctor` run `spec_problems` before anything reaches a server.
 """
 
+import base64
 import glob
 import json
 import os
 import re
 from dataclasses import dataclass
+
+from google.protobuf import struct_pb2
 
 from kftransfer.pipelines.settings import find_step
 
@@ -22,6 +25,7 @@ from kftransfer.pipelines.settings import find_step
 BASE_FLOOR = "2.5.0"
 COLLECTED_ARTIFACTS_FLOOR = "2.14.0"  # dsl.Collected of artifacts (#11725, resolve.go:751)
 NAMED_LOOP_FLOOR = "2.16.0"  # a named ParallelFor + Collected (#13239, fixed by #12808)
+MLMD_VALUE_BYTES = 2**24 - 1  # MySQL MEDIUMTEXT, MLMD's string_value column
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,17 @@ RULES = {
             "metadata-values",
             "Output artifact metadata values are never None (MLMD refuses the step).",
             "backend/src/v2/metadata/converter.go:138-171",
+            "2.0.0",
+        ),
+        Rule(
+            "metadata-size",
+            "Each output artifact metadata value fits in one MLMD row on MySQL: a string as "
+            "it is, a dict or list as 'mlmd-struct::' + base64 of its serialized Struct, in "
+            "a MEDIUMTEXT column of 16 MiB; a longer one fails the step's publish (MySQL 8.4 "
+            "is strict by default).",
+            "backend/src/v2/metadata/converter.go:110-171; google/ml-metadata v1.14.0 (the "
+            "2.17.0 manifests' store server) query_config_executor.cc:369-397, "
+            "util/struct_utils.cc:30-39, util/metadata_source_query_config.cc:2976-2987",
             "2.0.0",
         ),
         Rule(
@@ -253,7 +268,35 @@ def executor_output_problems(run_folder: str) -> list[str]:
                         f"[artifact-uri] {os.path.basename(task_folder)}.{name} was moved to "
                         f"{artifact.get('uri')}"
                     )
-                none = [k for k, v in artifact.get("metadata", {}).items() if v is None]
-                if none:
-                    problems.append(f"[metadata-values] {name} metadata {none} is None")
+                problems += _metadata_problems(name, artifact.get("metadata", {}))
+    return problems
+
+
+def mlmd_stored_bytes(value) -> int:
+    """The bytes of MLMD's string_value for a metadata value (0 for a number or bool).
+
+    As the launcher converts it (a dict wrapped as {"struct": ...}, a list as {"list": ...})
+    and MLMD serializes a struct ('mlmd-struct::' + base64 of the Struct).
+    """
+    if isinstance(value, str):
+        return len(value.encode())
+    if not isinstance(value, dict | list):
+        return 0
+    wrapped = struct_pb2.Struct()
+    wrapped.update({"struct" if isinstance(value, dict) else "list": value})
+    return len("mlmd-struct::") + len(base64.b64encode(wrapped.SerializeToString()))
+
+
+def _metadata_problems(name: str, metadata: dict) -> list[str]:
+    problems = []
+    none = [key for key, value in metadata.items() if value is None]
+    if none:
+        problems.append(f"[metadata-values] {name} metadata {none} is None")
+    for key, value in metadata.items():
+        stored = mlmd_stored_bytes(value)
+        if stored > MLMD_VALUE_BYTES:
+            problems.append(
+                f"[metadata-size] {name} metadata {key!r} is {stored:,} bytes in MLMD, "
+                f"over MySQL's {MLMD_VALUE_BYTES:,}"
+            )
     return problems

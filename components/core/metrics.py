@@ -73,3 +73,44 @@ def classification_metrics(
         "per_class": per_class,
         "confusion": matrix.tolist(),
     }
+
+
+def most_confused_pairs(matrix: np.ndarray, most: int) -> list[tuple[int, int]]:
+    """The (true, predicted) class ids of the `most` largest non-zero cells off the diagonal.
+
+    Largest first; ties in row-major order.
+    """
+    off_diagonal = np.array(matrix, copy=True)
+    np.fill_diagonal(off_diagonal, 0)
+    order = np.argsort(-off_diagonal, axis=None, kind="stable")[:most]
+    rows, columns = np.unravel_index(order, off_diagonal.shape)
+    return [(int(i), int(j)) for i, j in zip(rows, columns, strict=True) if off_diagonal[i, j]]
+
+
+def confusion_of_most_confused(
+    matrix: np.ndarray, labels: list[str], most: int
+) -> tuple[list[str], np.ndarray]:
+    """The confusion matrix cut to `most` rows and columns, the other classes summed in one.
+
+    With at most `most` classes, the matrix as it is. Else the classes of the largest cells
+    off the diagonal, up to `most - 1` in `labels` order, and a last class named
+    `(other N classes)` holding the rest: each row still sums to its true class's images,
+    and every cell among the classes kept is the full matrix's.
+    """
+    matrix = np.asarray(matrix)
+    if len(labels) <= most:
+        return list(labels), matrix
+    kept: list[int] = []
+    for pair in most_confused_pairs(matrix, matrix.size):
+        for index in pair:
+            if index not in kept and len(kept) < most - 1:
+                kept.append(index)
+        if len(kept) == most - 1:
+            break
+    kept.sort()
+    group = np.full(len(labels), len(kept))
+    group[kept] = np.arange(len(kept))
+    cut = np.zeros((len(kept) + 1, len(kept) + 1), dtype=matrix.dtype)
+    np.add.at(cut, (group[:, None], group[None, :]), matrix)
+    other = f"(other {len(labels) - len(kept)} classes)"
+    return [labels[i] for i in kept] + [other], cut

@@ -10,6 +10,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from kftransfer.components.core import storage
+from kftransfer.components.core.metrics import confusion_of_most_confused
+
+# The KFP UI draws a confusion matrix 700 px wide with cells of at least 15 px and a count in
+# each (frontend ConfusionMatrix.tsx:46-55), and MLMD stores it in one MySQL MEDIUMTEXT of
+# 16 MiB, which ~1,070 classes overflow, failing the step (docs/kfp-backend.md,
+# `metadata-size`). Past this many classes the UI gets the most confused ones.
+KFP_UI_CLASSES = 40
 
 
 def _is_number(value: Any) -> bool:
@@ -36,6 +43,16 @@ def publish(artifact: Any, summary: Mapping[str, Any], write_file: bool = True) 
 
 
 def publish_confusion(artifact: Any, labels: list[str], matrix: list[list[int]]) -> None:
-    """A confusion matrix for the KFP UI (ClassificationMetrics), and as JSON at its path."""
-    artifact.log_confusion_matrix(labels, matrix)
+    """A confusion matrix for the KFP UI (ClassificationMetrics), and whole as JSON at its path.
+
+    The UI gets at most `KFP_UI_CLASSES` classes: the most confused, the others summed in
+    one (`metrics.confusion_of_most_confused`); its metadata `classes_shown` says so.
+    """
+    shown_labels, shown = confusion_of_most_confused(matrix, labels, KFP_UI_CLASSES)
+    artifact.log_confusion_matrix(shown_labels, shown.tolist())
+    if len(shown_labels) < len(labels):
+        artifact.metadata["classes_shown"] = (
+            f"the {len(shown_labels) - 1} most confused of {len(labels)} classes, the "
+            "others summed in the last row and column (every class in the JSON file)"
+        )
     storage.write_json(artifact.path, {"labels": labels, "matrix": matrix})

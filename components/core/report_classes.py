@@ -14,6 +14,7 @@ import html
 import numpy as np
 from matplotlib.colors import PowerNorm
 
+from kftransfer.components.core.metrics import most_confused_pairs
 from kftransfer.components.core.plots import figure_png, img_tag, plt
 
 ANNOTATED_CLASSES = 30  # up to this many, the heatmap writes every count in its cell
@@ -78,11 +79,7 @@ def confusion_heatmap(matrix: np.ndarray, labels: list[str], title: str) -> byte
 
 def confused_pairs_table(matrix: np.ndarray, labels: list[str], shown: int) -> str:
     """The `shown` largest off-diagonal cells: true class, predicted class, images, share."""
-    off_diagonal = matrix.copy()
-    np.fill_diagonal(off_diagonal, 0)
-    order = np.argsort(-off_diagonal, axis=None, kind="stable")[:shown]
-    rows, columns = np.unravel_index(order, matrix.shape)
-    pairs = [(i, j) for i, j in zip(rows, columns, strict=True) if off_diagonal[i, j]]
+    pairs = most_confused_pairs(matrix, shown)
     if not pairs:
         return "<p>No test image was confused with another class.</p>"
     table = "".join(

@@ -5,8 +5,11 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
+from kfp import dsl
 
+from kftransfer.components.core.publish import publish_confusion
 from kftransfer.pipelines import backend_contract as contract
 from kftransfer.pipelines.settings import ClusterSettings
 from kftransfer.pipelines.transfer_learning import compile_pipeline
@@ -89,6 +92,45 @@ def test_an_output_artifact_left_unwritten_breaks_the_outputs_written_rule(tmp_p
     assert contract.executor_output_problems(str(tmp_path / "run")) == [
         "[outputs-written] evaluate-model.tflite_model was not written"
     ]
+
+
+def _confusion_output(tmp_path, name: str, labels: list[str], matrix: list[list[int]]):
+    """An evaluate-model folder whose `confusion` holds `matrix` as the step publishes it."""
+    folder = tmp_path / name / "evaluate-model"
+    folder.mkdir(parents=True)
+    confusion = dsl.ClassificationMetrics(name="confusion", uri=str(folder / "confusion"))
+    if name == "whole":  # as the step logged it before: every class, for the KFP UI
+        confusion.log_confusion_matrix(labels, matrix)
+        (folder / "confusion").write_text("{}")
+    else:
+        publish_confusion(confusion, labels, matrix)
+    artifact = {"uri": confusion.uri, "metadata": confusion.metadata}
+    output = {"artifacts": {"confusion": {"artifacts": [artifact]}}}
+    (folder / "executor_output.json").write_text(json.dumps(output))
+    return confusion
+
+
+def test_a_confusion_matrix_of_1100_classes_overflows_mlmd_and_the_published_one_fits(tmp_path):
+    labels = [f"class_{i:04d}" for i in range(1100)]
+    matrix = np.eye(1100, dtype=int) * 7 + 1
+    matrix[12, 900] = 30  # the most confused pair
+    _confusion_output(tmp_path, "whole", labels, matrix.tolist())
+    [problem] = contract.executor_output_problems(str(tmp_path / "whole"))
+    assert re.fullmatch(
+        r"\[metadata-size\] confusion metadata 'confusionMatrix' is 17,\d{3},\d{3} bytes in "
+        r"MLMD, over MySQL's 16,777,215",
+        problem,
+    ), problem
+
+    published = _confusion_output(tmp_path, "published", labels, matrix.tolist())
+    assert contract.executor_output_problems(str(tmp_path / "published")) == []
+    shown = published.metadata["confusionMatrix"]
+    names = [spec["displayName"] for spec in shown["annotationSpecs"]]
+    assert len(names) == 40 and names[-1] == "(other 1061 classes)"
+    assert names.index("class_0012") < names.index("class_0900")
+    assert published.metadata["classes_shown"].startswith("the 39 most confused of 1100")
+    saved = json.loads(Path(published.path).read_text())
+    assert saved["labels"] == labels and saved["matrix"] == matrix.tolist()
 
 
 def test_required_backend_and_versions(spec, tmp_path):

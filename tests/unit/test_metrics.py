@@ -6,7 +6,11 @@ import pytest
 from kftransfer.components.core.blessing import bless
 from kftransfer.components.core.config import EvalConfig
 from kftransfer.components.core.errors import UserError
-from kftransfer.components.core.metrics import classification_metrics
+from kftransfer.components.core.metrics import (
+    classification_metrics,
+    confusion_of_most_confused,
+    most_confused_pairs,
+)
 
 LABELS = ["cat", "dog", "owl"]
 # Six examples; the argmax predictions are cat, dog, dog, owl, cat, dog.
@@ -81,6 +85,32 @@ def test_blessing_truth_table(accuracy, production, config, blessed, failing):
     assert len(verdict.reasons) == 2  # threshold + production, each spelled out
     if production is None:
         assert "PASS: no production model at x yet" in verdict.reasons
+
+
+def test_most_confused_pairs_are_the_largest_cells_off_the_diagonal():
+    matrix = np.array([[9, 2, 0], [5, 9, 2], [0, 0, 9]])
+    assert most_confused_pairs(matrix, 2) == [(1, 0), (0, 1)]
+    assert most_confused_pairs(matrix, 9) == [(1, 0), (0, 1), (1, 2)]  # only cells with images
+    assert most_confused_pairs(np.diag([3, 4]), 5) == []
+
+
+def test_the_cut_confusion_keeps_the_most_confused_classes_and_sums_the_others():
+    labels = [f"c{i}" for i in range(100)]
+    matrix = np.diag(np.full(100, 10))
+    for (i, j), count in {(3, 7): 5, (50, 3): 4, (99, 0): 2, (20, 21): 1}.items():
+        matrix[i, j] = count
+    names, cut = confusion_of_most_confused(matrix, labels, most=5)
+    assert names == ["c3", "c7", "c50", "c99", "(other 96 classes)"]
+    kept = [3, 7, 50, 99]
+    np.testing.assert_array_equal(cut[:4, :4], matrix[np.ix_(kept, kept)])
+    assert cut[3].tolist() == [0, 0, 0, 10, 2]  # c99 -> c0, one of the others
+    assert cut[4].tolist() == [0, 0, 0, 0, 961]  # 96 diagonals and c20 -> c21
+    np.testing.assert_array_equal(cut.sum(axis=1)[:4], matrix.sum(axis=1)[kept])
+    assert cut.sum() == matrix.sum()
+
+    names, same = confusion_of_most_confused(matrix[:5, :5], labels[:5], most=5)
+    assert names == labels[:5]
+    np.testing.assert_array_equal(same, matrix[:5, :5])
 
 
 def test_recall_floor_names_the_weak_classes():
