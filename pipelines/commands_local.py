@@ -50,7 +50,8 @@ def split(source: str, out: str, cache_uri: str, **kwargs) -> None:
     local or gs://. Writes train.csv, validation.csv, test.csv, labels.json and
     stats.json (counts, and every skipped file with its reason) to --out.
     """
-    from kftransfer.components.core.split import precheck, split_dataset, write_split
+    from kftransfer.components.core.split import split_dataset, write_split
+    from kftransfer.components.core.split_checks import precheck
     from kftransfer.components.core.storage import require_folder_path
 
     config = SplitConfig.from_params(kwargs)

@@ -11,7 +11,7 @@ Layout of a pipeline root (default `kftransfer-runs/`):
         kftransfer-<time>/ kfp.local's folder: one folder per task, the artifacts inside
 
 Before anything is written, the run's parameters are validated (`config.validate_run`)
-and its source listed (`split.precheck`): a bad parameter or an unusable source is one
+and its source listed (`split_checks.precheck`): a bad parameter or an unusable source is one
 line and no run folder. A local run never retries a failed step: here a failure is a
 bug or bad data, never a preempted node.
 """
@@ -37,7 +37,7 @@ from kftransfer.components.core.config import (
 )
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.registry import missing_preset_folder
-from kftransfer.components.core.split import precheck
+from kftransfer.components.core.split_checks import precheck
 from kftransfer.pipelines.settings import ClusterSettings
 from kftransfer.pipelines.summary import summarize, write_summary
 from kftransfer.pipelines.transfer_learning import PIPELINE_NAME, build_pipeline, task_names

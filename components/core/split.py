@@ -14,7 +14,6 @@ from dataclasses import dataclass
 
 from kftransfer.components.core import layout
 from kftransfer.components.core.config import SplitConfig
-from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.layout import SPLITS, Row
 from kftransfer.components.core.parallel import map_ordered
 from kftransfer.components.core.progress import LOGGER, Progress
@@ -25,6 +24,7 @@ from kftransfer.components.core.sources import (
     read_exclusions,
     unmatched_exclusions,
 )
+from kftransfer.components.core.split_checks import look_alike_classes, require_usable
 from kftransfer.components.core.validation import ImageCheck, check_image
 from kftransfer.components.core.validation_cache import (
     ValidationCache,
@@ -35,7 +35,6 @@ from kftransfer.components.core.validation_cache import (
 
 SPLIT_PRIORITY = {"test": 0, "validation": 1, "train": 2}  # who keeps a duplicate
 CHECK_THREADS = 16
-LISTED = 5  # classes named in an error line; the rest are counted
 
 
 @dataclass
@@ -96,7 +95,7 @@ def split_dataset(source: str, config: SplitConfig, cache_uri: str = "") -> Spli
     kept, duplicates, conflicts = _resolve_duplicates(valid)
     skipped += duplicates
     rows = [_row(candidate, check, config) for candidate, check in kept]
-    labels = _require_usable(source, rows, skipped, config)
+    labels = require_usable(source, rows, skipped, config, candidates)
     notes = [{"uri": c.uri, "note": check.note} for c, check in valid if check.note]
     stats = _stats(source, found.layout, config, labels, rows, skipped, notes, conflicts)
     stats["validation"] = counts
@@ -165,74 +164,6 @@ def _resolve_duplicates(valid: list[tuple[Candidate, ImageCheck]]):
     return kept, skipped, conflicts
 
 
-def _require_usable(source: str, rows: list[Row], skipped: list[Skipped], config: SplitConfig):
-    """Returns the sorted class names, or raises UserError naming what makes the data unusable."""
-    if not rows:
-        reasons = collections.Counter(s.reason for s in skipped)
-        summary = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
-        raise UserError(f"no valid images in {source} ({summary or 'nothing found'})")
-    _require_classes(source, collections.Counter(row.label for row in rows), config, "valid images")
-    empty = [split for split in SPLITS if not any(row.split == split for row in rows)]
-    if empty:
-        raise UserError(
-            f"the {' and '.join(empty)} split of {source} would be empty: "
-            "add images or raise --val-fraction / --test-fraction"
-        )
-    return sorted(set(row.label for row in rows))
-
-
-def _require_classes(source: str, counts: collections.Counter, config: SplitConfig, what: str):
-    """At least two classes, each with `config.min_images_per_class` images.
-
-    Raises:
-        UserError: one line; a long list of classes is summarised.
-    """
-    if len(counts) < 2:
-        raise UserError(
-            f"only one class ({next(iter(counts))!r}) in {source}: "
-            "a classifier needs at least two class folders"
-        )
-    small = {label: n for label, n in sorted(counts.items()) if n < config.min_images_per_class}
-    if small:
-        listed = [f"{label!r} has {n}" for label, n in list(small.items())[:LISTED]]
-        more = f" and {len(small) - LISTED} more classes" if len(small) > LISTED else ""
-        raise UserError(
-            f"too few {what}: {', '.join(listed)}{more}, below --min-images-per-class "
-            f"{config.min_images_per_class}; add images or lower the minimum"
-        )
-
-
-def precheck(source: str, config: SplitConfig) -> None:
-    """Refuses a source that cannot split, from its listing alone (no image is read).
-
-    Run before a local pipeline starts, so an unusable source is one line and no run
-    folder: a missing or empty source, a broken layout, one class, or a class with fewer
-    files than `--min-images-per-class` (each would still fail the split, later).
-
-    Raises:
-        UserError: naming the problem and the fix.
-    """
-    read_exclusions(config.exclude)
-    found = discover(source)
-    if not found.candidates:
-        raise UserError(f"no image files in {source}: expected class folders like {source}/cats/")
-    counts = collections.Counter(candidate.label for candidate in found.candidates)
-    _require_classes(source, counts, config, "image files")
-
-
-def _look_alike_classes(labels: list[str]) -> list[str]:
-    """A warning per group of class names equal but for case, spaces, `_` and `-`."""
-    groups = collections.defaultdict(list)
-    for label in labels:
-        groups[" ".join(label.casefold().replace("_", " ").replace("-", " ").split())].append(label)
-    return [
-        f"classes {', '.join(map(repr, group))} differ only in case, spaces, '_' or '-': "
-        "if they are one class, give them one name"
-        for group in groups.values()
-        if len(group) > 1
-    ]
-
-
 def _stats(source, layout, config, labels, rows, skipped, notes, conflicts) -> dict:
     counts = {label: dict.fromkeys(SPLITS, 0) for label in labels}
     for row in rows:
@@ -243,7 +174,7 @@ def _stats(source, layout, config, labels, rows, skipped, notes, conflicts) -> d
         for label in labels
         for split in SPLITS
         if counts[label][split] == 0
-    ] + _look_alike_classes(labels)
+    ] + look_alike_classes(labels)
     for warning in warnings:
         LOGGER.warning(warning)
     return {

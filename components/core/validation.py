@@ -27,6 +27,16 @@ MAGIC_NUMBERS = {
     b"MM\x00*": "TIFF",
 }
 
+# Major brands of ISO media files that hold still images TensorFlow cannot decode.
+ISO_MEDIA_BRANDS = {
+    **dict.fromkeys((b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1"), "HEIF"),
+    b"avif": "AVIF",
+    b"avis": "AVIF",
+}
+UNSUPPORTED_HINTS = {  # what to do with a format users commonly have
+    "HEIF": "iPhone photos: convert them to JPEG, or set Camera > Formats > Most Compatible",
+}
+
 # What each extension promises; a mismatch is accepted if decodable, and noted.
 EXTENSION_FORMATS = {
     ".jpg": "JPEG",
@@ -117,6 +127,8 @@ def _sniff(data: bytes) -> tuple[str | None, tuple[int, int] | None]:
 def _magic_format(data: bytes) -> str | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
+    if data[4:8] == b"ftyp" and data[8:12] in ISO_MEDIA_BRANDS:
+        return ISO_MEDIA_BRANDS[data[8:12]]
     return next((fmt for magic, fmt in MAGIC_NUMBERS.items() if data.startswith(magic)), None)
 
 
@@ -125,8 +137,9 @@ def _decode_failure(uri: str, digest: str, header_format: str | None, err: Excep
     if header_format is None:
         return ImageCheck(uri, digest, NOT_AN_IMAGE, "not a recognised image format")
     if "Unknown image file format" in message:
+        hint = UNSUPPORTED_HINTS.get(header_format, "use JPEG/PNG")
         return ImageCheck(
-            uri, digest, UNSUPPORTED_FORMAT, f"{header_format} is not supported (use JPEG/PNG)"
+            uri, digest, UNSUPPORTED_FORMAT, f"{header_format} is not supported ({hint})"
         )
     return ImageCheck(uri, digest, CORRUPT, f"{header_format} is truncated or corrupt")
 

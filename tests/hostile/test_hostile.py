@@ -46,6 +46,14 @@ def a_thousand_classes(tmp: Path) -> None:
         write_class_folders(str(tmp / "data"), {f"class-{i:04d}": 1}, size=16, seed=i)
 
 
+def an_iphone_folder(tmp: Path) -> None:
+    write_class_folders(str(tmp / "data"), {"cat": 12, "dog": 12})
+    heic = (Path(__file__).parents[1] / "data" / "iphone.heic").read_bytes()
+    (tmp / "data" / "café").mkdir()
+    for i in range(12):
+        (tmp / "data" / "café" / f"IMG_{i:04d}.HEIC").write_bytes(heic + bytes([i]))
+
+
 def bad_labels(tmp: Path, model: str, labels: str) -> None:
     (tmp / "m").mkdir()
     shutil.copy(model, tmp / "m" / "model.keras")
@@ -167,6 +175,22 @@ def test_hostile_input_is_one_line_exit_2(case, tmp_path, tuned, kfp):
     assert expected.format(**values) in result.stderr, result.stderr
     assert len(result.stderr) < 400
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing written
+
+
+def test_a_class_folder_of_iphone_heif_photos_is_an_error_not_a_lost_class(tmp_path):
+    an_iphone_folder(tmp_path)  # before: the split went on without the class 'café'
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    result = CliRunner().invoke(
+        cli, ["split", str(tmp_path / "data"), "--out", str(tmp_path / "out")]
+    )
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (  # after the validation's progress lines
+        "error: too few valid images: 'café' has 0 of 12 files (12 unsupported_format "
+        "skipped), below --min-images-per-class 10; e.g. café/IMG_0000.HEIC: HEIF is not "
+        "supported (iPhone photos: convert them to JPEG, or set Camera > Formats > Most "
+        "Compatible); add images or lower the minimum"
+    )
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
 
 
 def test_a_kaggle_tree_is_split_as_given(tmp_path):

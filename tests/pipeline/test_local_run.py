@@ -148,8 +148,10 @@ def test_a_failing_step_keeps_its_run_folder_and_log(tmp_path):
     [run] = [p for p in (tmp_path / "a").iterdir() if p.name != ".kfp_cache"]
     log = run / "run.log"
     assert quiet.stderr.splitlines()[-1] == (
-        "error: step split-data failed: too few valid images: 'bad' has 6, below "
-        f"--min-images-per-class 10; add images or lower the minimum; full log: {log}"
+        "error: step split-data failed: too few valid images: 'bad' has 6 of 12 files (2 "
+        "corrupt, 1 zero_bytes, 1 too_small, 1 not_an_image, 1 unsupported_format skipped), "
+        "below --min-images-per-class 10; e.g. bad/cut.jpg: JPEG is truncated or corrupt; add "
+        f"images or lower the minimum; full log: {log}"
     )
     assert "Traceback" not in quiet.stderr and "FAILURE" not in quiet.stderr
     assert "error: too few valid images" in log.read_text()  # the step's own line, logged

@@ -183,6 +183,30 @@ def test_unusable_sources_are_one_clear_error(tmp_path, make, message):
         split_dataset(root, CONFIG)
 
 
+def test_a_class_whose_files_are_all_skipped_is_an_error_not_a_missing_class(tmp_path):
+    root = tmp_path / "data"
+    write_class_folders(str(root), {"cat": 12, "dog": 12})
+    heic = (Path(__file__).parents[1] / "data" / "iphone.heic").read_bytes()
+    (root / "café").mkdir()
+    for i in range(12):  # an iPhone folder: every photo HEIF
+        (root / "café" / f"IMG_{i:04d}.HEIC").write_bytes(heic + bytes([i]))
+    with pytest.raises(UserError) as raised:
+        split_dataset(str(root), CONFIG)
+    assert str(raised.value) == (
+        "too few valid images: 'café' has 0 of 12 files (12 unsupported_format skipped), "
+        "below --min-images-per-class 5; e.g. café/IMG_0000.HEIC: HEIF is not supported "
+        "(iPhone photos: convert them to JPEG, or set Camera > Formats > Most Compatible); "
+        "add images or lower the minimum"
+    )
+    for i in range(4, 12):  # 4 photos converted to JPEG: still too few, and what is left
+        (root / "café" / f"IMG_{i:04d}.HEIC").unlink()
+    write_class_folders(str(tmp_path / "more"), {"café": 4}, seed=9)
+    for path in (tmp_path / "more" / "café").iterdir():
+        path.rename(root / "café" / path.name)
+    with pytest.raises(UserError, match="'café' has 4 of 8 files \\(4 unsupported_format "):
+        split_dataset(str(root), CONFIG)
+
+
 def test_unreadable_csv_is_a_clear_error(tmp_path):
     (tmp_path / "bad.csv").write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(UserError, match="cannot read CSV .*bad.csv"):

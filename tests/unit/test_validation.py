@@ -1,5 +1,7 @@
 """Image validation: every kind of bad file gets its own reason; odd-but-valid images pass."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -8,6 +10,7 @@ from kftransfer.components.core import validation
 from kftransfer.components.core.validation import check_image
 
 RGB = class_image(1, 0)
+IPHONE_HEIC = Path(__file__).parents[1] / "data" / "iphone.heic"  # real (tests/data/README.md)
 
 
 def check(tmp_path, name: str, data: bytes, min_side: int = 16, max_pixels: int = 10**8):
@@ -38,6 +41,16 @@ def test_any_channel_layout_is_valid(tmp_path, mode, fmt):
 def test_sixteen_bit_png_is_valid(tmp_path):
     deep = (np.arange(48 * 48).reshape(48, 48) * 20).astype(np.uint16)
     assert check(tmp_path, "deep.png", encode(deep)).problem is None
+
+
+@pytest.mark.parametrize("name", ["IMG_0001.HEIC", "renamed.jpg"])
+def test_an_iphone_heif_photo_is_unsupported_and_says_how_to_convert_it(tmp_path, name):
+    result = check(tmp_path, name, IPHONE_HEIC.read_bytes())
+    assert (result.problem, result.format) == ("unsupported_format", "HEIF")
+    assert result.detail == (
+        "HEIF is not supported (iPhone photos: convert them to JPEG, or set Camera > "
+        "Formats > Most Compatible)"
+    )
 
 
 def test_wrong_extension_is_accepted_and_noted(tmp_path):

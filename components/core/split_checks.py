@@ -1,0 +1,127 @@
+"""What makes a source unusable for a split, or suspicious: checked before and after validation.
+
+A split needs two classes or more, each with `--min-images-per-class` valid images, and
+images in every split. These are one-line errors naming the fix; a class whose files were
+all skipped (an iPhone folder of HEIF photos, say) is a class with 0 images, not a class
+that silently disappears. Class names that differ only in case or separators are a warning.
+"""
+
+import collections
+
+from kftransfer.components.core.config import SplitConfig
+from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.layout import SPLITS
+from kftransfer.components.core.sources import Candidate, Skipped, discover, read_exclusions
+
+LISTED = 5  # classes named in an error line; the rest are counted
+
+
+def require_usable(source, rows, skipped, config, candidates) -> list[str]:
+    """Returns the sorted class names, or raises UserError naming what makes the data unusable.
+
+    A class whose files were all skipped counts as a class with 0 images, not as no class.
+    """
+    if not rows:
+        raise UserError(
+            f"no valid images in {source} ({_reasons(skipped) or 'nothing found'})"
+            f"{_example(source, skipped)}"
+        )
+    counts = collections.Counter(dict.fromkeys((c.label for c in candidates), 0))
+    counts.update(row.label for row in rows)
+    _require_classes(source, counts, config, "valid images", _skipped_by_class(candidates, skipped))
+    empty = [split for split in SPLITS if not any(row.split == split for row in rows)]
+    if empty:
+        raise UserError(
+            f"the {' and '.join(empty)} split of {source} would be empty: "
+            "add images or raise --val-fraction / --test-fraction"
+        )
+    return sorted(label for label, n in counts.items() if n)
+
+
+def _skipped_by_class(candidates: list[Candidate], skipped: list[Skipped]) -> dict:
+    """Each class's skipped files: label -> [Skipped]."""
+    label_of = {candidate.uri: candidate.label for candidate in candidates}
+    by_class = collections.defaultdict(list)
+    for item in skipped:
+        if item.uri in label_of:
+            by_class[label_of[item.uri]].append(item)
+    return by_class
+
+
+def _reasons(skipped: list[Skipped]) -> str:
+    """`12 unsupported_format, 1 corrupt`: the reasons, most common first."""
+    reasons = collections.Counter(item.reason for item in skipped)
+    return ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+
+
+def _example(source: str, skipped: list[Skipped]) -> str:
+    """`; e.g. <path in source>: <detail>` for a file of the most common reason, or ''."""
+    if not skipped:
+        return ""
+    reason = collections.Counter(item.reason for item in skipped).most_common(1)[0][0]
+    item = next(item for item in skipped if item.reason == reason)
+    path = item.uri.removeprefix(source.rstrip("/") + "/")
+    return f"; e.g. {path}: {item.detail}" if item.detail else ""
+
+
+def _require_classes(source, counts, config: SplitConfig, what: str, skipped=None) -> None:
+    """At least two classes, each with `config.min_images_per_class` images.
+
+    Args:
+        skipped: with each class's skipped files (label -> [Skipped]), a class below the
+            minimum is named with what was skipped of it, and one of those files with why.
+
+    Raises:
+        UserError: one line; a long list of classes is summarised.
+    """
+    if len(counts) < 2:
+        raise UserError(
+            f"only one class ({next(iter(counts))!r}) in {source}: "
+            "a classifier needs at least two class folders"
+        )
+    small = {label: n for label, n in sorted(counts.items()) if n < config.min_images_per_class}
+    if small:
+        shown = list(small.items())[:LISTED]
+        of_shown = [(skipped or {}).get(label, []) for label, _ in shown]
+        listed = [
+            f"{label!r} has {n}"
+            + (f" of {n + len(items)} files ({_reasons(items)} skipped)" if items else "")
+            for (label, n), items in zip(shown, of_shown, strict=True)
+        ]
+        more = f" and {len(small) - LISTED} more classes" if len(small) > LISTED else ""
+        example = _example(source, next((items for items in of_shown if items), []))
+        raise UserError(
+            f"too few {what}: {', '.join(listed)}{more}, below --min-images-per-class "
+            f"{config.min_images_per_class}{example}; add images or lower the minimum"
+        )
+
+
+def precheck(source: str, config: SplitConfig) -> None:
+    """Refuses a source that cannot split, from its listing alone (no image is read).
+
+    Run before a local pipeline starts, so an unusable source is one line and no run
+    folder: a missing or empty source, a broken layout, one class, or a class with fewer
+    files than `--min-images-per-class` (each would still fail the split, later).
+
+    Raises:
+        UserError: naming the problem and the fix.
+    """
+    read_exclusions(config.exclude)
+    found = discover(source)
+    if not found.candidates:
+        raise UserError(f"no image files in {source}: expected class folders like {source}/cats/")
+    counts = collections.Counter(candidate.label for candidate in found.candidates)
+    _require_classes(source, counts, config, "image files")
+
+
+def look_alike_classes(labels: list[str]) -> list[str]:
+    """A warning per group of class names equal but for case, spaces, `_` and `-`."""
+    groups = collections.defaultdict(list)
+    for label in labels:
+        groups[" ".join(label.casefold().replace("_", " ").replace("-", " ").split())].append(label)
+    return [
+        f"classes {', '.join(map(repr, group))} differ only in case, spaces, '_' or '-': "
+        "if they are one class, give them one name"
+        for group in groups.values()
+        if len(group) > 1
+    ]
