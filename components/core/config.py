@@ -66,7 +66,9 @@ class SplitConfig(Config):
     )
     min_image_side: int = param(16, "Images with a side shorter than this (px) are skipped.")
     max_image_pixels: int = param(
-        50_000_000, "Images with more pixels are skipped as decompression bombs."
+        50_000_000,
+        "Images that decode to more pixels are skipped as decompression bombs (a JPEG decodes "
+        "at 1/8 of each side, so a 200-megapixel photo counts about 3 megapixels).",
     )
     exclude: str = param(
         "",

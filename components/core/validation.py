@@ -90,11 +90,38 @@ def check_image_bytes(
     if not data:
         return ImageCheck(uri, digest, ZERO_BYTES, "the file is empty")
     header_format, dims = _sniff(data)
-    if header_format == DECOMPRESSION_BOMB or (dims and dims[0] * dims[1] > max_pixels):
-        detail = f"{dims[0]}x{dims[1]} px" if dims else "PIL refused it"
-        return ImageCheck(uri, digest, DECOMPRESSION_BOMB, f"{detail} > {max_pixels} px cap")
+    if header_format == DECOMPRESSION_BOMB or (
+        dims and decoded_pixels(header_format, dims) > max_pixels
+    ):
+        return ImageCheck(
+            uri, digest, DECOMPRESSION_BOMB, _bomb_detail(header_format, dims, max_pixels)
+        )
     check = _decode_check(uri, digest, data, header_format, min_side)
     return dataclasses.replace(check, format=header_format)
+
+
+def decoded_pixels(header_format: str | None, dims: tuple[int, int]) -> int:
+    """The pixels decoding holds: a JPEG's at 1/8 of each side, anything else's all.
+
+    Validation decodes a JPEG at libjpeg's 1/8 DCT scale (`images.decoded_size`), and
+    training at the smallest scale covering the input size, 1/8 for any photo whose short
+    side is 8x the input's: a 200-megapixel phone photo decodes as about 3 megapixels.
+    """
+    from kftransfer.components.core.images import JPEG_SCALES
+
+    width, height = dims
+    if header_format == "JPEG":
+        return -(-width // JPEG_SCALES[0]) * -(-height // JPEG_SCALES[0])
+    return width * height
+
+
+def _bomb_detail(header_format: str | None, dims: tuple[int, int] | None, cap: int) -> str:
+    if not dims:
+        return f"PIL refused it > {cap} px cap"
+    size = f"{dims[0]}x{dims[1]} px"
+    if header_format == "JPEG":
+        size += f" (decoded at 1/8 scale: {decoded_pixels(header_format, dims)} px)"
+    return f"{size} > {cap} px cap"
 
 
 def _decode_check(uri, digest, data, header_format, min_side) -> ImageCheck:
@@ -118,10 +145,20 @@ def _sniff(data: bytes) -> tuple[str | None, tuple[int, int] | None]:
     try:
         with Image.open(io.BytesIO(data)) as image:
             return image.format, image.size
-    except Image.DecompressionBombError:
-        return DECOMPRESSION_BOMB, None
+    except Image.DecompressionBombError:  # PIL's own cap (179 MP), on the header's size
+        return _large_jpeg(data) or (DECOMPRESSION_BOMB, None)
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return _magic_format(data), None
+
+
+def _large_jpeg(data: bytes) -> tuple[str, tuple[int, int]] | None:
+    """A JPEG's format and size past PIL's cap (which only `Image.open` applies), or None."""
+    from PIL import JpegImagePlugin
+
+    if not data.startswith(b"\xff\xd8\xff"):
+        return None
+    with JpegImagePlugin.JpegImageFile(io.BytesIO(data)) as image:
+        return "JPEG", image.size
 
 
 def _magic_format(data: bytes) -> str | None:

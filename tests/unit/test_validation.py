@@ -7,6 +7,7 @@ import pytest
 
 from devtools.imagegen import broken_files, class_image, encode
 from kftransfer.components.core import validation
+from kftransfer.components.core.images import decode_resized
 from kftransfer.components.core.validation import check_image
 
 RGB = class_image(1, 0)
@@ -63,6 +64,28 @@ def test_pixel_cap_rejects_decompression_bombs_before_decoding(tmp_path):
     result = check(tmp_path, "big.png", encode(RGB), max_pixels=48 * 48 - 1)
     assert result.problem == validation.DECOMPRESSION_BOMB
     assert "48x48 px" in result.detail
+
+
+@pytest.mark.parametrize("width,height", [(8192, 6144), (16320, 12240)])
+def test_50_and_200_megapixel_phone_photos_are_valid(tmp_path, width, height):
+    # Before: the 50 MP one was over the 50,000,000 px cap, the 200 MP one over PIL's.
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[..., 0] = np.arange(width, dtype=np.uint32) * 255 // width
+    data = encode(pixels, "JPEG")
+    result = check(tmp_path, "IMG_0001.jpg", data, max_pixels=50_000_000)
+    assert (result.problem, result.format) == (None, "JPEG")
+    square = decode_resized(data, 224).numpy()
+    assert square.shape == (224, 224, 3) and 0 < square[..., 0].mean() < 255
+
+
+def test_a_jpeg_counts_the_pixels_of_its_one_eighth_decode(tmp_path):
+    data = encode(np.zeros((800, 796, 3), np.uint8), "JPEG")  # 100 x 100 at 1/8 (rounded up)
+    assert check(tmp_path, "a.jpg", data, max_pixels=100 * 100).problem is None
+    bomb = check(tmp_path, "a.jpg", data, max_pixels=100 * 100 - 1)
+    assert bomb.problem == validation.DECOMPRESSION_BOMB
+    assert bomb.detail == "796x800 px (decoded at 1/8 scale: 10000 px) > 9999 px cap"
+    png = check(tmp_path, "a.png", encode(np.zeros((800, 796, 3), np.uint8), "PNG"), 16, 10**5)
+    assert png.detail == "796x800 px > 100000 px cap"  # anything else decodes in full
 
 
 def test_min_side_is_configurable(tmp_path):
