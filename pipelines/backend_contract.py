@@ -139,6 +139,16 @@ RULES = {
             "2.0.0",
         ),
         Rule(
+            "one-schedule",
+            "The backend keeps any number of recurring runs of one name (no unique key; "
+            "each ScheduledWorkflow gets a generated name) and lists them in pages, so "
+            "`schedule create` reads every page and refuses a second schedule of one name "
+            "or export destination (`--replace` swaps it).",
+            "backend/src/apiserver/model/job.go:88-91, template/v2_template.go:71, "
+            "resource/resource_manager.go:1283-1400, server/job_server.go:362-384",
+            "2.0.0",
+        ),
+        Rule(
             "healthz-version",
             "GET /apis/v2beta1/healthz answers tag_name (the SDK's get_kfp_healthz drops it).",
             "backend/src/apiserver/main.go:465-512; kfp_server_api "

@@ -225,9 +225,14 @@ def _schedule_option(*names: str, **kwargs) -> click.Option:
     show_default=True,
     help="Run the missed intervals after a pause.",
 )
+@_schedule_option(
+    "--replace",
+    is_flag=True,
+    help="Replace the recurring run of the same name or export destination (else refused).",
+)
 @job_options
 def schedule_create(
-    source: str, cron: str, name: str, max_concurrency: int, catchup: bool, **kwargs
+    source: str, cron: str, name: str, max_concurrency: int, catchup: bool, replace: bool, **kwargs
 ) -> None:
     """Retrain on SOURCE on a schedule (a KFP recurring run).
 
@@ -239,21 +244,29 @@ def schedule_create(
 
     check_cron(cron)
     job = _job(source, kwargs)
-    recurring_id = kfp_server.schedule(
-        job, name=name, cron=cron, max_concurrency=max_concurrency, catchup=catchup
+    recurring_id, replaced = kfp_server.schedule(
+        job,
+        name=name,
+        cron=cron,
+        max_concurrency=max_concurrency,
+        catchup=catchup,
+        replace=replace,
     )
     click.echo(f"scheduled recurring run {recurring_id} ({cron})")
+    for old_id in replaced:
+        click.echo(f"deleted recurring run {old_id}, which it replaces")
 
 
 @schedule.command("list", cls=Command, examples=["kftransfer schedule list --host URL"])
 @connection_options
 def schedule_list(host: str, namespace: str, token: str) -> None:
-    """List the recurring runs: id, status, cron, name."""
+    """List the recurring runs: id, status, cron, name, export destination."""
     from kftransfer.pipelines import kfp_server
 
     client = kfp_server.kfp_client(host, namespace, token)
     for item in kfp_server.list_schedules(client, namespace):
-        click.echo(f"{item['id']}  {item['status']}  {item['cron']}  {item['name']}")
+        export = f"  -> {item['export']}" if item["export"] else ""
+        click.echo(f"{item['id']}  {item['status']}  {item['cron']}  {item['name']}{export}")
 
 
 @schedule.command("delete", cls=Command, examples=["kftransfer schedule delete ID --host URL"])

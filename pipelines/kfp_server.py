@@ -175,15 +175,33 @@ def run_link(job: Job, run_id: str) -> str:
     return f"{job.host.rstrip('/')}/#/runs/details/{run_id}"
 
 
-def schedule(job: Job, *, name: str, cron: str, max_concurrency: int, catchup: bool) -> str:
-    """Creates a recurring run; returns its id."""
+def schedule(
+    job: Job, *, name: str, cron: str, max_concurrency: int, catchup: bool, replace: bool = False
+) -> tuple[str, list[str]]:
+    """Creates a recurring run; returns its id and the ids of those it replaced.
+
+    The backend keeps any number of recurring runs of one name (rule `one-schedule`), and
+    two of one export destination would race to publish into it. So an existing one of
+    the same name or the same `export_uri` is refused, or with `replace` deleted once the
+    new one exists.
+
+    Raises:
+        UserError: a recurring run of that name or export destination exists (without
+            `replace`), or the server refused a request.
+    """
     check_cron(cron)
+    name = name or f"{PIPELINE_NAME}-retraining"
+    export_uri = job.arguments.get("export_uri") or ""
+    with refusals_as_errors(job.host, "listing of recurring runs"):
+        existing = _same_schedule(recurring_runs(job.client, job.namespace), name, export_uri)
+    if existing and not replace:
+        raise UserError(_conflict_line(existing[0], name, export_uri))
     with job.package() as package, refusals_as_errors(job.host, "recurring run"):
         with quiet_kfp():
             found = job.client.create_experiment(job.experiment, namespace=job.namespace)
         recurring = job.client.create_recurring_run(
             experiment_id=found.experiment_id,
-            job_name=name or f"{PIPELINE_NAME}-retraining",
+            job_name=name,
             cron_expression=cron,
             max_concurrency=max_concurrency,
             no_catchup=not catchup,
@@ -191,20 +209,59 @@ def schedule(job: Job, *, name: str, cron: str, max_concurrency: int, catchup: b
             pipeline_package_path=package,
             pipeline_root=job.pipeline_root or None,
         )
-    return recurring.recurring_run_id
+    with refusals_as_errors(job.host, "deletion of a replaced recurring run"):
+        for old in existing:
+            delete_schedule(job.client, old.recurring_run_id)
+    return recurring.recurring_run_id, [old.recurring_run_id for old in existing]
+
+
+def recurring_runs(client, namespace: str) -> list:
+    """Every recurring run of `namespace`, page after page (the API answers 100 at most)."""
+    found, token = [], ""
+    while True:
+        response = client.list_recurring_runs(page_token=token, page_size=100, namespace=namespace)
+        found += response.recurring_runs or []
+        token = response.next_page_token or ""
+        if not token:
+            return found
+
+
+def _export_of(recurring) -> str:
+    return ((recurring.runtime_config and recurring.runtime_config.parameters) or {}).get(
+        "export_uri"
+    ) or ""
+
+
+def _same_schedule(runs: list, name: str, export_uri: str) -> list:
+    """The recurring runs named `name` or exporting to `export_uri` (when it is set)."""
+    return [
+        r for r in runs if r.display_name == name or (export_uri and _export_of(r) == export_uri)
+    ]
+
+
+def _conflict_line(recurring, name: str, export_uri: str) -> str:
+    cron = getattr(getattr(recurring.trigger, "cron_schedule", None), "cron", None)
+    what = (
+        f"has the name {name!r}" if recurring.display_name == name else f"exports to {export_uri}"
+    )
+    return (
+        f"recurring run {recurring.recurring_run_id} ({recurring.display_name!r}, "
+        f"{recurring.status}, cron '{cron}') already {what}: give --replace to replace it with "
+        f"this one, or delete it first (kftransfer schedule delete {recurring.recurring_run_id})"
+    )
 
 
 def list_schedules(client, namespace: str) -> list[dict]:
-    """The recurring runs: id, name, cron, status."""
-    response = client.list_recurring_runs(namespace=namespace, page_size=100)
+    """The recurring runs: id, name, cron, status, export destination."""
     return [
         {
             "id": r.recurring_run_id,
             "name": r.display_name,
             "status": r.status,
             "cron": getattr(getattr(r.trigger, "cron_schedule", None), "cron", None),
+            "export": _export_of(r),
         }
-        for r in response.recurring_runs or []
+        for r in recurring_runs(client, namespace)
     ]
 
 

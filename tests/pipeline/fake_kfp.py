@@ -2,6 +2,7 @@
 
 import json
 import re
+import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler
 
@@ -23,7 +24,7 @@ class FakeKfp(LocalServer):
         """The JSON bodies of the requests to `method path`."""
         return [r["body"] for r in self.requests if r["method"] == method and r["path"] == path]
 
-    def answer(self, method: str, path: str, body: dict) -> tuple[int, dict]:
+    def answer(self, method: str, path: str, body: dict, query: str = "") -> tuple[int, dict]:
         """The response to one request."""
         api = "/apis/v2beta1"
         if path == f"{api}/healthz":  # as backend/src/apiserver/main.go:465-491 at 2.17.0
@@ -49,15 +50,22 @@ class FakeKfp(LocalServer):
             self.recurring[recurring["recurring_run_id"]] = recurring
             return 200, recurring
         if method == "GET" and path == f"{api}/recurringruns":
-            return 200, {
-                "recurringRuns": list(self.recurring.values()),
-                "total_size": len(self.recurring),
-            }
+            return 200, self._page(list(self.recurring.values()), urllib.parse.parse_qs(query))
         match = re.fullmatch(f"{api}/recurringruns/([^/]+)", path)
         if method == "DELETE" and match and match.group(1) in self.recurring:
             del self.recurring[match.group(1)]
             return 200, {}
         return 404, {"error": f"fake KFP: no route for {method} {path}"}
+
+    @staticmethod
+    def _page(items: list[dict], query: dict) -> dict:
+        """One page, as backend/src/apiserver/server/job_server.go:362-384 answers it."""
+        start = int(query.get("page_token", ["0"])[0] or 0)
+        size = int(query.get("page_size", ["20"])[0])
+        page = {"recurringRuns": items[start : start + size], "total_size": len(items)}
+        if start + size < len(items):
+            page["next_page_token"] = str(start + size)
+        return page
 
     def _handler(self):
         fake = self
@@ -71,7 +79,7 @@ class FakeKfp(LocalServer):
                 fake.requests.append(
                     {"method": self.command, "path": path, "query": query, "body": body}
                 )
-                status, answer = fake.answer(self.command, path, body)
+                status, answer = fake.answer(self.command, path, body, query)
                 data = json.dumps(answer).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

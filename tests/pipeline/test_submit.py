@@ -106,6 +106,55 @@ def test_schedule_creates_a_recurring_run_then_lists_and_deletes_it(kfp):
     assert kfp.recurring == {}
 
 
+def test_a_second_schedule_of_one_name_or_export_is_refused_and_replace_swaps_it(kfp):
+    # The backend keeps any number of recurring runs of one name (rule one-schedule); two
+    # exporting into one destination would race to publish there.
+    args = ["schedule", "create", "gs://b/photos", "--host", kfp.host]
+    invoke(*args, "--name", "nightly", "--export", "gs://b/models")
+    [first] = kfp.recurring
+    for extra, what in (
+        (["--name", "nightly", "--export", "gs://b/other"], "has the name 'nightly'"),
+        (["--name", "second", "--export", "gs://b/models"], "exports to gs://b/models"),
+    ):
+        refused = CliRunner().invoke(cli, [*args, *extra])
+        assert refused.exit_code == 2 and refused.stdout == ""
+        assert refused.stderr == (
+            f"error: recurring run {first} ('nightly', ENABLED, cron '0 0 3 * * *') already "
+            f"{what}: give --replace to replace it with this one, or delete it first "
+            f"(kftransfer schedule delete {first})\n"
+        )
+    assert list(kfp.recurring) == [first] and len(kfp.bodies("POST", f"{API}/recurringruns")) == 1
+
+    swapped = invoke(*args, "--name", "nightly", "--export", "gs://b/models", "--cron",
+                     "0 0 4 * * *", "--replace")  # fmt: skip
+    [second] = kfp.recurring
+    assert swapped.stdout == (
+        f"scheduled recurring run {second} (0 0 4 * * *)\n"
+        f"deleted recurring run {first}, which it replaces\n"
+    )
+    assert kfp.recurring[second]["trigger"] == {"cron_schedule": {"cron": "0 0 4 * * *"}}
+    invoke(*args, "--name", "weekly", "--export", "gs://b/models-weekly")
+    assert len(kfp.recurring) == 2
+
+
+def test_schedules_are_read_past_the_apis_first_page(kfp):
+    for i in range(230):  # the API answers 100 at most a page
+        kfp.recurring[f"id-{i:03d}"] = {
+            "recurring_run_id": f"id-{i:03d}", "display_name": f"team-{i}", "status": "ENABLED",
+            "trigger": {"cron_schedule": {"cron": "0 0 1 * * *"}},
+            "runtime_config": {"parameters": {"export_uri": f"gs://b/models-{i}"}},
+        }  # fmt: skip
+    listed = invoke("schedule", "list", "--host", kfp.host).stdout.splitlines()
+    assert len(listed) == 230
+    assert listed[229] == "id-229  ENABLED  0 0 1 * * *  team-229  -> gs://b/models-229"
+    refused = CliRunner().invoke(
+        cli, ["schedule", "create", "gs://b/p", "--host", kfp.host, "--export", "gs://b/models-229"]
+    )
+    assert refused.exit_code == 2 and "recurring run id-229 ('team-229'," in refused.stderr
+    pages = [r["query"] for r in kfp.requests if r["path"] == f"{API}/recurringruns"]
+    assert len(pages) == 6 and "page_token=200" in pages[2]  # 3 pages per listing
+
+
 def test_five_field_cron_and_missing_source_are_clear_errors(kfp):
     result = CliRunner().invoke(
         cli, ["schedule", "gs://b/p", "--host", kfp.host, "--cron", "0 3 * * *"]
