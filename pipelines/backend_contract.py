@@ -149,6 +149,16 @@ RULES = {
             "2.0.0",
         ),
         Rule(
+            "cron-time-zone",
+            "A recurring run's cron is read in the ScheduledWorkflow controller's "
+            "CRON_SCHEDULE_TIMEZONE, which the manifests set from pipeline-install-config's "
+            "cronScheduleTimezone, UTC: a recurring run has no time zone of its own.",
+            "backend/src/crd/controller/scheduledworkflow/util/const.go:25, 32-38, "
+            "main.go:217-221; manifests/kustomize/base/installs/generic/"
+            "pipeline-install-config.yaml:54-60",
+            "2.0.0",
+        ),
+        Rule(
             "healthz-version",
             "GET /apis/v2beta1/healthz answers tag_name (the SDK's get_kfp_healthz drops it).",
             "backend/src/apiserver/main.go:465-512; kfp_server_api "

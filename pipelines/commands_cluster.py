@@ -16,6 +16,11 @@ from kftransfer.pipelines.options import (
 SERVER = "KFP server"
 SCHEDULE = "Schedule"
 
+# The ScheduledWorkflow controller reads a cron in its CRON_SCHEDULE_TIMEZONE, which the
+# KFP manifests set from pipeline-install-config's cronScheduleTimezone, "UTC" (rule
+# `cron-time-zone`, docs/kfp-backend.md); a recurring run has no time zone of its own.
+CRON_TIME_ZONE = "in the cluster's cron time zone: UTC unless its KFP install sets another"
+
 
 def _server_option(*names: str, **kwargs) -> click.Option:
     return click.option(*names, cls=GroupedOption, group=SERVER, **kwargs)
@@ -213,7 +218,8 @@ def _schedule_option(*names: str, **kwargs) -> click.Option:
     "--cron",
     default="0 0 3 * * *",
     show_default=True,
-    help="When to run: 6-field cron, seconds first (03:00 every day).",
+    help="When to run: 6-field cron, seconds first (03:00 every day), in the cluster's cron "
+    "time zone (UTC unless its KFP install sets another).",
 )
 @_schedule_option("--name", default="", help="Name of the recurring run.")
 @_schedule_option(
@@ -252,7 +258,7 @@ def schedule_create(
         catchup=catchup,
         replace=replace,
     )
-    click.echo(f"scheduled recurring run {recurring_id} ({cron})")
+    click.echo(f"scheduled recurring run {recurring_id} (cron '{cron}', {CRON_TIME_ZONE})")
     for old_id in replaced:
         click.echo(f"deleted recurring run {old_id}, which it replaces")
 

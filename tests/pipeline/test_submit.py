@@ -129,7 +129,8 @@ def test_a_second_schedule_of_one_name_or_export_is_refused_and_replace_swaps_it
                      "0 0 4 * * *", "--replace")  # fmt: skip
     [second] = kfp.recurring
     assert swapped.stdout == (
-        f"scheduled recurring run {second} (0 0 4 * * *)\n"
+        f"scheduled recurring run {second} (cron '0 0 4 * * *', in the cluster's cron time "
+        "zone: UTC unless its KFP install sets another)\n"
         f"deleted recurring run {first}, which it replaces\n"
     )
     assert kfp.recurring[second]["trigger"] == {"cron_schedule": {"cron": "0 0 4 * * *"}}
