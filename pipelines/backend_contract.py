@@ -11,6 +11,7 @@ file and line of each rule; the tests run these checks on compiled specs, on the
 import base64
 import glob
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -50,8 +51,12 @@ RULES = {
         ),
         Rule(
             "metadata-values",
-            "Output artifact metadata values are never None (MLMD refuses the step).",
-            "backend/src/v2/metadata/converter.go:138-171",
+            "Output artifact metadata values are never None (MLMD refuses the step), nor NaN "
+            "or infinite at any depth (the launcher parses the executor output as strict "
+            "JSON, which the SDK's json.dumps breaks with a bare NaN, and fails the step).",
+            "backend/src/v2/metadata/converter.go:138-171, "
+            "component/launcher_v2.go:1208-1236; protobuf-go v1.36.11 (KFP 2.17.0's go.mod) "
+            "internal/encoding/json/decode.go:160-213; kfp SDK kfp/dsl/executor.py:347",
             "2.0.0",
         ),
         Rule(
@@ -307,11 +312,25 @@ def mlmd_stored_bytes(value) -> int:
     return len("mlmd-struct::") + len(base64.b64encode(wrapped.SerializeToString()))
 
 
+def _finite(value) -> bool:
+    """False when `value` is, or holds at any depth, a NaN or infinite number."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(_finite(item) for item in value.values())
+    if isinstance(value, list):
+        return all(_finite(item) for item in value)
+    return True
+
+
 def _metadata_problems(name: str, metadata: dict) -> list[str]:
     problems = []
     none = [key for key, value in metadata.items() if value is None]
     if none:
         problems.append(f"[metadata-values] {name} metadata {none} is None")
+    not_finite = [key for key, value in metadata.items() if not _finite(value)]
+    if not_finite:
+        problems.append(f"[metadata-values] {name} metadata {not_finite} holds NaN or infinity")
     for key, value in metadata.items():
         stored = mlmd_stored_bytes(value)
         if stored > MLMD_VALUE_BYTES:

@@ -10,6 +10,7 @@ No trial starts once `sweep_budget` seconds have passed.
 
 import dataclasses
 import itertools
+import math
 import time
 
 import numpy as np
@@ -66,7 +67,9 @@ def sweep_heads(features_uri: str, config: HeadConfig, train, checkpoint_uri: st
 
     Returns:
         The winning `TrainResult` with its config, and one record per trial run: its
-        settings, validation accuracy and loss, epochs and seconds, and which one won.
+        settings, validation accuracy and loss, epochs and seconds, and which one won (the
+        best validation accuracy among trials whose validation loss is finite: a diverged
+        trial's accuracy is that of NaN weights).
     """
     start = time.perf_counter()
     trials, results = [], []
@@ -82,7 +85,8 @@ def sweep_heads(features_uri: str, config: HeadConfig, train, checkpoint_uri: st
         trials.append(_record(index, candidate, summary, time.perf_counter() - began))
         results.append((result, candidate))
         LOGGER.info("head sweep trial %d: %s", index, trials[-1])
-    best = max(range(len(trials)), key=lambda i: (trials[i]["val_accuracy"], -i))
+    finite = [i for i, trial in enumerate(trials) if math.isfinite(trial["val_loss"])]
+    best = max(finite or range(len(trials)), key=lambda i: (trials[i]["val_accuracy"], -i))
     trials[best]["chosen"] = True
     return results[best], trials
 

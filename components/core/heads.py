@@ -17,6 +17,7 @@ from kftransfer.components.core import shards
 from kftransfer.components.core.checkpoints import ResumableTraining, fingerprint_of
 from kftransfer.components.core.classifier import compile_classifier
 from kftransfer.components.core.config import HeadConfig
+from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.head_sweep import sweep_heads, sweep_metrics
 from kftransfer.components.core.layout import FeatureSpec, read_manifest
 from kftransfer.components.core.progress import LOGGER
@@ -200,6 +201,24 @@ def train_head(
     return TrainResult(model, resumable.history, resumable.state["best_epoch"], logger.seconds)
 
 
+def _require_a_finite_epoch(result: TrainResult, config: HeadConfig) -> None:
+    """Raises UserError when no epoch gave a finite validation loss (training diverged).
+
+    A head has no starting point to fall back on (fine-tuning keeps the trained head), and
+    its weights are then NaN: the step stops here, naming the fix. (A diverged trial of a
+    sweep just loses to the others.)
+    """
+    if result.best_epoch is not None:
+        return
+    history, epochs = result.history, len(result.history.get("loss", []))
+    last = [f"{name} {history[name][-1]:g}" for name in ("loss", "val_loss") if history.get(name)]
+    raise UserError(
+        f"head training diverged ({', '.join(last)} after {epochs} epoch"
+        f"{'' if epochs == 1 else 's'}), leaving no usable head: lower --head-learning-rate "
+        f"(now {config.head_learning_rate:g})"
+    )
+
+
 def train_head_stage(features_uri: str, config: HeadConfig, outputs: StageOutputs) -> dict:
     """Trains the head (or sweeps heads) and writes its stage folder and curves.
 
@@ -214,9 +233,11 @@ def train_head_stage(features_uri: str, config: HeadConfig, outputs: StageOutput
         (result, chosen), trials = sweep_heads(
             features_uri, config, train_head, outputs.checkpoint_uri
         )
+        _require_a_finite_epoch(result, chosen)
         extra = {**sweep_metrics(trials), "sweep": trials, **origin}
         return outputs.save(result, chosen, "Head training (sweep winner)", extra)
     result = train_head(features_uri, config, outputs.checkpoint_uri, outputs.tensorboard_uri)
+    _require_a_finite_epoch(result, config)
     return outputs.save(result, config, "Head training", origin)
 
 

@@ -6,11 +6,13 @@ artifact also gets a JSON file at its path: KFP stores what is there, and kfp.lo
 cache skips an output artifact with nothing at its path.
 """
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from kftransfer.components.core import storage
 from kftransfer.components.core.metrics import confusion_of_most_confused
+from kftransfer.components.core.progress import LOGGER
 
 # The KFP UI draws a confusion matrix 700 px wide with cells of at least 15 px and a count in
 # each (frontend ConfusionMatrix.tsx:46-55), and MLMD stores it in one MySQL MEDIUMTEXT of
@@ -23,8 +25,26 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _json_safe(value: Any) -> Any:
+    """`value` with NaN and infinities as the strings "NaN", "Infinity", "-Infinity".
+
+    The launcher parses the step's output as strict JSON, which has no such numbers, and
+    fails the step on one (rule `metadata-values`, docs/kfp-backend.md).
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, Mapping):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
+
+
 def publish(artifact: Any, summary: Mapping[str, Any], write_file: bool = True) -> None:
     """Records `summary` on `artifact`: numbers as metrics of a Metrics artifact, else metadata.
+
+    A metric that is NaN or infinite is left out with a warning, and in metadata such a
+    number becomes a string (`_json_safe`): KFP could not store the step's outputs.
 
     Args:
         artifact: a KFP output artifact.
@@ -34,10 +54,12 @@ def publish(artifact: Any, summary: Mapping[str, Any], write_file: bool = True) 
     """
     if hasattr(artifact, "log_metric"):
         for name, value in summary.items():
-            if _is_number(value):
+            if _is_number(value) and not math.isfinite(value):
+                LOGGER.warning("metric %s is %s: left out of the KFP metrics", name, value)
+            elif _is_number(value):
                 artifact.log_metric(name, value)
     else:
-        artifact.metadata.update(summary)
+        artifact.metadata.update(_json_safe(dict(summary)))
     if write_file:
         storage.write_json(artifact.path, dict(summary))
 

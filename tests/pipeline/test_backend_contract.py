@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from kfp import dsl
 
-from kftransfer.components.core.publish import publish_confusion
+from kftransfer.components.core.publish import publish, publish_confusion
 from kftransfer.pipelines import backend_contract as contract
 from kftransfer.pipelines.settings import ClusterSettings
 from kftransfer.pipelines.transfer_learning import compile_pipeline
@@ -131,6 +131,41 @@ def test_a_confusion_matrix_of_1100_classes_overflows_mlmd_and_the_published_one
     assert published.metadata["classes_shown"].startswith("the 39 most confused of 1100")
     saved = json.loads(Path(published.path).read_text())
     assert saved["labels"] == labels and saved["matrix"] == matrix.tolist()
+
+
+def test_a_nan_in_step_outputs_breaks_the_metadata_values_rule_and_publish_keeps_it_out(
+    tmp_path,
+):
+    folder = tmp_path / "published" / "train-head"
+    folder.mkdir(parents=True)
+    metrics = dsl.Metrics(name="metrics", uri=str(folder / "metrics"))
+    head = dsl.Model(name="head", uri=str(folder / "head"))
+    summary = {"val_accuracy": 0.5, "val_loss": float("nan"), "sweep": [{"loss": float("inf")}]}
+    publish(metrics, summary)
+    publish(head, summary, write_file=False)
+    (folder / "head").write_text("{}")
+    assert metrics.metadata == {"val_accuracy": 0.5}
+    assert head.metadata["val_loss"] == "NaN" and head.metadata["sweep"] == [{"loss": "Infinity"}]
+
+    def write(run: str, artifacts: dict) -> list[str]:
+        (tmp_path / run / "train-head").mkdir(parents=True, exist_ok=True)
+        for name in artifacts:
+            (tmp_path / run / "train-head" / name).write_text("{}")
+        output = {
+            "artifacts": {
+                name: {"artifacts": [{"uri": str(tmp_path / run / "train-head" / name),
+                                      "metadata": metadata}]}
+                for name, metadata in artifacts.items()
+            }
+        }  # fmt: skip
+        # json.dumps as the SDK's executor writes it: a NaN becomes a bare NaN
+        (tmp_path / run / "train-head" / "executor_output.json").write_text(json.dumps(output))
+        return contract.executor_output_problems(str(tmp_path / run))
+
+    assert write("published", {"metrics": metrics.metadata, "head": head.metadata}) == []
+    assert write("raw", {"head": summary}) == [
+        "[metadata-values] head metadata ['val_loss', 'sweep'] holds NaN or infinity"
+    ]
 
 
 def test_required_backend_and_versions(spec, tmp_path):

@@ -1,6 +1,7 @@
 """The head sweep: distinct seeded candidates, chosen by validation, bounded by its budget."""
 
 import dataclasses
+import math
 
 import pytest
 
@@ -47,6 +48,15 @@ def test_the_stage_keeps_the_best_trial_on_validation(learnable, tmp_path):
     for name in head_sweep.SWEPT:
         assert saved[name] == chosen[0][name]  # the kept head's own settings
     assert layout.read_stage_summary(str(tmp_path / "head"))["sweep"] == trials
+
+
+def test_a_diverged_trial_loses_to_the_others(learnable, tmp_path):
+    config = HeadConfig(head_sweep=3, head_epochs=3, head_learning_rate=1e30, seed=1)
+    outputs = StageOutputs(str(tmp_path / "head"), str(tmp_path / "curves.html"))
+    summary = train_head_stage(learnable["features"], config, outputs)
+    diverged, *others = summary["sweep"]
+    assert math.isnan(diverged["val_loss"]) and not diverged["chosen"]
+    assert any(t["chosen"] for t in others) and math.isfinite(summary["val_loss"])
 
 
 def test_no_trial_starts_after_the_budget(learnable):

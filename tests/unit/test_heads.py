@@ -16,8 +16,10 @@ from kftransfer.components.core.heads import (
     build_head,
     features_dataset,
     train_head,
+    train_head_stage,
     train_statistics,
 )
+from kftransfer.components.core.training import StageOutputs
 
 FAST = HeadConfig(head_epochs=30, head_patience=5, head_normalize=True)
 
@@ -104,3 +106,16 @@ def test_bad_head_settings_are_refused():
         HeadConfig(head_units="256,x")
     with pytest.raises(UserError, match="--class-weight .auto.: use none or balanced"):
         HeadConfig(class_weight="auto")
+
+
+def test_a_head_that_diverges_from_its_first_epoch_is_one_clear_error(learnable, tmp_path):
+    # Before: the step kept a NaN head and published val_loss NaN, which fails a cluster's
+    # launcher (rule metadata-values) and left nothing to fine-tune from.
+    config = HeadConfig(head_epochs=3, head_learning_rate=1e30)
+    outputs = StageOutputs(str(tmp_path / "head"), str(tmp_path / "curves.html"))
+    with pytest.raises(UserError) as raised:
+        train_head_stage(learnable["features"], config, outputs)
+    assert str(raised.value) == (
+        "head training diverged (loss nan, val_loss nan after 1 epoch), leaving no usable "
+        "head: lower --head-learning-rate (now 1e+30)"
+    )
