@@ -226,6 +226,10 @@ def recurring_runs(client, namespace: str) -> list:
             return found
 
 
+def _cron_of(recurring) -> str | None:
+    return getattr(getattr(recurring.trigger, "cron_schedule", None), "cron", None)
+
+
 def _export_of(recurring) -> str:
     return ((recurring.runtime_config and recurring.runtime_config.parameters) or {}).get(
         "export_uri"
@@ -240,14 +244,14 @@ def _same_schedule(runs: list, name: str, export_uri: str) -> list:
 
 
 def _conflict_line(recurring, name: str, export_uri: str) -> str:
-    cron = getattr(getattr(recurring.trigger, "cron_schedule", None), "cron", None)
     what = (
         f"has the name {name!r}" if recurring.display_name == name else f"exports to {export_uri}"
     )
     return (
         f"recurring run {recurring.recurring_run_id} ({recurring.display_name!r}, "
-        f"{recurring.status}, cron '{cron}') already {what}: give --replace to replace it with "
-        f"this one, or delete it first (kftransfer schedule delete {recurring.recurring_run_id})"
+        f"{recurring.status}, cron '{_cron_of(recurring)}') already {what}: give --replace to "
+        "replace it with this one, or delete it first (kftransfer schedule delete "
+        f"{recurring.recurring_run_id})"
     )
 
 
@@ -258,7 +262,7 @@ def list_schedules(client, namespace: str) -> list[dict]:
             "id": r.recurring_run_id,
             "name": r.display_name,
             "status": r.status,
-            "cron": getattr(getattr(r.trigger, "cron_schedule", None), "cron", None),
+            "cron": _cron_of(r),
             "export": _export_of(r),
         }
         for r in recurring_runs(client, namespace)

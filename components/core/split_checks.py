@@ -10,16 +10,29 @@ import collections
 
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
-from kftransfer.components.core.layout import SPLITS
+from kftransfer.components.core.layout import SPLITS, Row
 from kftransfer.components.core.sources import Candidate, Skipped, discover, read_exclusions
 
 LISTED = 5  # classes named in an error line; the rest are counted
 
 
-def require_usable(source, rows, skipped, config, candidates) -> list[str]:
+def require_usable(
+    source: str,
+    rows: list[Row],
+    skipped: list[Skipped],
+    config: SplitConfig,
+    candidates: list[Candidate],
+) -> list[str]:
     """Returns the sorted class names, or raises UserError naming what makes the data unusable.
 
     A class whose files were all skipped counts as a class with 0 images, not as no class.
+
+    Args:
+        source: the source, as the user gave it.
+        rows: the valid images kept.
+        skipped: every file left out, and why.
+        config: the split's settings.
+        candidates: every file the source listed (excluded ones too), with its class.
     """
     if not rows:
         raise UserError(
@@ -38,7 +51,9 @@ def require_usable(source, rows, skipped, config, candidates) -> list[str]:
     return sorted(label for label, n in counts.items() if n)
 
 
-def _skipped_by_class(candidates: list[Candidate], skipped: list[Skipped]) -> dict:
+def _skipped_by_class(
+    candidates: list[Candidate], skipped: list[Skipped]
+) -> dict[str, list[Skipped]]:
     """Each class's skipped files: label -> [Skipped]."""
     label_of = {candidate.uri: candidate.label for candidate in candidates}
     by_class = collections.defaultdict(list)
@@ -64,7 +79,13 @@ def _example(source: str, skipped: list[Skipped]) -> str:
     return f"; e.g. {path}: {item.detail}" if item.detail else ""
 
 
-def _require_classes(source, counts, config: SplitConfig, what: str, skipped=None) -> None:
+def _require_classes(
+    source: str,
+    counts: collections.Counter,
+    config: SplitConfig,
+    what: str,
+    skipped: dict[str, list[Skipped]] | None = None,
+) -> None:
     """At least two classes, each with `config.min_images_per_class` images.
 
     Args:
