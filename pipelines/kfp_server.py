@@ -237,9 +237,15 @@ def _export_of(recurring) -> str:
 
 
 def _same_schedule(runs: list, name: str, export_uri: str) -> list:
-    """The recurring runs named `name` or exporting to `export_uri` (when it is set)."""
+    """The recurring runs named `name` or exporting to `export_uri` (when it is set).
+
+    Destinations are compared without a trailing `/` (`gs://b/models/` is `gs://b/models`).
+    """
+    destination = export_uri.rstrip("/")
     return [
-        r for r in runs if r.display_name == name or (export_uri and _export_of(r) == export_uri)
+        r
+        for r in runs
+        if r.display_name == name or (destination and _export_of(r).rstrip("/") == destination)
     ]
 
 

@@ -32,7 +32,8 @@ def require_usable(
         rows: the valid images kept.
         skipped: every file left out, and why.
         config: the split's settings.
-        candidates: every file the source listed (excluded ones too), with its class.
+        candidates: every file the source listed, with its class, less those --exclude
+            names (a class all of whose files are excluded is dropped, as asked).
     """
     if not rows:
         raise UserError(

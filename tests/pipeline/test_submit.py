@@ -115,6 +115,7 @@ def test_a_second_schedule_of_one_name_or_export_is_refused_and_replace_swaps_it
     for extra, what in (
         (["--name", "nightly", "--export", "gs://b/other"], "has the name 'nightly'"),
         (["--name", "second", "--export", "gs://b/models"], "exports to gs://b/models"),
+        (["--name", "second", "--export", "gs://b/models/"], "exports to gs://b/models/"),
     ):
         refused = CliRunner().invoke(cli, [*args, *extra])
         assert refused.exit_code == 2 and refused.stdout == ""

@@ -1,5 +1,6 @@
 """The split: exact per-class counts under the hash rule, stability, duplicates, layouts."""
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -205,6 +206,16 @@ def test_a_class_whose_files_are_all_skipped_is_an_error_not_a_missing_class(tmp
         path.rename(root / "café" / path.name)
     with pytest.raises(UserError, match="'café' has 4 of 8 files \\(4 unsupported_format "):
         split_dataset(str(root), CONFIG)
+
+
+def test_a_class_whose_files_are_all_excluded_is_dropped_as_asked(tmp_path):
+    root = tmp_path / "data"
+    uris = write_class_folders(str(root), {"cat": 12, "dog": 12, "fox": 12})
+    (tmp_path / "exclude.txt").write_text("\n".join(u for u in uris if "/fox/" in u))
+    config = dataclasses.replace(CONFIG, exclude=str(tmp_path / "exclude.txt"))
+    result = split_dataset(str(root), config)
+    assert result.labels == ["cat", "dog"]
+    assert result.stats["skipped_by_reason"] == {"excluded": 12}
 
 
 def test_unreadable_csv_is_a_clear_error(tmp_path):
