@@ -63,16 +63,17 @@ def split(source: str, out: str, cache_uri: str, **kwargs) -> None:
 
 
 def _print_split_summary(stats: dict, out: str) -> None:
+    from kftransfer.components.core.split_checks import skipped_line
+
     splits = list(stats["totals"])
     width = max(len(label) for label in [*stats["counts"], "class"])
     click.echo(f"{'class':<{width}}  " + "  ".join(f"{s:>10}" for s in splits))
     rows = [*stats["counts"].items(), ("total", stats["totals"])]
     for label, counts in rows:
         click.echo(f"{label:<{width}}  " + "  ".join(f"{counts[s]:>10}" for s in splits))
-    skipped = stats["skipped_by_reason"]
+    skipped = skipped_line(stats, "stats.json")
     if skipped:
-        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
-        click.echo(f"skipped {sum(skipped.values())} files ({reasons}): see stats.json")
+        click.echo(skipped)
     click.echo(f"wrote {out}")
 
 

@@ -15,6 +15,7 @@ import time
 from kftransfer.components.core import layout
 from kftransfer.components.core.model_card import tflite_figures
 from kftransfer.components.core.sources import read_exclusions
+from kftransfer.components.core.split_checks import skipped_line
 
 SUMMARY_FILE = "summary.json"
 # kfp.local artifact files a person opens -> the names, with extensions, of their copies
@@ -111,6 +112,7 @@ def summarize(run: str, tasks_folder: str, start: float, timings: dict, tasks: l
     training = evaluation.get("training", {})
     head, tuned = training.get("head", {}), training.get("fine_tuned", {})
     exported = _outputs(tasks_folder, "export-model").get("exported", {}).get("metadata", {})
+    artifacts = _artifacts(tasks_folder, tasks, evaluation.get("inputs", {}))
     return {
         "run": run,
         "head": {
@@ -132,7 +134,8 @@ def summarize(run: str, tasks_folder: str, start: float, timings: dict, tasks: l
         "report": copies.get("report"),
         "exported": exported.get("uri"),
         "tflite": tflite_figures(evaluation["tflite"]) if evaluation.get("tflite") else {},
-        "artifacts": _artifacts(tasks_folder, tasks, evaluation.get("inputs", {})),
+        "skipped": skipped_summary(artifacts.get("split-data", {}).get("splits")),
+        "artifacts": artifacts,
         "cached": [task for task in tasks if task in timings["cached"]],
         "seconds": _seconds(tasks_folder, tasks, start, timings["finished"]),
     }
@@ -151,6 +154,17 @@ def trust_summary(evaluation: dict, label_issues_csv: str | None) -> dict:
         "label_issues_csv": label_issues_csv,
         "leaked_test_images": duplicates.get("leaked_count"),
         "test_accuracy_without_leaked": duplicates.get("accuracy_without_leaked"),
+    }
+
+
+def skipped_summary(splits: str | None) -> dict:
+    """The files validation left out: how many, by reason, and its line for the table."""
+    stats_path = os.path.join(splits, "stats.json") if splits else ""
+    stats = _read_json(stats_path)
+    return {
+        "files": len(stats.get("skipped", [])),
+        "by_reason": stats.get("skipped_by_reason", {}),
+        "line": skipped_line(stats, display_path(stats_path)),
     }
 
 
@@ -205,6 +219,8 @@ def format_summary(summary: dict) -> str:
             f"({display_path(trust['label_issues_csv'] or '')}), "
             f"{trust['leaked_test_images']} test images with a near-duplicate in training"
         )
+    if summary.get("skipped", {}).get("line"):
+        lines.append(f"data: {summary['skipped']['line']}")
     lines.append(f"blessed: {'yes' if summary['blessed'] else 'no'}")
     lines += [f"  {reason}" for reason in summary["reasons"]]
     lines.append(f"report:   {display_path(summary['report'] or '')}")

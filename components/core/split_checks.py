@@ -136,6 +136,19 @@ def precheck(source: str, config: SplitConfig) -> None:
     _require_classes(source, counts, config, "image files")
 
 
+def skipped_line(stats: dict, stats_path: str) -> str:
+    """What validation left out, on one line, or '' when nothing was.
+
+    `skipped 14 files (12 unsupported_format, 2 corrupt; e.g. café/IMG_0000.HEIC: HEIF is
+    not supported (...)): see <stats_path>`, from a split's `stats.json`.
+    """
+    skipped = [Skipped(**item) for item in stats.get("skipped", [])]
+    if not skipped:
+        return ""
+    example = _example(stats.get("source", ""), skipped)
+    return f"skipped {len(skipped)} files ({_reasons(skipped)}{example}): see {stats_path}"
+
+
 def look_alike_classes(labels: list[str]) -> list[str]:
     """A warning per group of class names equal but for case, spaces, `_` and `-`."""
     groups = collections.defaultdict(list)

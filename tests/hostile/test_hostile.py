@@ -214,7 +214,7 @@ def test_a_dangling_symlink_is_skipped_and_reported(tmp_path):
         cli, ["split", str(tmp_path / "data"), "--out", str(tmp_path / "o")]
     )
     assert result.exit_code == 0, result.output
-    assert "skipped 1 files (1 unreadable)" in result.stdout
+    assert "skipped 1 files (1 unreadable; e.g. cat/link.jpg: a symbolic link to" in result.stdout
     [skipped] = json.loads((tmp_path / "o" / "stats.json").read_text())["skipped"]
     assert skipped["uri"].endswith("cat/link.jpg") and skipped["reason"] == "unreadable"
     assert skipped["detail"] == f"a symbolic link to {tmp_path / 'gone.jpg'}, which does not exist"

@@ -64,6 +64,7 @@ def test_whole_dag_runs_locally_then_is_cached(tmp_path):
     log = Path(summary["run"], "run.log").read_text()
     assert "'export-model'" in log and "Pipeline" in log and "SUCCESS" in log
     assert summary["cached"] == []
+    assert summary["skipped"] == {"files": 0, "by_reason": {}, "line": ""}
     assert set(summary["artifacts"]) == {
         "split-data",
         "merge-features",

@@ -6,6 +6,7 @@ from click.testing import CliRunner
 
 from devtools.imagegen import broken_files, write_class_folders
 from kftransfer.pipelines.cli import cli
+from kftransfer.pipelines.summary import format_summary, skipped_summary
 
 
 def run(*args: str):
@@ -24,7 +25,9 @@ def test_split_prints_counts_and_skips(tmp_path):
     assert lines[0].split() == ["class", "train", "validation", "test"]
     assert [line.split()[0] for line in lines[1:5]] == ["cat", "dog", "owl", "total"]
     assert sum(int(n) for n in lines[4].split()[1:]) == 36
-    assert "skipped 1 files (1 corrupt): see stats.json" in result.stdout
+    assert lines[5] == (
+        "skipped 1 files (1 corrupt; e.g. owl/cut.png: PNG is truncated or corrupt): see stats.json"
+    )
     assert sorted(os.listdir(out)) == [
         "labels.json", "stats.json", "test.csv", "train.csv", "validation.csv"
     ]  # fmt: skip
@@ -70,3 +73,24 @@ def test_run_help_groups_options_by_step_and_prints_examples_verbatim():
     )
     section = text.split("Fine-tuning:\n")[1].split("\n\n")[0]
     assert "--fine-tune-epochs" in section and "--head-epochs" not in section
+
+
+def test_a_runs_summary_says_what_validation_left_out(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_class_folders("data", {"cat": 12, "dog": 12, "owl": 12})
+    data, _ = broken_files()["cut.png"]
+    (tmp_path / "data" / "dog" / "cut.png").write_bytes(data)
+    fractions = ["--val-fraction", "0.25", "--test-fraction", "0.25"]
+    assert run("split", "data", "--out", "splits", *fractions).exit_code == 0
+    skipped = skipped_summary(str(tmp_path / "splits"))
+    assert skipped == {
+        "files": 1,
+        "by_reason": {"corrupt": 1},
+        "line": "skipped 1 files (1 corrupt; e.g. dog/cut.png: PNG is truncated or corrupt): "
+        "see splits/stats.json",
+    }
+    summary = {"head": {"val_accuracy": 0.9, "test_accuracy": 0.9}, "fine_tuned": {
+        "val_accuracy": 0.9, "test_accuracy": 0.9}, "blessed": False, "reasons": [],
+        "report": "", "exported": None, "skipped": skipped}  # fmt: skip
+    assert f"data: {skipped['line']}" in format_summary(summary).splitlines()
+    assert skipped_summary(None) == {"files": 0, "by_reason": {}, "line": ""}

@@ -14,6 +14,7 @@ from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.layout import read_rows
 from kftransfer.components.core.split import assign_split, split_dataset, write_split
+from kftransfer.components.core.split_checks import skipped_line
 
 CONFIG = SplitConfig(val_fraction=0.2, test_fraction=0.2, seed=7, min_images_per_class=5)
 COUNTS = {"apple": 30, "banana": 25, "cherry": 20}
@@ -206,6 +207,22 @@ def test_a_class_whose_files_are_all_skipped_is_an_error_not_a_missing_class(tmp
         path.rename(root / "café" / path.name)
     with pytest.raises(UserError, match="'café' has 4 of 8 files \\(4 unsupported_format "):
         split_dataset(str(root), CONFIG)
+
+
+def test_the_skipped_line_names_the_reasons_and_one_file_of_the_most_common(tmp_path):
+    root = tmp_path / "data"
+    write_class_folders(str(root), {"cat": 12, "dog": 12})
+    heic = (Path(__file__).parents[1] / "data" / "iphone.heic").read_bytes()
+    for i in range(3):  # a few iPhone photos among the others
+        (root / "dog" / f"IMG_{i:04d}.HEIC").write_bytes(heic + bytes([i]))
+    (root / "cat" / "empty.jpg").write_bytes(b"")
+    stats = split_dataset(str(root), CONFIG).stats
+    assert skipped_line(stats, "out/stats.json") == (
+        "skipped 4 files (3 unsupported_format, 1 zero_bytes; e.g. dog/IMG_0000.HEIC: HEIF is "
+        "not supported (iPhone photos: convert them to JPEG, or set Camera > Formats > Most "
+        "Compatible)): see out/stats.json"
+    )
+    assert skipped_line({"source": str(root), "skipped": []}, "x") == ""
 
 
 def test_a_class_whose_files_are_all_excluded_is_dropped_as_asked(tmp_path):
