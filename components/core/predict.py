@@ -19,7 +19,11 @@ from kftransfer.components.core.layout import (
     unknown_is_ambiguous,
 )
 from kftransfer.components.core.sources import is_hidden
-from kftransfer.components.core.validation import EXTENSION_FORMATS, check_image
+from kftransfer.components.core.validation import (
+    EXTENSION_FORMATS,
+    UNSUPPORTED_HINTS,
+    check_image,
+)
 from kftransfer.components.core.versions import resolve_model_folder
 
 
@@ -81,7 +85,9 @@ class FoundImages:
             kinds = ", ".join(f"{ext or 'no extension'} {n}" for ext, n in self.other.most_common())
             count = sum(self.other.values())
             parts.append(f"{count} file{'s' * (count != 1)} not named as images ({kinds})")
-        return f"left out {' and '.join(parts)}" if parts else ""
+        heif = [ext for ext in (".heic", ".heif") if ext in self.other]
+        why = f"; {' and '.join(heif)} is HEIF ({UNSUPPORTED_HINTS['HEIF']})" if heif else ""
+        return f"left out {' and '.join(parts)}{why}" if parts else ""
 
 
 def find_images(paths: list[str]) -> FoundImages:

@@ -99,7 +99,9 @@ def test_folders_give_their_images_and_say_what_they_left_out(tuned, exported, t
         str(folder / "2024" / "a.JFIF"), str(folder / "b.jpe")
     ]  # fmt: skip
     assert result.stderr == (
-        "note: left out 2 dot files and 2 files not named as images (.xmp 1, .heic 1)\n"
+        "note: left out 2 dot files and 2 files not named as images (.xmp 1, .heic 1); .heic "
+        "is HEIF (iPhone photos: convert them to JPEG, or set Camera > Formats > Most "
+        "Compatible)\n"
     )
 
 
@@ -109,7 +111,8 @@ def test_a_folder_without_images_is_exit_2_and_says_why(exported, tmp_path):
     assert result.exit_code == 2
     assert result.stderr == (
         f"error: no image files (.bmp .gif .jfif .jpe .jpeg .jpg .png .webp) in {tmp_path}: "
-        "left out 1 file not named as images (.heic 1)\n"
+        "left out 1 file not named as images (.heic 1); .heic is HEIF (iPhone photos: convert "
+        "them to JPEG, or set Camera > Formats > Most Compatible)\n"
     )
 
 
