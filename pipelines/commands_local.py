@@ -63,6 +63,7 @@ def split(source: str, out: str, cache_uri: str, **kwargs) -> None:
 
 
 def _print_split_summary(stats: dict, out: str) -> None:
+    from kftransfer.components.core.layout import STATS_FILE
     from kftransfer.components.core.split_checks import skipped_line
 
     splits = list(stats["totals"])
@@ -71,7 +72,7 @@ def _print_split_summary(stats: dict, out: str) -> None:
     rows = [*stats["counts"].items(), ("total", stats["totals"])]
     for label, counts in rows:
         click.echo(f"{label:<{width}}  " + "  ".join(f"{counts[s]:>10}" for s in splits))
-    skipped = skipped_line(stats, "stats.json")
+    skipped = skipped_line(stats, STATS_FILE)
     if skipped:
         click.echo(skipped)
     click.echo(f"wrote {out}")

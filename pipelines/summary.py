@@ -159,7 +159,7 @@ def trust_summary(evaluation: dict, label_issues_csv: str | None) -> dict:
 
 def skipped_summary(splits: str | None) -> dict:
     """The files validation left out: how many, by reason, and its line for the table."""
-    stats_path = os.path.join(splits, "stats.json") if splits else ""
+    stats_path = os.path.join(splits, layout.STATS_FILE) if splits else ""
     stats = _read_json(stats_path)
     return {
         "files": len(stats.get("skipped", [])),

@@ -116,8 +116,9 @@ def find_images(paths: list[str]) -> FoundImages:
                 found.other[extension] += 1
     if not found.uris:
         named = " ".join(sorted(EXTENSION_FORMATS))
-        left_out = f": {found.left_out()}" if found.left_out() else ""
-        raise UserError(f"no image files ({named}) in {', '.join(paths)}{left_out}")
+        left_out = found.left_out()
+        why = f": {left_out}" if left_out else ""
+        raise UserError(f"no image files ({named}) in {', '.join(paths)}{why}")
     return found
 
 

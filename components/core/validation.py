@@ -116,11 +116,14 @@ def decoded_pixels(header_format: str | None, dims: tuple[int, int]) -> int:
 
 
 def _bomb_detail(header_format: str | None, dims: tuple[int, int] | None, cap: int) -> str:
+    from kftransfer.components.core.images import JPEG_SCALES
+
     if not dims:
         return f"PIL refused it > {cap} px cap"
     size = f"{dims[0]}x{dims[1]} px"
     if header_format == "JPEG":
-        size += f" (decoded at 1/8 scale: {decoded_pixels(header_format, dims)} px)"
+        scale = JPEG_SCALES[0]
+        size += f" (decoded at 1/{scale} scale: {decoded_pixels(header_format, dims)} px)"
     return f"{size} > {cap} px cap"
 
 
