@@ -22,6 +22,7 @@ from kftransfer.components.core.metrics import classification_metrics
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
 from kftransfer.components.core.significance import skill_reasons
+from kftransfer.components.core.sources import same_classes
 from kftransfer.components.core.storage import join
 from kftransfer.components.core.versions import latest_version
 
@@ -299,7 +300,7 @@ def _production(destination, labels, test: HeldOutImages, config: EvalConfig, ca
     if version is None:
         return None, None, f"no production model at {destination} yet", False
     model, production_labels = load_exported(join(destination, version))
-    if production_labels != labels:
+    if not same_classes(production_labels, labels):
         listed = ", ".join(production_labels)
         note = (
             f"the production model (version {version}) has other classes ({listed}): not compared"

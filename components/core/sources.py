@@ -5,6 +5,7 @@ import hashlib
 import io
 import os
 import posixpath
+import unicodedata
 from dataclasses import dataclass, field
 
 from kftransfer.components.core import storage
@@ -56,11 +57,47 @@ class Skipped:
 
 @dataclass
 class Discovery:
-    """What a source holds: its layout, the candidate images and what was skipped."""
+    """What a source holds: its layout, the candidate images and what was skipped.
+
+    `spellings` maps each class name to the folder names or CSV labels it was read from
+    (more than one when they differ only in Unicode normalization, see `class_name`).
+    """
 
     layout: str
     candidates: list[Candidate] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    spellings: dict[str, set[str]] = field(default_factory=dict)
+
+    def add(
+        self,
+        uri: str,
+        raw_label: str,
+        split: str | None = None,
+        listed: storage.FileInfo | None = None,
+    ) -> None:
+        """Adds the candidate `uri` of the class named `raw_label` in the source."""
+        label = class_name(raw_label)
+        self.spellings.setdefault(label, set()).add(raw_label)
+        self.candidates.append(Candidate(uri, label, split, listed))
+
+
+def class_name(raw_label: str) -> str:
+    """The name of a class: its folder name or CSV label, in Unicode NFC.
+
+    macOS (HFS+, and tools that copy from it) writes `café` decomposed, as `e` and a
+    combining accent (NFD); Linux and Windows write it composed (NFC). The two look and
+    mean the same, so folders of both spellings are one class, named in NFC.
+    """
+    return unicodedata.normalize("NFC", raw_label)
+
+
+def same_classes(exported: list[str], labels: list[str]) -> bool:
+    """Whether a model's class names (`exported`, in output order) are `labels`, in order.
+
+    Compared by `class_name`: a model exported before class names were read in NFC
+    names `café` in the spelling its folders had.
+    """
+    return [class_name(label) for label in exported] == list(labels)
 
 
 def discover(source: str) -> Discovery:
@@ -128,10 +165,9 @@ def _discover_tree(
         elif len(parts) <= depth:
             found.skipped.append(Skipped(info.uri, "outside_class_folder", f"not inside {where}"))
         elif depth == 2:
-            split = SPLIT_FOLDERS[parts[0].lower()]
-            found.candidates.append(Candidate(info.uri, parts[1], split, info))
+            found.add(info.uri, parts[1], SPLIT_FOLDERS[parts[0].lower()], info)
         else:
-            found.candidates.append(Candidate(info.uri, parts[0], listed=info))
+            found.add(info.uri, parts[0], listed=info)
     return found
 
 
@@ -195,7 +231,7 @@ def _add_csv_row(found: Discovery, csv_uri: str, base: str, number: int, row: li
     except UserError as err:
         found.skipped.append(Skipped(where, "path_escape", str(err)))
         return
-    found.candidates.append(Candidate(uri, row[1].strip()))
+    found.add(uri, row[1].strip())
 
 
 def resolve_csv_uri(base: str, uri: str) -> str:

@@ -24,7 +24,11 @@ from kftransfer.components.core.sources import (
     read_exclusions,
     unmatched_exclusions,
 )
-from kftransfer.components.core.split_checks import look_alike_classes, require_usable
+from kftransfer.components.core.split_checks import (
+    look_alike_classes,
+    require_usable,
+    respelled_classes,
+)
 from kftransfer.components.core.validation import ImageCheck, check_image
 from kftransfer.components.core.validation_cache import (
     ValidationCache,
@@ -100,6 +104,9 @@ def split_dataset(source: str, config: SplitConfig, cache_uri: str = "") -> Spli
     stats = _stats(source, found.layout, config, labels, rows, skipped, notes, conflicts)
     stats["validation"] = counts
     stats["warnings"] += unmatched_exclusions(excluded, found.candidates, config.exclude, source)
+    for warning in respelled_classes(found.spellings):
+        LOGGER.warning(warning)
+        stats["warnings"].append(warning)
     return SplitResult(labels, sorted(rows, key=lambda r: (r.label, r.uri)), stats)
 
 

@@ -3,10 +3,12 @@
 A split needs two classes or more, each with `--min-images-per-class` valid images, and
 images in every split. These are one-line errors naming the fix; a class whose files were
 all skipped (an iPhone folder of HEIF photos, say) is a class with 0 images, not a class
-that silently disappears. Class names that differ only in case or separators are a warning.
+that silently disappears. Class names that differ only in case, width or separators are a
+warning; names that differ only in Unicode normalization are one class, also said.
 """
 
 import collections
+import unicodedata
 
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
@@ -150,13 +152,31 @@ def skipped_line(stats: dict, stats_path: str) -> str:
 
 
 def look_alike_classes(labels: list[str]) -> list[str]:
-    """A warning per group of class names equal but for case, spaces, `_` and `-`."""
+    """A warning per group of class names equal but for case, spaces, `_` and `-`.
+
+    Compared in Unicode NFKC, so full-width `ｃａｔ` and `cat` are a look-alike pair too.
+    """
     groups = collections.defaultdict(list)
     for label in labels:
-        groups[" ".join(label.casefold().replace("_", " ").replace("-", " ").split())].append(label)
+        folded = unicodedata.normalize("NFKC", label).casefold()
+        groups[" ".join(folded.replace("_", " ").replace("-", " ").split())].append(label)
     return [
-        f"classes {', '.join(map(repr, group))} differ only in case, spaces, '_' or '-': "
-        "if they are one class, give them one name"
+        f"classes {', '.join(map(repr, group))} differ only in case, width, spaces, '_' or "
+        "'-': if they are one class, give them one name"
         for group in groups.values()
         if len(group) > 1
+    ]
+
+
+def respelled_classes(spellings: dict[str, set[str]]) -> list[str]:
+    """A warning per class read from names that differ only in Unicode normalization.
+
+    `spellings` maps each class to the folder names or labels it came from
+    (`sources.Discovery.spellings`); they are one class, named in NFC (`class_name`).
+    """
+    return [
+        f"class {label!r} is spelled {len(raw)} ways in the source, composed (NFC) and "
+        "decomposed (NFD, as macOS writes accents): they are taken as one class"
+        for label, raw in sorted(spellings.items())
+        if len(raw) > 1
     ]

@@ -20,6 +20,7 @@ from kftransfer.components.core import storage
 from kftransfer.components.core.export import load_exported
 from kftransfer.components.core.layout import EVALUATION_FILE
 from kftransfer.components.core.progress import LOGGER
+from kftransfer.components.core.sources import same_classes
 from kftransfer.components.core.versions import latest_version
 
 
@@ -59,7 +60,7 @@ def warm_start(
     if cold_start_every and chain >= cold_start_every:
         return _said(Start("", f"cold start: every {cold_start_every} runs (--cold-start-every)"))
     production, production_labels = load_exported(folder)
-    if production_labels != labels:
+    if not same_classes(production_labels, labels):
         return _said(Start("", f"cold start: production version {version} has other classes"))
     ours, theirs = model.get_weights(), production.get_weights()
     if [w.shape for w in ours] != [w.shape for w in theirs]:

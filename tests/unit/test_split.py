@@ -13,6 +13,7 @@ from kftransfer.components.core import storage
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.layout import read_rows
+from kftransfer.components.core.sources import same_classes
 from kftransfer.components.core.split import assign_split, split_dataset, write_split
 from kftransfer.components.core.split_checks import skipped_line
 
@@ -344,10 +345,41 @@ def test_exclusion_lists_from_a_spreadsheet_and_ones_that_match_nothing(tmp_path
 def test_class_names_that_look_alike_are_a_warning(tmp_path):
     """Hand-made labels drift: `Golden Retriever` and `golden_retriever` are two classes."""
     root = str(tmp_path / "data")
-    write_class_folders(root, {"Golden Retriever": 8, "golden_retriever": 8, "pug": 8})
+    write_class_folders(
+        root, {"Golden Retriever": 8, "golden_retriever": 8, "pug": 8, "\uff30\uff35\uff27": 8}
+    )
     result = split_dataset(root, CONFIG)
-    assert result.labels == ["Golden Retriever", "golden_retriever", "pug"]
+    assert result.labels == ["Golden Retriever", "golden_retriever", "pug", "\uff30\uff35\uff27"]
     assert [w for w in result.stats["warnings"] if w.startswith("classes")] == [
-        "classes 'Golden Retriever', 'golden_retriever' differ only in case, spaces, '_' or "
-        "'-': if they are one class, give them one name"
+        "classes 'Golden Retriever', 'golden_retriever' differ only in case, width, spaces, '_' "
+        "or '-': if they are one class, give them one name",
+        "classes 'pug', '\uff30\uff35\uff27' differ only in case, width, spaces, '_' or '-': "
+        "if they are one class, give them one name",
     ]
+
+
+def test_class_names_spelled_in_nfc_and_nfd_are_one_class(tmp_path):
+    """A Mac writes `café` as `e` + combining accent (NFD), Linux as one `é` (NFC): a
+    bucket filled from both has two folders that look the same and are one class."""
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    root = str(tmp_path / "data")
+    write_class_folders(root, {composed: 8, decomposed: 8, "pug": 8})
+    rows_csv = tmp_path / "rows.csv"
+    rows_csv.write_text(
+        "".join(
+            f"data/{label}/{name},{label}\n"
+            for label in (decomposed, "pug")
+            for name in os.listdir(os.path.join(root, label))
+        ),
+        encoding="utf-8",
+    )
+    result = split_dataset(root, CONFIG)
+    assert result.labels == [composed, "pug"]
+    assert sum(result.stats["counts"][composed].values()) == 16
+    assert result.stats["warnings"] == [
+        "class 'caf\u00e9' is spelled 2 ways in the source, composed (NFC) and decomposed "
+        "(NFD, as macOS writes accents): they are taken as one class"
+    ]
+    assert split_dataset(str(rows_csv), CONFIG).labels == [composed, "pug"]
+    assert same_classes([decomposed, "pug"], [composed, "pug"])  # a model exported before
+    assert not same_classes(["pug", decomposed], [composed, "pug"])
