@@ -27,6 +27,8 @@ BASE_FLOOR = "2.5.0"
 COLLECTED_ARTIFACTS_FLOOR = "2.14.0"  # dsl.Collected of artifacts (#11725, resolve.go:751)
 NAMED_LOOP_FLOOR = "2.16.0"  # a named ParallelFor + Collected (#13239, fixed by #12808)
 MLMD_VALUE_BYTES = 2**24 - 1  # MySQL MEDIUMTEXT, MLMD's string_value column
+MAX_CONCURRENCY = 10  # a recurring run's max_concurrency is 1..10 (api_converter.go:2084)
+SWF_PREFIX_CHARS = 25  # a ScheduledWorkflow's generateName is cut to 25 (template.go:338)
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,25 @@ RULES = {
             "2.0.0",
         ),
         Rule(
+            "schedule-name",
+            "A recurring run's ScheduledWorkflow takes its generateName from the display "
+            "name: lower case, every character but a-z, 0-9 and '-' dropped, 'job-' when none "
+            "is left, cut to 25. Kubernetes refuses a custom resource name that does not "
+            "start with a letter or digit, so `Ежедневно-retrain` (-> '-retrain') fails at "
+            "creation, on the cluster only.",
+            "backend/src/apiserver/server/api_converter.go:2041, 2066, "
+            "template/template.go:323-339, v2_template.go:50-71, "
+            "resource/resource_manager.go:1382-1387; Kubernetes apiextensions-apiserver "
+            "customResourceValidator.Validate (ValidateObjectMetaAccessor, NameIsDNSSubdomain)",
+            "2.0.0",
+        ),
+        Rule(
+            "max-concurrency",
+            "A recurring run's max_concurrency is 1 to 10; the API refuses any other.",
+            "backend/src/apiserver/server/api_converter.go:2084-2086",
+            "2.0.0",
+        ),
+        Rule(
             "healthz-version",
             "GET /apis/v2beta1/healthz answers tag_name (the SDK's get_kfp_healthz drops it).",
             "backend/src/apiserver/main.go:465-512; kfp_server_api "
@@ -266,7 +287,31 @@ def request_problems(body: dict, pipeline_root: str) -> list[str]:
         problems.append(
             f"[pipeline-root] the request asks for root {sent!r}, not {pipeline_root!r}"
         )
+    if "trigger" in body:  # a recurring run
+        problems += _recurring_problems(body)
     return problems
+
+
+def _recurring_problems(body: dict) -> list[str]:
+    problems = []
+    name = body.get("display_name") or ""
+    if scheduled_workflow_prefix(name).startswith("-"):
+        problems.append(f"[schedule-name] {name!r} names the ScheduledWorkflow starting with '-'")
+    concurrency = int(body.get("max_concurrency") or 0)
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        problems.append(f"[max-concurrency] max_concurrency {concurrency} is not 1-10")
+    return problems
+
+
+def scheduled_workflow_prefix(display_name: str) -> str:
+    """The generateName KFP gives the ScheduledWorkflow of a recurring run (`schedule-name`).
+
+    As `toSWFCRDResourceGeneratedName` (template.go:323-339 at 2.17.0): lower case, every
+    character but a-z, 0-9 and '-' dropped, `job-` when none is left, the first 25 kept.
+    Kubernetes appends 5 random characters.
+    """
+    kept = re.sub("[^a-z0-9-]+", "", display_name.lower())
+    return (kept or "job-")[:SWF_PREFIX_CHARS]
 
 
 def executor_output_problems(run_folder: str) -> list[str]:

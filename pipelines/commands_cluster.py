@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 import click
 
+from kftransfer.pipelines.backend_contract import MAX_CONCURRENCY
 from kftransfer.pipelines.options import (
     Command,
     GroupedOption,
@@ -223,7 +224,11 @@ def _schedule_option(*names: str, **kwargs) -> click.Option:
 )
 @_schedule_option("--name", default="", help="Name of the recurring run.")
 @_schedule_option(
-    "--max-concurrency", type=int, default=1, show_default=True, help="Runs of it at once."
+    "--max-concurrency",
+    type=click.IntRange(1, MAX_CONCURRENCY),
+    default=1,
+    show_default=True,
+    help=f"Runs of it at once (1-{MAX_CONCURRENCY}, the API's bounds).",
 )
 @_schedule_option(
     "--catchup/--no-catchup",
@@ -249,6 +254,7 @@ def schedule_create(
     from kftransfer.pipelines.cron import check_cron
 
     check_cron(cron)
+    kfp_server.check_schedule_name(name)
     job = _job(source, kwargs)
     recurring_id, replaced = kfp_server.schedule(
         job,

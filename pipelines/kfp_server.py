@@ -12,7 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from kftransfer.components.core.errors import UserError
-from kftransfer.pipelines.backend_contract import parse_version, required_backend
+from kftransfer.pipelines.backend_contract import (
+    parse_version,
+    required_backend,
+    scheduled_workflow_prefix,
+)
 from kftransfer.pipelines.cron import check_cron
 from kftransfer.pipelines.settings import ClusterSettings
 from kftransfer.pipelines.transfer_learning import PIPELINE_NAME, compile_pipeline
@@ -187,10 +191,12 @@ def schedule(
 
     Raises:
         UserError: a recurring run of that name or export destination exists (without
-            `replace`), or the server refused a request.
+            `replace`), the name would be refused by Kubernetes, or the server refused a
+            request.
     """
     check_cron(cron)
     name = name or f"{PIPELINE_NAME}-retraining"
+    check_schedule_name(name)
     export_uri = job.arguments.get("export_uri") or ""
     with refusals_as_errors(job.host, "listing of recurring runs"):
         existing = _same_schedule(recurring_runs(job.client, job.namespace), name, export_uri)
@@ -213,6 +219,22 @@ def schedule(
         for old in existing:
             delete_schedule(job.client, old.recurring_run_id)
     return recurring.recurring_run_id, [old.recurring_run_id for old in existing]
+
+
+def check_schedule_name(name: str) -> None:
+    """Refuses a name Kubernetes would refuse for the recurring run (rule `schedule-name`).
+
+    Raises:
+        UserError: the name's ScheduledWorkflow name would start with '-'.
+    """
+    prefix = scheduled_workflow_prefix(name)
+    if prefix.startswith("-"):
+        raise UserError(
+            f"recurring run name {name!r} would be refused by the cluster: KFP names its "
+            f"Kubernetes object after the name's a-z, 0-9 and '-' ({prefix!r}), which must "
+            f"start with a letter or digit; start --name with one, e.g. "
+            f"{PIPELINE_NAME + ' ' + name!r}"
+        )
 
 
 def recurring_runs(client, namespace: str) -> list:

@@ -65,6 +65,35 @@ def test_a_request_with_another_root_breaks_the_pipeline_root_rule(spec):
     assert problem.startswith("[pipeline-root] the request asks for root 'gs://b/kfp'")
 
 
+@pytest.mark.parametrize(
+    "display_name,prefix",
+    [
+        ("kftransfer-retraining", "kftransfer-retraining"),
+        ("Nightly retrain (EU) - café", "nightlyretraineu-caf"),
+        ("nightly-retraining-of-the-fashion-model", "nightly-retraining-of-the"),  # 25
+        ("Ежедневно", "job-"),  # nothing left
+        ("Ежедневно-retrain", "-retrain"),  # refused by Kubernetes
+        ("é-retrain", "-retrain"),
+    ],
+)
+def test_the_scheduled_workflow_is_named_as_the_backend_names_it(display_name, prefix):
+    # template.go:323-339 at 2.17.0: lower, drop [^a-z0-9-], "job-" when empty, first 25
+    assert contract.scheduled_workflow_prefix(display_name) == prefix
+
+
+def test_a_recurring_run_kubernetes_or_the_api_would_refuse_breaks_its_rules(spec):
+    body = {"pipeline_spec": spec, "trigger": {"cron_schedule": {"cron": "0 0 3 * * *"}}}
+    assert contract.request_problems(
+        {**body, "display_name": "é-x", "max_concurrency": 11}, ""
+    ) == [
+        "[schedule-name] 'é-x' names the ScheduledWorkflow starting with '-'",
+        "[max-concurrency] max_concurrency 11 is not 1-10",
+    ]
+    assert (
+        contract.request_problems({**body, "display_name": "é x", "max_concurrency": 10}, "") == []
+    )
+
+
 def test_executor_outputs_with_a_moved_uri_or_a_none_break_their_rules(tmp_path):
     folder = tmp_path / "run" / "export-model"
     folder.mkdir(parents=True)

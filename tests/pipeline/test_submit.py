@@ -167,6 +167,29 @@ def test_five_field_cron_and_missing_source_are_clear_errors(kfp):
     assert result.exit_code == 2 and "Missing argument 'SOURCE'" in result.stderr
 
 
+def test_a_schedule_kubernetes_or_the_api_would_refuse_is_refused_before_any_request(kfp):
+    # rule schedule-name: KFP names the ScheduledWorkflow after the name's a-z, 0-9 and '-'
+    args = ["schedule", "create", "gs://b/photos", "--host", kfp.host]
+    refused = CliRunner().invoke(cli, [*args, "--name", "Ежедневно-retrain"])
+    assert refused.exit_code == 2 and refused.stdout == ""
+    assert refused.stderr == (
+        "error: recurring run name 'Ежедневно-retrain' would be refused by the cluster: KFP "
+        "names its Kubernetes object after the name's a-z, 0-9 and '-' ('-retrain'), which "
+        "must start with a letter or digit; start --name with one, e.g. "
+        "'kftransfer Ежедневно-retrain'\n"
+    )
+    refused = CliRunner().invoke(cli, [*args, "--max-concurrency", "11"])  # rule max-concurrency
+    assert refused.exit_code == 2
+    assert "Invalid value for '--max-concurrency': 11 is not in the range 1<=x<=10" in (
+        refused.stderr
+    )
+    assert kfp.requests == []
+    invoke(*args, "--name", "Ежедневно retrain", "--max-concurrency", "10")
+    [recurring] = kfp.bodies("POST", f"{API}/recurringruns")
+    assert recurring["display_name"] == "Ежедневно retrain"  # the backend names it job-...
+    assert request_problems(recurring, "") == []
+
+
 def test_the_older_schedule_forms_still_work_with_a_deprecation_line(kfp):
     created = invoke("schedule", "gs://bucket/photos", "--host", kfp.host)
     assert "use `kftransfer schedule create SOURCE`" in created.stderr
