@@ -101,15 +101,32 @@ def list_files(uri: str) -> list[FileInfo]:
         if not os.path.isdir(root):
             raise FileNotFoundError(root)
         found = []
-        for folder, _, names in os.walk(root):
-            for name in names:
-                path = os.path.join(folder, name)
-                try:
-                    stat = os.stat(path)
-                except OSError:  # a dangling symbolic link: listed, and unreadable later
-                    stat = os.lstat(path)
-                found.append(FileInfo(path, stat.st_size, str(stat.st_mtime_ns), stat.st_mtime))
+        for path in _local_files(root):
+            try:
+                stat = os.stat(path)
+            except OSError:  # a dangling symbolic link: listed, and unreadable later
+                stat = os.lstat(path)
+            found.append(FileInfo(path, stat.st_size, str(stat.st_mtime_ns), stat.st_mtime))
         return sorted(found, key=lambda info: info.uri)
+
+
+def _local_files(root: str) -> Iterator[str]:
+    """Every file below local folder `root`, following symbolic links to folders.
+
+    A class folder is often a link (`ln -s /data/raw/cats cats`), which `os.walk` alone
+    does not enter. A link to a folder the walk is already inside (a cycle) is not
+    followed: what it holds is listed once, through the real path.
+    """
+    inside = {root: {os.path.realpath(root)}}
+    for folder, folders, names in os.walk(root, followlinks=True):
+        chain, kept = inside.pop(folder), []
+        for name in folders:
+            real = os.path.realpath(os.path.join(folder, name))
+            if real not in chain:
+                kept.append(name)
+                inside[os.path.join(folder, name)] = chain | {real}
+        folders[:] = kept
+        yield from (os.path.join(folder, name) for name in names)
 
 
 def exists(uri: str) -> bool:

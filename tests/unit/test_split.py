@@ -358,6 +358,27 @@ def test_class_names_that_look_alike_are_a_warning(tmp_path):
     ]
 
 
+def test_class_folders_that_are_symbolic_links_are_read_and_a_cycle_once(tmp_path):
+    """`ln -s /data/raw/cats cats` is how many build a dataset; os.walk alone skips it."""
+    raw, data = tmp_path / "raw", tmp_path / "data"
+    write_class_folders(str(raw), {"cat": 8, "dog": 8, "pug": 8})
+    data.mkdir()
+    (raw / "dog").rename(data / "dog")
+    (data / "cat").symlink_to(raw / "cat", target_is_directory=True)
+    (data / "pug").symlink_to("../raw/pug", target_is_directory=True)
+    (data / "dog" / "again").symlink_to("..", target_is_directory=True)  # a cycle
+    result = split_dataset(str(data), CONFIG)
+    assert result.labels == ["cat", "dog", "pug"]
+    assert {label: sum(c.values()) for label, c in result.stats["counts"].items()} == {
+        "cat": 8,
+        "dog": 8,
+        "pug": 8,
+    }
+    assert {row.uri for row in result.rows if row.label == "cat"} == {
+        str(data / "cat" / name) for name in os.listdir(raw / "cat")
+    }
+
+
 def test_class_names_spelled_in_nfc_and_nfd_are_one_class(tmp_path):
     """A Mac writes `café` as `e` + combining accent (NFD), Linux as one `é` (NFC): a
     bucket filled from both has two folders that look the same and are one class."""
