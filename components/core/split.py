@@ -18,7 +18,9 @@ from kftransfer.components.core.layout import SPLITS, Row
 from kftransfer.components.core.parallel import map_ordered
 from kftransfer.components.core.progress import LOGGER, Progress
 from kftransfer.components.core.sources import (
+    PRESPLIT,
     Candidate,
+    Discovery,
     Skipped,
     discover,
     read_exclusions,
@@ -98,7 +100,8 @@ def split_dataset(source: str, config: SplitConfig, cache_uri: str = "") -> Spli
             valid.append((candidate, check))
     kept, duplicates, conflicts = _resolve_duplicates(valid)
     skipped += duplicates
-    rows = [_row(candidate, check, config) for candidate, check in kept]
+    fractions = _hash_fractions(found, config)
+    rows = [_row(candidate, check, config, fractions) for candidate, check in kept]
     labels = require_usable(source, rows, skipped, config, candidates)
     notes = [{"uri": c.uri, "note": check.note} for c, check in valid if check.note]
     stats = _stats(source, found.layout, config, labels, rows, skipped, notes, conflicts)
@@ -141,10 +144,29 @@ def _check_all(candidates: list[Candidate], config: SplitConfig, cache_uri: str)
     return checks, {"checked": len(todo), "reused": reused}
 
 
-def _row(candidate: Candidate, check: ImageCheck, config: SplitConfig) -> Row:
-    split = candidate.split or assign_split(
-        check.sha256, config.seed, config.val_fraction, config.test_fraction
-    )
+def _hash_fractions(found: Discovery, config: SplitConfig) -> tuple[float, float]:
+    """The validation and test fractions `assign_split` gives the images it splits.
+
+    Class folders and CSVs: every image, by `--val-fraction` and `--test-fraction`. A
+    pre-split tree keeps its folders, and a split it lacks (a train/ and test/ tree with
+    no validation/, as many datasets ship) is taken out of train/ by the same rule.
+    """
+    if found.layout != PRESPLIT:
+        return config.val_fraction, config.test_fraction
+    given = {candidate.split for candidate in found.candidates}
+    missing = [split for split in ("validation", "test") if split not in given]
+    fractions = {"validation": config.val_fraction, "test": config.test_fraction}
+    for split in missing:
+        LOGGER.info("no %s/ folder: %g of train/ goes to %s", split, fractions[split], split)
+    return tuple(fractions[split] if split in missing else 0.0 for split in fractions)
+
+
+def _row(
+    candidate: Candidate, check: ImageCheck, config: SplitConfig, fractions: tuple[float, float]
+) -> Row:
+    split = candidate.split
+    if split in (None, "train"):
+        split = assign_split(check.sha256, config.seed, *fractions)
     return Row(candidate.uri, candidate.label, check.sha256, split)
 
 

@@ -46,12 +46,40 @@ def require_usable(
     counts.update(row.label for row in rows)
     _require_classes(source, counts, config, "valid images", _skipped_by_class(candidates, skipped))
     empty = [split for split in SPLITS if not any(row.split == split for row in rows)]
+    given = {c.split for c in candidates} - {None}  # the split folders of a pre-split tree
     if empty:
-        raise UserError(
-            f"the {' and '.join(empty)} split of {source} would be empty: "
-            "add images or raise --val-fraction / --test-fraction"
+        fix = (
+            f"add valid images to its {' and '.join(empty)} folder"
+            if given.issuperset(empty)
+            else "add images or raise --val-fraction / --test-fraction"
         )
+        raise UserError(f"the {' and '.join(empty)} split of {source} would be empty: {fix}")
+    _require_train_images(rows, presplit=bool(given))
     return sorted(label for label, n in counts.items() if n)
+
+
+def _require_train_images(rows: list[Row], presplit: bool) -> None:
+    """Every class has train images: one only in validation/ or test/ cannot be learnt.
+
+    Raises:
+        UserError: names up to `LISTED` such classes and where their images are.
+    """
+    by_label: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for row in rows:
+        by_label[row.label][row.split] += 1
+    untrained = [(label, n) for label, n in sorted(by_label.items()) if not n["train"]]
+    if not untrained:
+        return
+    listed = ", ".join(
+        f"{label!r} ({', '.join(f'{count} in {split}' for split, count in n.items())})"
+        for label, n in untrained[:LISTED]
+    )
+    more = f" and {len(untrained) - LISTED} more" if len(untrained) > LISTED else ""
+    folder = f"train/{untrained[0][0]}/" if len(untrained) == 1 else "train/<class>/ for each"
+    fix = (
+        f"add {folder}, or name the class alike in every split folder" if presplit else "add images"
+    )
+    raise UserError(f"no train images of class {listed}{more}: a model cannot learn it; {fix}")
 
 
 def _skipped_by_class(

@@ -151,6 +151,50 @@ def test_presplit_tree_is_kept_and_duplicates_never_straddle(tmp_path):
     ]
 
 
+@pytest.mark.parametrize("folders", [("train", "test"), ("train",)])
+def test_a_split_the_tree_lacks_is_taken_from_train_by_the_hash_rule(tmp_path, folders):
+    """Many datasets ship train/ and test/ only: validation comes out of train/."""
+    root = tmp_path / "data"
+    for index, folder in enumerate(folders):
+        write_class_folders(str(root / folder), {"cat": 20, "dog": 20}, seed=index)
+    result = split_dataset(str(root), CONFIG)
+    by_folder = {folder: {r for r in result.rows if f"/{folder}/" in r.uri} for folder in folders}
+    test_fraction = 0.0 if "test" in folders else CONFIG.test_fraction
+    assert {row.split for row in by_folder.get("test", [])} <= {"test"}
+    for row in by_folder["train"]:
+        assert row.split == assign_split(
+            row.sha256, CONFIG.seed, CONFIG.val_fraction, test_fraction
+        )
+    assert {row.split for row in by_folder["train"]} == {"train", "validation"} | (
+        set() if "test" in folders else {"test"}
+    )
+
+
+def test_a_class_with_no_train_images_is_an_error_naming_it(tmp_path):
+    root = tmp_path / "data"
+    write_class_folders(str(root / "train"), {"cat": 12, "dog": 12})
+    write_class_folders(str(root / "test"), {"cat": 6, "dogs": 6}, seed=1)
+    with pytest.raises(UserError) as raised:
+        split_dataset(str(root), CONFIG)
+    assert str(raised.value) == (
+        "no train images of class 'dogs' (6 in test): a model cannot learn it; add "
+        "train/dogs/, or name the class alike in every split folder"
+    )
+
+
+def test_a_split_folder_without_a_valid_image_says_to_fill_it(tmp_path):
+    root = tmp_path / "data"
+    write_class_folders(str(root / "train"), {"cat": 12, "dog": 12})
+    for label in ("cat", "dog"):
+        (root / "test" / label).mkdir(parents=True)
+        (root / "test" / label / "empty.jpg").write_bytes(b"")
+    with pytest.raises(UserError) as raised:
+        split_dataset(str(root), CONFIG)
+    assert str(raised.value) == (
+        f"the test split of {root} would be empty: add valid images to its test folder"
+    )
+
+
 def test_csv_source_resolves_relative_paths_and_refuses_escapes(tmp_path):
     root = str(tmp_path / "data")
     uris = write_class_folders(root, {"cat": 6, "dog": 6})
