@@ -13,7 +13,13 @@ import unicodedata
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.layout import SPLITS, Row
-from kftransfer.components.core.sources import Candidate, Skipped, discover, read_exclusions
+from kftransfer.components.core.sources import (
+    PRESPLIT,
+    Candidate,
+    Skipped,
+    discover,
+    read_exclusions,
+)
 
 LISTED = 5  # classes named in an error line; the rest are counted
 
@@ -58,8 +64,10 @@ def require_usable(
     return sorted(label for label, n in counts.items() if n)
 
 
-def _require_train_images(rows: list[Row], presplit: bool) -> None:
+def _require_train_images(rows: list[Row] | list[Candidate], presplit: bool) -> None:
     """Every class has train images: one only in validation/ or test/ cannot be learnt.
+
+    `rows` are the split's rows, or a pre-split tree's candidates (each has its split).
 
     Raises:
         UserError: names up to `LISTED` such classes and where their images are.
@@ -152,8 +160,9 @@ def precheck(source: str, config: SplitConfig) -> None:
     """Refuses a source that cannot split, from its listing alone (no image is read).
 
     Run before a local pipeline starts, so an unusable source is one line and no run
-    folder: a missing or empty source, a broken layout, one class, or a class with fewer
-    files than `--min-images-per-class` (each would still fail the split, later).
+    folder: a missing or empty source, a broken layout, one class, a class with fewer
+    files than `--min-images-per-class`, or a pre-split tree's class with no train files
+    (each would still fail the split, later).
 
     Raises:
         UserError: naming the problem and the fix.
@@ -164,6 +173,8 @@ def precheck(source: str, config: SplitConfig) -> None:
         raise UserError(f"no image files in {source}: expected class folders like {source}/cats/")
     counts = collections.Counter(candidate.label for candidate in found.candidates)
     _require_classes(source, counts, config, "image files")
+    if found.layout == PRESPLIT:
+        _require_train_images(found.candidates, presplit=True)
 
 
 def skipped_line(stats: dict, stats_path: str) -> str:

@@ -15,7 +15,7 @@ from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.layout import read_rows
 from kftransfer.components.core.sources import same_classes
 from kftransfer.components.core.split import assign_split, split_dataset, write_split
-from kftransfer.components.core.split_checks import skipped_line
+from kftransfer.components.core.split_checks import precheck, skipped_line
 
 CONFIG = SplitConfig(val_fraction=0.2, test_fraction=0.2, seed=7, min_images_per_class=5)
 COUNTS = {"apple": 30, "banana": 25, "cherry": 20}
@@ -180,6 +180,9 @@ def test_a_class_with_no_train_images_is_an_error_naming_it(tmp_path):
         "no train images of class 'dogs' (6 in test): a model cannot learn it; add "
         "train/dogs/, or name the class alike in every split folder"
     )
+    with pytest.raises(UserError) as listed:  # from the listing, before any image is read
+        precheck(str(root), CONFIG)
+    assert str(listed.value) == str(raised.value)
 
 
 def test_a_split_folder_without_a_valid_image_says_to_fill_it(tmp_path):
