@@ -185,6 +185,18 @@ RULES = {
             "2.0.0",
         ),
         Rule(
+            "pod-fields",
+            "The driver copies the GPU steps' node selector, tolerations, accelerator resource "
+            "name and PVC mounts into the pod unchecked; Kubernetes validates them when the "
+            "pod is created (labels, label names and values, an extended resource name), or "
+            "never (a pod naming a claim that cannot exist stays Pending), so they are "
+            "checked with Kubernetes' syntax before compiling.",
+            "backend/src/v2/driver/driver.go:415-445, k8s.go:156-160, 195-221, 223-297; "
+            "Kubernetes ValidatePodSpec, ValidateTolerations, IsQualifiedName, "
+            "IsValidLabelValue, IsDNS1123Subdomain",
+            "2.0.0",
+        ),
+        Rule(
             "healthz-version",
             "GET /apis/v2beta1/healthz answers tag_name (the SDK's get_kfp_healthz drops it).",
             "backend/src/apiserver/main.go:465-512; kfp_server_api "

@@ -12,6 +12,7 @@ from typing import Any
 
 from kftransfer.components.component import DEFAULT_IMAGE, GPU_SUFFIX
 from kftransfer.components.core.errors import ParameterError
+from kftransfer.pipelines.kubernetes_names import cluster_problems
 
 
 @dataclass(frozen=True)
@@ -213,7 +214,7 @@ class ClusterSettings:
     )
 
     def __post_init__(self):
-        """Checks step names and Kubernetes quantities.
+        """Checks step names, Kubernetes quantities, labels and names.
 
         Raises:
             ParameterError: naming every bad value at once.
@@ -246,6 +247,9 @@ class ClusterSettings:
         if self.extract_parts < 1:
             problems.append("--extract-parts must be >= 1")
         problems += _backbone_problems(self)
+        problems += cluster_problems(
+            self.node_selector, self.tolerations, self.gpu_type, self.volumes
+        )
         if problems:
             raise ParameterError(problems)
 

@@ -112,6 +112,18 @@ CASES = {
     "compile --memory for no step": (
         None, ["compile", "-o", "{tmp}/p.yaml", "--memory", "trainer=8G"],
         "--memory trainer=...: no step 'trainer'"),
+    "compile --node-selector with a space": (  # rule pod-fields: refused at pod creation
+        None, ["compile", "-o", "{tmp}/p.yaml", "--node-selector", "gpu=tesla t4"],
+        "--node-selector gpu=tesla t4: a value is at most 63 letters, digits, '-', '_' or '.', "
+        "starting and ending with a letter or digit"),
+    "compile --pvc no claim can have": (  # its pod would wait, Pending, for ever
+        None, ["compile", "-o", "{tmp}/p.yaml", "--pvc", "My_Photos=/mnt/photos"],
+        "--pvc My_Photos=/mnt/photos: no claim can be named 'My_Photos': a name is lower-case "
+        "letters, digits, '-' and '.', starting and ending with a letter or digit"),
+    "compile --gpu-type without a domain": (
+        None, ["compile", "-o", "{tmp}/p.yaml", "--gpu-type", "gpu"],
+        "--gpu-type gpu: give the device plugin's resource name, e.g. nvidia.com/gpu or "
+        "amd.com/gpu"),
     # schedule, submit: checked before any server is contacted
     "a second out of range": (
         None, ["schedule", "create", "gs://b/p", "--host", "{nowhere}", "--cron", "61 0 25 * * *"],

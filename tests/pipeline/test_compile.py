@@ -135,6 +135,20 @@ def test_retry_settings_that_break_the_backend_rules_are_one_line(tmp_path):
     assert "--retry-window 'two days': give a duration like 60s, 30m, 48h or 7d" in result.stderr
 
 
+def test_pod_fields_kubernetes_would_refuse_are_named_at_once(tmp_path):
+    # rule pod-fields: the driver copies them into the pod; Kubernetes checks them there
+    result = CliRunner().invoke(
+        cli, ["compile", "-o", str(tmp_path / "p.yaml"), "--node-selector", "-gpu=t4",
+              "--node-selector", "example.com/gpu=t4", "--toleration", "Bad Key:NoSchedule",
+              "--toleration", "nvidia.com/gpu=present:NoSchedule", "--pvc", "photos=mnt/photos",
+              "--pvc", "photos-2=/mnt/p"],
+    )  # fmt: skip
+    assert result.exit_code == 2 and not (tmp_path / "p.yaml").exists()
+    assert result.stderr.count("\n") == 1
+    named = [part.split(":")[0] for part in result.stderr.removeprefix("error: ").split("; ")]
+    assert named == ["--node-selector -gpu=t4", "--toleration Bad Key", "--pvc photos=mnt/photos"]
+
+
 def test_cpu_only_and_gpu_on_head(tmp_path):
     spec, platform = compiled(tmp_path, "--gpu-count", "0", "--node-selector", "a=b")
     assert platform == {}  # node placement applies to GPU steps only
