@@ -10,6 +10,7 @@ stored sideways are turned upright by their EXIF orientation, as viewers show th
 `DECODE_VERSION` names this; the feature and pixel caches are keyed by it.
 """
 
+import os
 from collections.abc import Callable
 
 import numpy as np
@@ -159,7 +160,8 @@ def image_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
         )
     else:
-        files = tf.data.Dataset.from_tensor_slices((list(uris), labels, indices))
+        paths = [os.fsencode(uri) for uri in uris]  # a name that is not UTF-8 as its bytes
+        files = tf.data.Dataset.from_tensor_slices((paths, labels, indices))
         if shuffle_seed is not None:
             files = files.shuffle(len(uris), seed=shuffle_seed, reshuffle_each_iteration=True)
         images = files.map(  # read and decode in one function: one hand-off per image

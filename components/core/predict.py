@@ -18,7 +18,7 @@ from kftransfer.components.core.layout import (
     UNKNOWN,
     unknown_is_ambiguous,
 )
-from kftransfer.components.core.sources import is_hidden
+from kftransfer.components.core.sources import is_hidden, shown_name
 from kftransfer.components.core.validation import (
     EXTENSION_FORMATS,
     UNSUPPORTED_HINTS,
@@ -163,11 +163,13 @@ def _answer(uri: str, row: np.ndarray, labels: list[str], top_k: int, min_confid
     order = np.argsort(-row, kind="stable")[:top_k]
     top = [(labels[i], float(row[i])) for i in order]
     unsure = top[0][1] < min_confidence
-    return Prediction(uri, top, label=UNKNOWN if unsure else top[0][0], abstained=unsure)
+    return Prediction(
+        shown_name(uri), top, label=UNKNOWN if unsure else top[0][0], abstained=unsure
+    )
 
 
 def _failed(uri: str) -> Prediction:
     """Why an image the batches dropped could not be predicted."""
     check = check_image(uri, min_side=1, max_pixels=10**12)
     reason = f"{check.problem}: {check.detail}" if check.problem else "could not be decoded"
-    return Prediction(uri, [], reason)
+    return Prediction(shown_name(uri), [], reason)

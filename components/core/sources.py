@@ -61,12 +61,15 @@ class Discovery:
 
     `spellings` maps each class name to the folder names or CSV labels it was read from
     (more than one when they differ only in Unicode normalization, see `class_name`).
+    `misnamed` holds the candidates whose local path is not UTF-8 (`shown_name`): they
+    count toward their class, and are skipped as `bad_file_name`.
     """
 
     layout: str
     candidates: list[Candidate] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     spellings: dict[str, set[str]] = field(default_factory=dict)
+    misnamed: set[str] = field(default_factory=set)
 
     def add(
         self,
@@ -76,9 +79,28 @@ class Discovery:
         listed: storage.FileInfo | None = None,
     ) -> None:
         """Adds the candidate `uri` of the class named `raw_label` in the source."""
+        if shown_name(uri) != uri:
+            uri, raw_label = shown_name(uri), shown_name(raw_label)
+            self.misnamed.add(uri)
         label = class_name(raw_label)
         self.spellings.setdefault(label, set()).add(raw_label)
         self.candidates.append(Candidate(uri, label, split, listed))
+
+
+BAD_FILE_NAME = "bad_file_name"
+MISNAMED = (
+    "its name is not UTF-8 (from an archive made on Windows?): rename it, e.g. "
+    "convmv -f cp1252 -t utf-8 -r --notest FOLDER"
+)
+
+
+def shown_name(path: str) -> str:
+    """`path` as it can be written and shown: the bytes of a name that are not UTF-8 as U+FFFD.
+
+    Python lists such a name (a Latin-1 `café/`, byte 0xE9, unzipped on Linux) with
+    surrogates, which no UTF-8 file, CSV or terminal takes.
+    """
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def class_name(raw_label: str) -> str:

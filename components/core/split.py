@@ -18,6 +18,8 @@ from kftransfer.components.core.layout import SPLITS, Row
 from kftransfer.components.core.parallel import map_ordered
 from kftransfer.components.core.progress import LOGGER, Progress
 from kftransfer.components.core.sources import (
+    BAD_FILE_NAME,
+    MISNAMED,
     PRESPLIT,
     Candidate,
     Discovery,
@@ -91,9 +93,13 @@ def split_dataset(source: str, config: SplitConfig, cache_uri: str = "") -> Spli
         if c.uri in excluded
     ]
     candidates = [c for c in found.candidates if c.uri not in excluded]
-    checks, counts = _check_all(candidates, config, cache_uri)
+    skipped += [
+        Skipped(c.uri, BAD_FILE_NAME, MISNAMED) for c in candidates if c.uri in found.misnamed
+    ]
+    readable = [c for c in candidates if c.uri not in found.misnamed]
+    checks, counts = _check_all(readable, config, cache_uri)
     valid = []
-    for candidate, check in zip(candidates, checks, strict=True):
+    for candidate, check in zip(readable, checks, strict=True):
         if check.problem:
             skipped.append(Skipped(candidate.uri, check.problem, check.detail))
         else:

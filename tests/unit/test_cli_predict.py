@@ -146,3 +146,16 @@ def test_a_class_named_unknown_is_refused_while_the_model_may_abstain(tuned, tmp
     answered = invoke(destination, image, "--min-confidence", "0", "--top-k", "1")
     assert answered.exit_code == 0
     assert re.fullmatch(rf"{re.escape(image)}: \w+ [01]\.\d{{3}}\n", answered.stdout)
+
+
+def test_a_file_name_that_is_not_utf8_is_predicted_and_shown(tuned, exported, tmp_path):
+    """A Latin-1 `café.png` unzipped on Linux: Python lists it with a surrogate."""
+    folder = tmp_path / "old-zip"
+    folder.mkdir()
+    shutil.copy(
+        read_rows(tuned["split"], "test")[0].uri, os.fsdecode(bytes(folder) + b"/caf\xe9.png")
+    )
+    result = invoke(exported, str(folder), "--json")
+    assert result.exit_code == 0, result.output
+    [record] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert record["image"] == f"{folder}/caf\ufffd.png"

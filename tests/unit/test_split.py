@@ -426,6 +426,28 @@ def test_class_folders_that_are_symbolic_links_are_read_and_a_cycle_once(tmp_pat
     }
 
 
+def test_names_that_are_not_utf8_are_skipped_and_named_not_a_crash(tmp_path):
+    """A Latin-1 `café/` from an old zip: Python lists it with surrogates, no file takes."""
+    root = tmp_path / "data"
+    write_class_folders(str(root), {"cat": 8, "dog": 8})
+    os.rename(root / "dog" / "img_0000.png", os.fsdecode(bytes(root) + b"/dog/\xe9t\xe9.png"))
+    result = split_dataset(str(root), CONFIG)
+    [skipped] = result.stats["skipped"]
+    assert skipped == {
+        "uri": f"{root}/dog/\ufffdt\ufffd.png",
+        "reason": "bad_file_name",
+        "detail": "its name is not UTF-8 (from an archive made on Windows?): rename it, e.g. "
+        "convmv -f cp1252 -t utf-8 -r --notest FOLDER",
+    }
+    write_split(result, str(tmp_path / "split"))  # no surrogate reaches a file
+    os.rename(root / "cat", os.fsdecode(bytes(root) + b"/caf\xe9"))
+    with pytest.raises(UserError) as raised:
+        split_dataset(str(root), CONFIG)
+    assert str(raised.value).startswith(
+        "too few valid images: 'caf\ufffd' has 0 of 8 files (8 bad_file_name skipped), below "
+    )
+
+
 def test_class_names_spelled_in_nfc_and_nfd_are_one_class(tmp_path):
     """A Mac writes `café` as `e` + combining accent (NFD), Linux as one `é` (NFC): a
     bucket filled from both has two folders that look the same and are one class."""
