@@ -283,7 +283,8 @@ def fingerprint(source: str) -> str:
     else:
         for info in storage.list_files(source.rstrip("/")):
             relative = storage.relative_to(info.uri, source)
-            digest.update(f"{relative}\t{info.size}\t{info.version}\n".encode())
+            line = f"{relative}\t{info.size}\t{info.version}\n"
+            digest.update(line.encode("utf-8", "surrogateescape"))  # names not UTF-8 too
     return digest.hexdigest()
 
 

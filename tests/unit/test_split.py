@@ -13,7 +13,7 @@ from kftransfer.components.core import storage
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.layout import read_rows
-from kftransfer.components.core.sources import same_classes
+from kftransfer.components.core.sources import fingerprint, same_classes
 from kftransfer.components.core.split import assign_split, split_dataset, write_split
 from kftransfer.components.core.split_checks import precheck, skipped_line
 
@@ -440,6 +440,7 @@ def test_names_that_are_not_utf8_are_skipped_and_named_not_a_crash(tmp_path):
         "convmv -f cp1252 -t utf-8 -r --notest FOLDER",
     }
     write_split(result, str(tmp_path / "split"))  # no surrogate reaches a file
+    assert len(fingerprint(str(root))) == 64  # the pipeline's first step lists it too
     os.rename(root / "cat", os.fsdecode(bytes(root) + b"/caf\xe9"))
     with pytest.raises(UserError) as raised:
         split_dataset(str(root), CONFIG)
