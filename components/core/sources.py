@@ -198,7 +198,9 @@ def _discover_csv(csv_uri: str) -> Discovery:
         text = storage.read_text(csv_uri)
         delimiter = header_delimiter(text, "uri") or ","
         rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
-    except (storage.NotFoundError, UnicodeDecodeError, csv.Error) as err:
+    except UnicodeDecodeError as err:
+        raise UserError(not_utf8(f"CSV {csv_uri}", err)) from err
+    except (storage.NotFoundError, csv.Error) as err:
         raise UserError(
             f"cannot read CSV {csv_uri}: {err}; expected a UTF-8 file of `uri,label` rows"
         ) from err
@@ -217,6 +219,14 @@ def _discover_csv(csv_uri: str) -> Discovery:
             + _separator_hint(text)
         )
     return found
+
+
+def not_utf8(what: str, err: UnicodeDecodeError) -> str:
+    """The error line for a text file that is not UTF-8 (Excel's plain CSV is not)."""
+    return (
+        f"{what} is not UTF-8 (byte 0x{err.object[err.start]:02x} at offset {err.start}): "
+        "save it as UTF-8 (in Excel: Save As > CSV UTF-8)"
+    )
 
 
 def _separator_hint(text: str) -> str:
@@ -296,13 +306,16 @@ def read_exclusions(uri: str) -> set[str]:
     by hand to the images to drop, in a spreadsheet or not).
 
     Raises:
-        UserError: the file does not exist.
+        UserError: the file does not exist or is not UTF-8.
     """
     if not uri:
         return set()
     if not storage.exists(uri):
         raise UserError(f"{uri}: not found (--exclude names a file of image URIs to leave out)")
-    text = storage.read_text(uri).lstrip()
+    try:
+        text = storage.read_text(uri).lstrip()
+    except UnicodeDecodeError as err:
+        raise UserError(not_utf8(f"--exclude {uri}", err)) from err
     delimiter = header_delimiter(text, "uri")
     if delimiter:
         table = csv.reader(io.StringIO(text), delimiter=delimiter)

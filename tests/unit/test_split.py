@@ -285,8 +285,17 @@ def test_a_class_whose_files_are_all_excluded_is_dropped_as_asked(tmp_path):
 
 def test_unreadable_csv_is_a_clear_error(tmp_path):
     (tmp_path / "bad.csv").write_bytes(b"\xff\xfe\x00garbage")
-    with pytest.raises(UserError, match="cannot read CSV .*bad.csv"):
+    with pytest.raises(UserError, match="CSV .*bad.csv is not UTF-8 "):
         split_dataset(str(tmp_path / "bad.csv"), CONFIG)
+    excel = tmp_path / "excel.csv"  # Excel's plain "CSV" on Windows is cp1252
+    excel.write_bytes("uri,label\ncaf\u00e9/1.jpg,caf\u00e9\n".encode("cp1252"))
+    for source, exclude, what in ((excel, "", "CSV"), (tmp_path, excel, "--exclude")):
+        with pytest.raises(UserError) as raised:
+            split_dataset(str(source), dataclasses.replace(CONFIG, exclude=str(exclude)))
+        assert str(raised.value) == (
+            f"{what} {excel} is not UTF-8 (byte 0xe9 at offset 13): save it as UTF-8 (in "
+            "Excel: Save As > CSV UTF-8)"
+        )
     with pytest.raises(UserError, match="missing.csv: not found"):
         split_dataset(str(tmp_path / "missing.csv"), CONFIG)
 
