@@ -13,8 +13,8 @@ import shutil
 import time
 
 from kftransfer.components.core import layout
+from kftransfer.components.core.exclusions import read_exclusions
 from kftransfer.components.core.model_card import tflite_figures
-from kftransfer.components.core.sources import read_exclusions
 from kftransfer.components.core.split_checks import skipped_line
 
 SUMMARY_FILE = "summary.json"

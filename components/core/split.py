@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from kftransfer.components.core import layout
 from kftransfer.components.core.config import SplitConfig
+from kftransfer.components.core.exclusions import read_exclusions, unmatched_exclusions
 from kftransfer.components.core.layout import SPLITS, Row
 from kftransfer.components.core.parallel import map_ordered
 from kftransfer.components.core.progress import LOGGER, Progress
@@ -25,8 +26,6 @@ from kftransfer.components.core.sources import (
     Discovery,
     Skipped,
     discover,
-    read_exclusions,
-    unmatched_exclusions,
 )
 from kftransfer.components.core.split_checks import (
     look_alike_classes,

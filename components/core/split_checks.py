@@ -12,13 +12,13 @@ import unicodedata
 
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.exclusions import read_exclusions
 from kftransfer.components.core.layout import SPLITS, Row
 from kftransfer.components.core.sources import (
     PRESPLIT,
     Candidate,
     Skipped,
     discover,
-    read_exclusions,
 )
 
 LISTED = 5  # classes named in an error line; the rest are counted

@@ -9,9 +9,9 @@ from PIL import Image
 from kftransfer.components.core import trust
 from kftransfer.components.core.backbones import load_backbone
 from kftransfer.components.core.config import EvalConfig
+from kftransfer.components.core.exclusions import read_exclusions
 from kftransfer.components.core.features import feature_extractor
 from kftransfer.components.core.images import image_dataset
-from kftransfer.components.core.sources import read_exclusions
 
 
 def features_of(model, uris: list[str]) -> np.ndarray:
