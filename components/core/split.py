@@ -109,12 +109,9 @@ def split_dataset(source: str, config: SplitConfig, cache_uri: str = "") -> Spli
     rows = [_row(candidate, check, config, fractions) for candidate, check in kept]
     labels = require_usable(source, rows, skipped, config, candidates)
     notes = [{"uri": c.uri, "note": check.note} for c, check in valid if check.note]
-    stats = _stats(source, found.layout, config, labels, rows, skipped, notes, conflicts)
+    stats = _stats(source, found, config, labels, rows, skipped, notes, conflicts)
     stats["validation"] = counts
     stats["warnings"] += unmatched_exclusions(excluded, found.candidates, config.exclude, source)
-    for warning in respelled_classes(found.spellings):
-        LOGGER.warning(warning)
-        stats["warnings"].append(warning)
     return SplitResult(labels, sorted(rows, key=lambda r: (r.label, r.uri)), stats)
 
 
@@ -198,7 +195,7 @@ def _resolve_duplicates(valid: list[tuple[Candidate, ImageCheck]]):
     return kept, skipped, conflicts
 
 
-def _stats(source, layout, config, labels, rows, skipped, notes, conflicts) -> dict:
+def _stats(source, found: Discovery, config, labels, rows, skipped, notes, conflicts) -> dict:
     counts = {label: dict.fromkeys(SPLITS, 0) for label in labels}
     for row in rows:
         counts[row.label][row.split] += 1
@@ -208,12 +205,13 @@ def _stats(source, layout, config, labels, rows, skipped, notes, conflicts) -> d
         for label in labels
         for split in SPLITS
         if counts[label][split] == 0
-    ] + look_alike_classes(labels)
+    ]
+    warnings += look_alike_classes(labels) + respelled_classes(found.spellings)
     for warning in warnings:
         LOGGER.warning(warning)
     return {
         "source": source,
-        "layout": layout,
+        "layout": found.layout,
         "config": {
             "val_fraction": config.val_fraction,
             "test_fraction": config.test_fraction,
