@@ -1,7 +1,9 @@
 """`kftransfer`: split, run, compile, submit and schedule transfer-learning pipelines."""
 
+import errno
 import logging
 import os
+import traceback
 
 import click
 
@@ -14,14 +16,35 @@ from kftransfer.pipelines.commands_local import demo, predict, run, split
 EXIT_USER_ERROR = 2
 
 
+# What to do about a file the system refused to read or write, by errno.
+OS_FIXES = {
+    errno.ENOSPC: "free space there, or give another location",
+    errno.EDQUOT: "free space there, or give another location",
+    errno.EACCES: "give a location you may write to, or fix its permissions",
+    errno.EPERM: "give a location you may write to, or fix its permissions",
+    errno.EROFS: "give a location on a writable file system",
+}
+
+
 class _Cli(click.Group):
-    """Turns a UserError, or a bad option value, into one `error:` line and exit status 2."""
+    """Turns bad input into one `error:` line and exit status 2, with no traceback.
+
+    Bad input: a UserError, a bad option value, or a file the system refuses to write or
+    read (a full disk, a read-only folder); `-v` adds the traceback of the last.
+    """
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except UserError as err:
             click.echo(f"error: {err}", err=True)
+            ctx.exit(EXIT_USER_ERROR)
+        except OSError as err:
+            if (ctx.obj or {}).get("verbose"):
+                traceback.print_exc()
+            where = f" {err.filename}" if err.filename else ""
+            fix = OS_FIXES.get(err.errno, "check the path (-v shows where it happened)")
+            click.echo(f"error: {err.strerror or err}:{where}: {fix}", err=True)
             ctx.exit(EXIT_USER_ERROR)
         except click.UsageError as err:
             command = err.ctx.command_path if err.ctx else "kftransfer"

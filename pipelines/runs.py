@@ -29,6 +29,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+from kftransfer.components.core import storage
 from kftransfer.components.core.config import (
     ExtractConfig,
     SplitConfig,
@@ -64,6 +65,7 @@ def prepare_run(
             raise UserError(problem)
     if os.path.exists(pipeline_root) and not os.path.isdir(pipeline_root):
         raise UserError(f"--pipeline-root {pipeline_root} is a file: give a folder")
+    storage.require_folder_path(pipeline_root)  # a read-only root fails now, not at the end
     precheck(arguments["source"], configs[SplitConfig])
     return as_declared(arguments, configs)
 

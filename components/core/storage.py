@@ -377,7 +377,7 @@ def replace_folder(uri: str, files: dict[str, bytes], marker: str) -> None:
 
 
 def require_folder_path(uri: str) -> None:
-    """Refuses a local folder path that is a file, or lies below one.
+    """Refuses a local folder path that is a file, lies below one, or cannot be written.
 
     A gs:// prefix is always fine: no file can be in the way of one.
 
@@ -394,6 +394,8 @@ def require_folder_path(uri: str) -> None:
         ancestor = os.path.dirname(ancestor)
     if ancestor and not os.path.isdir(ancestor):
         raise StorageError(f"{uri} lies below the file {ancestor}: give a folder path")
+    if ancestor and not os.access(ancestor, os.W_OK):
+        raise StorageError(f"{uri}: {ancestor} is read-only here: give a folder you may write to")
 
 
 # --------------------------------------------------------------------------- compare-and-swap

@@ -1,7 +1,10 @@
 """`kftransfer split`: the summary, the files, and one-line errors with exit status 2."""
 
 import os
+import re
+import subprocess
 
+import pytest
 from click.testing import CliRunner
 
 from devtools.imagegen import broken_files, write_class_folders
@@ -94,3 +97,37 @@ def test_a_runs_summary_says_what_validation_left_out(tmp_path, monkeypatch):
         "report": "", "exported": None, "skipped": skipped}  # fmt: skip
     assert f"data: {skipped['line']}" in format_summary(summary).splitlines()
     assert skipped_summary(None) == {"files": 0, "by_reason": {}, "line": ""}
+
+
+def test_a_folder_the_system_refuses_is_one_line_not_a_traceback(tmp_path):
+    if not os.path.isdir("/sys/kernel"):
+        pytest.skip("needs Linux sysfs, where no file can be made")
+    write_class_folders(str(tmp_path / "d"), {"a": 20, "b": 20})
+    result = CliRunner().invoke(cli, ["split", str(tmp_path / "d"), "--out", "/sys/kft-split"])
+    assert result.exit_code == 2 and "Traceback" not in result.stderr
+    assert re.fullmatch(
+        r"error: Operation not permitted: /sys/\.kft-split\.tmp-\w+: give a location you may "
+        r"write to, or fix its permissions",
+        result.stderr.splitlines()[-1],
+    )
+
+
+def test_a_read_only_out_is_refused_before_any_image_is_read(tmp_path):
+    read_only = tmp_path / "ro"
+    read_only.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro", "tmpfs", str(read_only)], capture_output=True
+    )
+    if mounted.returncode:
+        pytest.skip("needs mount (root) for a read-only file system")
+    try:
+        result = CliRunner().invoke(
+            cli, ["split", str(tmp_path / "nowhere"), "--out", str(read_only / "split")]
+        )
+    finally:
+        subprocess.run(["umount", str(read_only)], check=True)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {read_only / 'split'}: {read_only} is read-only here: give a folder you may "
+        "write to\n"
+    )
