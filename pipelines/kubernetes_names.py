@@ -8,13 +8,13 @@ Pending, for ever). So `compile`, `submit` and `schedule` check them first, with
 Kubernetes' own syntax (apimachinery `pkg/util/validation`: `IsQualifiedName`,
 `IsValidLabelValue`, `IsDNS1123Subdomain`; core `ValidatePodSpec` validates the node
 selector as labels, `ValidateTolerations` the key as a label name and an `Equal` value as
-a label value). See docs/kfp-backend.md, "What Kubernetes refuses".
+a label value). See docs/kfp-backend.md, rule `pod-fields`.
 """
 
 import re
 
-NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")  # a label name or value
-SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")  # a label name or value
+SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 NAME_CHARS, SUBDOMAIN_CHARS = 63, 253
 
 
@@ -23,7 +23,7 @@ def label_key_problem(key: str) -> str:
     prefix, slash, name = key.rpartition("/")
     if slash and (not prefix or subdomain_problem(prefix)):
         return "its prefix before '/' must be a lower-case DNS name like example.com"
-    if len(name) > NAME_CHARS or not NAME.match(name):
+    if len(name) > NAME_CHARS or not NAME.fullmatch(name):
         return (
             f"the name must be 1-{NAME_CHARS} letters, digits, '-', '_' or '.', starting "
             "and ending with a letter or digit"
@@ -33,7 +33,7 @@ def label_key_problem(key: str) -> str:
 
 def label_value_problem(value: str) -> str:
     """Why `value` is not a label value (empty, or as a label name), or ''."""
-    if value and (len(value) > NAME_CHARS or not NAME.match(value)):
+    if value and (len(value) > NAME_CHARS or not NAME.fullmatch(value)):
         return (
             f"a value is at most {NAME_CHARS} letters, digits, '-', '_' or '.', starting and "
             "ending with a letter or digit"
@@ -43,7 +43,7 @@ def label_value_problem(value: str) -> str:
 
 def subdomain_problem(name: str) -> str:
     """Why `name` is not a DNS-1123 subdomain (the name of most objects), or ''."""
-    if len(name) > SUBDOMAIN_CHARS or not SUBDOMAIN.match(name):
+    if len(name) > SUBDOMAIN_CHARS or not SUBDOMAIN.fullmatch(name):
         return (
             "a name is lower-case letters, digits, '-' and '.', starting and ending with a "
             "letter or digit"

@@ -286,3 +286,22 @@ def test_a_packages_pipeline_root_is_only_the_uis_suggestion_and_compile_says_so
     assert "kfp-launcher ConfigMap (deploy/kfp-launcher.yaml)" in result.stderr
     spec, _ = compiled(tmp_path)
     assert "defaultPipelineRoot" not in spec
+
+
+@pytest.mark.parametrize(
+    "key,value,valid",
+    [
+        ("cloud.google.com/gke-accelerator", "nvidia-tesla-t4", True),
+        ("gpu", "", True),  # an empty value is a label value
+        ("nvidia.com/gpu.product", "NVIDIA-A100-SXM4-40GB", True),
+        ("Example.com/gpu", "t4", False),  # the prefix is a lower-case DNS name
+        ("a/b/c", "t4", False),
+        ("gpu", "t4\n", False),
+        ("gpu", "x" * 64, False),  # 63 at most
+        ("gpu_", "t4", False),
+    ],
+)
+def test_labels_follow_kubernetes_syntax(key, value, valid):
+    from kftransfer.pipelines.kubernetes_names import label_key_problem, label_value_problem
+
+    assert not (label_key_problem(key) or label_value_problem(value)) == valid
