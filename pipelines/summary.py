@@ -28,6 +28,7 @@ READABLE = {
 # The evaluation's inputs, and the tasks that wrote them (for a cached task's artifacts).
 PRODUCERS = {"splits": "split-data", "features": "extract-bottlenecks", "head": "train-head",
              "model": "fine-tune"}  # fmt: skip
+WARNINGS_SHOWN = 3  # the split's warnings a run's summary repeats; stats.json has them all
 
 
 def display_path(path: str) -> str:
@@ -135,6 +136,7 @@ def summarize(run: str, tasks_folder: str, start: float, timings: dict, tasks: l
         "exported": exported.get("uri"),
         "tflite": tflite_figures(evaluation["tflite"]) if evaluation.get("tflite") else {},
         "skipped": skipped_summary(artifacts.get("split-data", {}).get("splits")),
+        "warnings": split_warnings(artifacts.get("split-data", {}).get("splits")),
         "artifacts": artifacts,
         "cached": [task for task in tasks if task in timings["cached"]],
         "seconds": _seconds(tasks_folder, tasks, start, timings["finished"]),
@@ -155,6 +157,15 @@ def trust_summary(evaluation: dict, label_issues_csv: str | None) -> dict:
         "leaked_test_images": duplicates.get("leaked_count"),
         "test_accuracy_without_leaked": duplicates.get("accuracy_without_leaked"),
     }
+
+
+def split_warnings(splits: str | None) -> list[str]:
+    """What the split warned of, logged as the run went, for the run's summary.
+
+    Look-alike or respelled class names, a class with no images in a split, exclusions
+    that name no file of the source.
+    """
+    return _read_json(os.path.join(splits, layout.STATS_FILE) if splits else "").get("warnings", [])
 
 
 def skipped_summary(splits: str | None) -> dict:
@@ -221,6 +232,10 @@ def format_summary(summary: dict) -> str:
         )
     if summary.get("skipped", {}).get("line"):
         lines.append(f"data: {summary['skipped']['line']}")
+    warnings = summary.get("warnings", [])
+    lines += [f"data: warning: {warning}" for warning in warnings[:WARNINGS_SHOWN]]
+    if len(warnings) > WARNINGS_SHOWN:
+        lines.append(f"data: {len(warnings) - WARNINGS_SHOWN} more warnings: see stats.json")
     lines.append(f"blessed: {'yes' if summary['blessed'] else 'no'}")
     lines += [f"  {reason}" for reason in summary["reasons"]]
     lines.append(f"report:   {display_path(summary['report'] or '')}")

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from devtools.imagegen import broken_files, write_class_folders
 from kftransfer.pipelines.cli import cli
-from kftransfer.pipelines.summary import format_summary, skipped_summary
+from kftransfer.pipelines.summary import format_summary, skipped_summary, split_warnings
 
 
 def run(*args: str):
@@ -97,6 +97,30 @@ def test_a_runs_summary_says_what_validation_left_out(tmp_path, monkeypatch):
         "report": "", "exported": None, "skipped": skipped}  # fmt: skip
     assert f"data: {skipped['line']}" in format_summary(summary).splitlines()
     assert skipped_summary(None) == {"files": 0, "by_reason": {}, "line": ""}
+
+
+def test_a_runs_summary_repeats_the_splits_warnings(tmp_path):
+    write_class_folders(str(tmp_path / "data"), {"cat": 12, "Cat": 12, "owl": 12})
+    fractions = ["--val-fraction", "0.25", "--test-fraction", "0.25"]
+    assert (
+        run("split", str(tmp_path / "data"), "--out", str(tmp_path / "s"), *fractions).exit_code
+        == 0
+    )
+    warned = split_warnings(str(tmp_path / "s"))
+    assert warned == [
+        "classes 'Cat', 'cat' differ only in case, width, spaces, '_' or '-': if they are one "
+        "class, give them one name"
+    ]
+    summary = {"head": {"val_accuracy": 0.9, "test_accuracy": 0.9}, "fine_tuned": {
+        "val_accuracy": 0.9, "test_accuracy": 0.9}, "blessed": False, "reasons": [],
+        "report": "", "exported": None, "warnings": warned}  # fmt: skip
+    assert f"data: warning: {warned[0]}" in format_summary(summary).splitlines()
+    many = format_summary({**summary, "warnings": [f"w{i}" for i in range(5)]}).splitlines()
+    assert [line for line in many if line.startswith("data:")] == [
+        "data: warning: w0", "data: warning: w1", "data: warning: w2",
+        "data: 2 more warnings: see stats.json",
+    ]  # fmt: skip
+    assert split_warnings(None) == []
 
 
 def test_a_folder_the_system_refuses_is_one_line_not_a_traceback(tmp_path):
