@@ -311,7 +311,9 @@ def _recurring_problems(body: dict) -> list[str]:
         problems.append(f"[schedule-name] {name!r} names the ScheduledWorkflow starting with '-'")
     concurrency = int(body.get("max_concurrency") or 0)
     if not 1 <= concurrency <= MAX_CONCURRENCY:
-        problems.append(f"[max-concurrency] max_concurrency {concurrency} is not 1-10")
+        problems.append(
+            f"[max-concurrency] max_concurrency {concurrency} is not 1-{MAX_CONCURRENCY}"
+        )
     return problems
 
 

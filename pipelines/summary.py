@@ -135,8 +135,7 @@ def summarize(run: str, tasks_folder: str, start: float, timings: dict, tasks: l
         "report": copies.get("report"),
         "exported": exported.get("uri"),
         "tflite": tflite_figures(evaluation["tflite"]) if evaluation.get("tflite") else {},
-        "skipped": skipped_summary(artifacts.get("split-data", {}).get("splits")),
-        "warnings": split_warnings(artifacts.get("split-data", {}).get("splits")),
+        **split_summary(artifacts.get("split-data", {}).get("splits")),
         "artifacts": artifacts,
         "cached": [task for task in tasks if task in timings["cached"]],
         "seconds": _seconds(tasks_folder, tasks, start, timings["finished"]),
@@ -159,24 +158,21 @@ def trust_summary(evaluation: dict, label_issues_csv: str | None) -> dict:
     }
 
 
-def split_warnings(splits: str | None) -> list[str]:
-    """What the split warned of, logged as the run went, for the run's summary.
+def split_summary(splits: str | None) -> dict:
+    """What the split left out and warned of, from its `stats.json`, for the run's summary.
 
-    Look-alike or respelled class names, a class with no images in a split, exclusions
-    that name no file of the source.
+    `skipped`: the files validation left out (how many, by reason, and its line for the
+    table). `warnings`: what the split logged as the run went (look-alike or respelled
+    class names, a class with no images in a split, exclusions naming no file).
     """
-    return _read_json(os.path.join(splits, layout.STATS_FILE) if splits else "").get("warnings", [])
-
-
-def skipped_summary(splits: str | None) -> dict:
-    """The files validation left out: how many, by reason, and its line for the table."""
     stats_path = os.path.join(splits, layout.STATS_FILE) if splits else ""
     stats = _read_json(stats_path)
-    return {
+    skipped = {
         "files": len(stats.get("skipped", [])),
         "by_reason": stats.get("skipped_by_reason", {}),
         "line": skipped_line(stats, display_path(stats_path)),
     }
+    return {"skipped": skipped, "warnings": stats.get("warnings", [])}
 
 
 def exclusion_list(summary: dict, count: int, already: str = "") -> tuple[str, int]:

@@ -78,8 +78,9 @@ class Discovery:
         listed: storage.FileInfo | None = None,
     ) -> None:
         """Adds the candidate `uri` of the class named `raw_label` in the source."""
-        if shown_name(uri) != uri:
-            uri, raw_label = shown_name(uri), shown_name(raw_label)
+        shown = shown_name(uri)
+        if shown != uri:
+            uri, raw_label = shown, shown_name(raw_label)
             self.misnamed.add(uri)
         label = class_name(raw_label)
         self.spellings.setdefault(label, set()).add(raw_label)

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from devtools.imagegen import broken_files, write_class_folders
 from kftransfer.pipelines.cli import cli
-from kftransfer.pipelines.summary import format_summary, skipped_summary, split_warnings
+from kftransfer.pipelines.summary import format_summary, split_summary
 
 
 def run(*args: str):
@@ -85,7 +85,7 @@ def test_a_runs_summary_says_what_validation_left_out(tmp_path, monkeypatch):
     (tmp_path / "data" / "dog" / "cut.png").write_bytes(data)
     fractions = ["--val-fraction", "0.25", "--test-fraction", "0.25"]
     assert run("split", "data", "--out", "splits", *fractions).exit_code == 0
-    skipped = skipped_summary(str(tmp_path / "splits"))
+    skipped = split_summary(str(tmp_path / "splits"))["skipped"]
     assert skipped == {
         "files": 1,
         "by_reason": {"corrupt": 1},
@@ -96,7 +96,7 @@ def test_a_runs_summary_says_what_validation_left_out(tmp_path, monkeypatch):
         "val_accuracy": 0.9, "test_accuracy": 0.9}, "blessed": False, "reasons": [],
         "report": "", "exported": None, "skipped": skipped}  # fmt: skip
     assert f"data: {skipped['line']}" in format_summary(summary).splitlines()
-    assert skipped_summary(None) == {"files": 0, "by_reason": {}, "line": ""}
+    assert split_summary(None)["skipped"] == {"files": 0, "by_reason": {}, "line": ""}
 
 
 def test_a_runs_summary_repeats_the_splits_warnings(tmp_path):
@@ -106,7 +106,7 @@ def test_a_runs_summary_repeats_the_splits_warnings(tmp_path):
         run("split", str(tmp_path / "data"), "--out", str(tmp_path / "s"), *fractions).exit_code
         == 0
     )
-    warned = split_warnings(str(tmp_path / "s"))
+    warned = split_summary(str(tmp_path / "s"))["warnings"]
     assert warned == [
         "classes 'Cat', 'cat' differ only in case, width, spaces, '_' or '-': if they are one "
         "class, give them one name"
@@ -120,7 +120,7 @@ def test_a_runs_summary_repeats_the_splits_warnings(tmp_path):
         "data: warning: w0", "data: warning: w1", "data: warning: w2",
         "data: 2 more warnings: see stats.json",
     ]  # fmt: skip
-    assert split_warnings(None) == []
+    assert split_summary(None)["warnings"] == []
 
 
 def test_a_folder_the_system_refuses_is_one_line_not_a_traceback(tmp_path):
