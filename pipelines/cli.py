@@ -3,6 +3,8 @@
 import errno
 import logging
 import os
+import select
+import sys
 import traceback
 
 import click
@@ -14,6 +16,7 @@ from kftransfer.pipelines.commands_cluster import compile_command, doctor, sched
 from kftransfer.pipelines.commands_local import demo, predict, run, split
 
 EXIT_USER_ERROR = 2
+EXIT_BROKEN_PIPE = 128 + 13  # a shell's status for a process killed by SIGPIPE, as `yes | head`
 
 
 # What to do about a file the system refused to read or write, by errno.
@@ -30,7 +33,8 @@ class _Cli(click.Group):
     """Turns bad input into one `error:` line and exit status 2, with no traceback.
 
     Bad input: a UserError, a bad option value, or a file the system refuses to write or
-    read (a full disk, a read-only folder); `-v` adds the traceback of the last.
+    read (a full disk, a read-only folder); `-v` adds the traceback of the last. Output
+    piped into a reader that stops early (`| head`) ends the command quietly instead.
     """
 
     def invoke(self, ctx: click.Context):
@@ -40,6 +44,9 @@ class _Cli(click.Group):
             click.echo(f"error: {err}", err=True)
             ctx.exit(EXIT_USER_ERROR)
         except OSError as err:
+            if isinstance(err, BrokenPipeError) and _stdout_reader_gone():
+                _stop_writing_stdout()
+                ctx.exit(EXIT_BROKEN_PIPE)
             if (ctx.obj or {}).get("verbose"):
                 traceback.print_exc()
             where = f" {err.filename}" if err.filename else ""
@@ -50,6 +57,27 @@ class _Cli(click.Group):
             command = err.ctx.command_path if err.ctx else "kftransfer"
             click.echo(f"error: {err.format_message()} (see `{command} --help`)", err=True)
             ctx.exit(EXIT_USER_ERROR)
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe whose reader has closed it (and not another broken pipe)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(event & select.POLLERR for _, event in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll(), or stdout is no file
+        return False
+
+
+def _stop_writing_stdout() -> None:
+    """Quietly stops output whose reader has gone (`kftransfer predict DEST dir/ | head`).
+
+    Points stdout at /dev/null, so the interpreter's last flush of what is still buffered
+    cannot fail again on the way out (the recipe of Python's `signal` docs, on SIGPIPE).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})

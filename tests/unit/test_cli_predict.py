@@ -4,6 +4,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -20,6 +22,11 @@ def exported(tuned, tmp_path_factory) -> str:
     labels = read_labels(tuned["split"])
     export.export_model(load_model(tuned["model_file"]), labels, destination, "# card", {})
     return destination
+
+
+# TensorFlow's C++ log lines, which TF_CPP_MIN_LOG_LEVEL no longer silences (2.19+,
+# tensorflow/tensorflow#100442): absl's before-InitializeLog warning and `E0000 ...` lines.
+TENSORFLOW_LOG = re.compile(r"WARNING: All log messages before absl::|[IWEF]\d{4} \d\d:")
 
 
 def invoke(*args):
@@ -159,3 +166,19 @@ def test_a_file_name_that_is_not_utf8_is_predicted_and_shown(tuned, exported, tm
     assert result.exit_code == 0, result.output
     [record] = [json.loads(line) for line in result.stdout.splitlines()]
     assert record["image"] == f"{folder}/caf\ufffd.png"
+
+
+def test_output_into_a_reader_that_stops_early_ends_quietly(tuned, exported):
+    # `kftransfer predict DEST photos/ | head`: before, the closed pipe was reported as
+    # "error: Broken pipe: check the path", exit 2. The reader here is gone before the
+    # first line is written, so the pipe is surely broken (a shell's `head` may read all).
+    images = [row.uri for row in read_rows(tuned["split"], "test")]
+    main = "from kftransfer.pipelines.cli import main; main()"
+    process = subprocess.Popen(
+        [sys.executable, "-c", main, "predict", exported, *images, "--batch-size", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    process.stdout.close()
+    stderr = process.communicate(timeout=120)[1]
+    ours = [line for line in stderr.splitlines() if not TENSORFLOW_LOG.match(line)]
+    assert (process.returncode, ours) == (141, [])  # 128 + SIGPIPE, as `yes | head`
