@@ -14,6 +14,7 @@ from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.progress import setup_logging
 from kftransfer.pipelines.commands_cluster import compile_command, doctor, schedule, submit
 from kftransfer.pipelines.commands_local import demo, predict, run, split
+from kftransfer.pipelines.native_log import tensorflow_logs_dropped
 
 EXIT_USER_ERROR = 2
 EXIT_BROKEN_PIPE = 128 + 13  # a shell's status for a process killed by SIGPIPE, as `yes | head`
@@ -82,12 +83,16 @@ def _stop_writing_stdout() -> None:
 
 @click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="kftransfer")
-@click.option("-v", "--verbose", is_flag=True, help="Log debug details and kfp.local's output.")
+@click.option(
+    "-v", "--verbose", is_flag=True,
+    help="Log debug details, kfp.local's output and TensorFlow's C++ log lines.",
+)  # fmt: skip
 @click.pass_context
 def cli(ctx: click.Context, verbose: bool) -> None:
     """Image-classification transfer learning as a Kubeflow Pipelines DAG."""
     setup_logging(logging.DEBUG if verbose else logging.INFO)
     ctx.obj = {"verbose": verbose}
+    ctx.with_resource(tensorflow_logs_dropped(enabled=not verbose))
 
 
 for command in (split, run, demo, predict, compile_command, submit, schedule, doctor):
