@@ -250,13 +250,13 @@ def schedule_create(
     Each run re-splits SOURCE (new images never move old ones between splits), reuses
     the feature cache, and exports only if the new model beats the one in production.
     """
-    from kftransfer.pipelines import kfp_server
+    from kftransfer.pipelines import schedules
     from kftransfer.pipelines.cron import check_cron
 
     check_cron(cron)
-    kfp_server.check_schedule_name(name)
+    schedules.check_schedule_name(name)
     job = _job(source, kwargs)
-    recurring_id, replaced = kfp_server.schedule(
+    recurring_id, replaced = schedules.schedule(
         job,
         name=name,
         cron=cron,
@@ -273,10 +273,10 @@ def schedule_create(
 @connection_options
 def schedule_list(host: str, namespace: str, token: str) -> None:
     """List the recurring runs: id, status, cron, name, export destination."""
-    from kftransfer.pipelines import kfp_server
+    from kftransfer.pipelines import kfp_server, schedules
 
     client = kfp_server.kfp_client(host, namespace, token)
-    for item in kfp_server.list_schedules(client, namespace):
+    for item in schedules.list_schedules(client, namespace):
         export = f"  -> {item['export']}" if item["export"] else ""
         click.echo(f"{item['id']}  {item['status']}  {item['cron']}  {item['name']}{export}")
 
@@ -286,11 +286,11 @@ def schedule_list(host: str, namespace: str, token: str) -> None:
 @connection_options
 def schedule_delete(recurring_run_id: str, host: str, namespace: str, token: str) -> None:
     """Delete the recurring run RECURRING_RUN_ID."""
-    from kftransfer.pipelines import kfp_server
+    from kftransfer.pipelines import kfp_server, schedules
 
     client = kfp_server.kfp_client(host, namespace, token)
     with kfp_server.refusals_as_errors(host, "deletion"):
-        kfp_server.delete_schedule(client, recurring_run_id)
+        schedules.delete_schedule(client, recurring_run_id)
     click.echo(f"deleted recurring run {recurring_run_id}")
 
 

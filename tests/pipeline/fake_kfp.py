@@ -17,6 +17,7 @@ class FakeKfp(LocalServer):
         self.requests: list[dict] = []
         self.experiments: dict[str, dict] = {}
         self.recurring: dict[str, dict] = {}
+        self.refuse_deletes = False  # answer DELETE as a profile without that permission
         super().__init__(self._handler())
         self.host = self.url
 
@@ -52,6 +53,9 @@ class FakeKfp(LocalServer):
         if method == "GET" and path == f"{api}/recurringruns":
             return 200, self._page(list(self.recurring.values()), urllib.parse.parse_qs(query))
         match = re.fullmatch(f"{api}/recurringruns/([^/]+)", path)
+        if method == "DELETE" and match and self.refuse_deletes:
+            message = "User 'me@example.com' is not authorized with reason: (delete)"
+            return 403, {"error": message, "code": 7, "message": message}
         if method == "DELETE" and match and match.group(1) in self.recurring:
             del self.recurring[match.group(1)]
             return 200, {}

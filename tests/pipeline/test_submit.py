@@ -139,6 +139,24 @@ def test_a_second_schedule_of_one_name_or_export_is_refused_and_replace_swaps_it
     assert len(kfp.recurring) == 2
 
 
+def test_a_replacement_whose_old_schedule_cannot_be_deleted_says_both_run(kfp):
+    # before: "refused the deletion of a replaced recurring run", as if nothing was made
+    args = ["schedule", "create", "gs://b/photos", "--host", kfp.host, "--name", "nightly"]
+    invoke(*args)
+    [old] = kfp.recurring
+    kfp.refuse_deletes = True
+    result = CliRunner().invoke(cli, [*args, "--replace"])
+    [new] = set(kfp.recurring) - {old}
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.count("error:") == 1  # after kfp's "Experiment details: URL"
+    assert result.stderr.endswith(
+        f"error: the KFP API at {kfp.host} refused the deletion of recurring run {old}: "
+        "HTTP 403 User 'me@example.com' is not authorized with reason: (delete); its "
+        f"replacement, recurring run {new} ('nightly'), was created, so both now run: delete "
+        f"the old one when you may (kftransfer schedule delete {old})\n"
+    )
+
+
 def test_schedules_are_read_past_the_apis_first_page(kfp):
     for i in range(230):  # the API answers 100 at most a page
         kfp.recurring[f"id-{i:03d}"] = {
