@@ -5,12 +5,13 @@ every message goes to stderr whatever `TF_CPP_MIN_LOG_LEVEL` says
 (tensorflow/tensorflow#100442): each command that runs TensorFlow in the CLI's own process
 (`split`, `predict`) printed four to six lines such as `I0000 ... port.cc:153] oneDNN custom
 operations are on` before its answers. Python cannot reach Abseil's settings, so the CLI
-sends its stderr (file descriptor 2) through a small filter process instead. It drops
-Abseil's info and warning lines and the errors listed in `HARMLESS`, and passes everything
-else on unchanged: an error or fatal line from TensorFlow, a Python traceback, the CLI's own
-output. A separate process rather than a thread, so that a crash of the CLI loses nothing:
-the filter reads to the end of the pipe whatever happens to the writer. `kftransfer -v`
-keeps every line.
+sends what native code writes to stderr (file descriptor 2) through a small filter process
+instead, while Python's `sys.stderr` (the CLI's own lines, tracebacks, warnings) keeps
+writing straight to the terminal, in order with stdout. The filter drops Abseil's info and
+warning lines and the errors listed in `HARMLESS`, and passes every other line on
+unchanged, such as a real error or a fatal line from TensorFlow. A separate process
+rather than a thread, so that a crash of the CLI loses nothing: the filter reads to the end
+of the pipe whatever happens to the writer. `kftransfer -v` keeps every line.
 """
 
 import contextlib
@@ -56,10 +57,13 @@ except BrokenPipeError:
 
 @contextlib.contextmanager
 def tensorflow_logs_dropped(enabled: bool = True) -> Iterator[None]:
-    """Sends stderr (fd 2) through the filter process for the block, when it can.
+    """Sends native writes to stderr (fd 2) through the filter process for the block.
 
-    Does nothing when `enabled` is false, off POSIX, or when `sys.stderr` is not the
-    process's own (a test's `CliRunner` replaces it, and has no TensorFlow lines to drop).
+    Python's own `sys.stderr` keeps writing straight to the original stderr, so the CLI's
+    lines stay in order with its stdout (`2>&1`); only what native code (TensorFlow's
+    C++) writes to fd 2 goes through the filter. Does nothing when `enabled` is false,
+    off POSIX, or when `sys.stderr` is not the process's own (a test's `CliRunner`
+    replaces it, and has no TensorFlow lines to drop).
     """
     if not enabled or os.name != "posix" or sys.stderr is not sys.__stderr__:
         yield
@@ -78,11 +82,17 @@ def tensorflow_logs_dropped(enabled: bool = True) -> Iterator[None]:
         os.close(original)
         yield
         return
+    python_stderr = sys.stderr
+    sys.stderr = open(  # noqa: SIM115 - closed in `finally`
+        original, "w", buffering=1, encoding=python_stderr.encoding,
+        errors=python_stderr.errors, closefd=False,
+    )  # fmt: skip
     os.dup2(filter_process.stdin.fileno(), 2)
     try:
         yield
     finally:
-        sys.stderr.flush()
+        sys.stderr.close()
+        sys.stderr = python_stderr
         os.dup2(original, 2)
         os.close(original)
         filter_process.stdin.close()

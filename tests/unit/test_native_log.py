@@ -45,3 +45,26 @@ def test_tensorflow_info_lines_are_dropped_and_the_rest_kept_even_through_a_cras
 
 def test_verbose_keeps_every_line():
     assert run_writer("off").stderr == TENSORFLOW_NOISE + KEPT
+
+
+INTERLEAVED = """
+import os, sys
+from kftransfer.pipelines.native_log import tensorflow_logs_dropped
+with tensorflow_logs_dropped():
+    for i in range(50):
+        print(f"error: image {i}", file=sys.stderr, flush=True)
+        os.write(2, b"I0000 00:00:1795620673.407632   28131 port.cc:153] native\\n")
+        print(f"answer {i}", flush=True)
+"""
+
+
+def test_the_clis_own_stderr_lines_stay_in_order_with_stdout():
+    # `predict ... 2>&1`: each error line before the next answer, as without the filter
+    # (a first version sent Python's stderr through the filter too, and they swapped)
+    result = subprocess.run(
+        [sys.executable, "-c", INTERLEAVED], stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.stdout.splitlines() == [
+        line for i in range(50) for line in (f"error: image {i}", f"answer {i}")
+    ]
