@@ -10,7 +10,7 @@ import traceback
 import click
 
 from kftransfer.components import __version__
-from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.errors import Interrupted, UserError
 from kftransfer.components.core.progress import setup_logging
 from kftransfer.pipelines.commands_cluster import compile_command, doctor, schedule, submit
 from kftransfer.pipelines.commands_local import demo, predict, run, split
@@ -18,6 +18,7 @@ from kftransfer.pipelines.native_log import tensorflow_logs_dropped
 
 EXIT_USER_ERROR = 2
 EXIT_BROKEN_PIPE = 128 + 13  # a shell's status for a process killed by SIGPIPE, as `yes | head`
+EXIT_INTERRUPTED = 128 + 2  # and by SIGINT (Ctrl-C)
 
 
 # What to do about a file the system refused to read or write, by errno.
@@ -44,6 +45,9 @@ class _Cli(click.Group):
         except UserError as err:
             click.echo(f"error: {err}", err=True)
             ctx.exit(EXIT_USER_ERROR)
+        except Interrupted as err:
+            click.echo(f"interrupted: {err}", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
         except OSError as err:
             if isinstance(err, BrokenPipeError) and _stdout_reader_gone():
                 _stop_writing_stdout()

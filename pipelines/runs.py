@@ -36,7 +36,7 @@ from kftransfer.components.core.config import (
     as_declared,
     validate_run,
 )
-from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.errors import Interrupted, UserError
 from kftransfer.components.core.registry import missing_preset_folder
 from kftransfer.components.core.split_checks import precheck
 from kftransfer.pipelines.settings import ClusterSettings
@@ -122,11 +122,27 @@ def run_locally(
         except RuntimeError as err:  # kfp.local: "... Inner task failed: 'X'."
             steps.flush()
             raise UserError(f"{failure(str(err), log_path)}; full log: {log_path}") from err
+        except KeyboardInterrupt:
+            steps.flush()
+            raise Interrupted(interrupted_line(run, log_path, steps.finished, caching)) from None
     tasks_folder = os.path.join(run, _kfp_folder(run))
     timings = {"finished": steps.finished, "cached": steps.cached}
     summary = summarize(run, tasks_folder, start, timings, task_names(settings))
     write_summary(run, summary)
     return summary
+
+
+def interrupted_line(run: str, log_path: str, finished: dict, caching: bool) -> str:
+    """What an interrupted run leaves, and whether the next run redoes its finished steps."""
+    kept = f"the run folder {run} stays, with its log {log_path}"
+    if not finished:
+        return f"{kept}; no step had finished"
+    if caching:
+        return f"{kept}; the same command again reuses its {len(finished)} finished steps"
+    return (
+        f"{kept}; a new run redoes its {len(finished)} finished steps (with --cache, a run "
+        "keeps them for the next one)"
+    )
 
 
 def _kfp_folder(run: str) -> str:

@@ -21,6 +21,13 @@ def exit_on_user_error(error: BaseException) -> None:
         raise SystemExit(2) from None
 
 
+class Interrupted(Exception):
+    """Work the user stopped (Ctrl-C); the message says what stays and what to do next.
+
+    The CLI prints `interrupted: <message>` and exits with status 130, as a shell does.
+    """
+
+
 class ParameterError(UserError):
     """One or more impossible parameter values; `problems` holds one message per value."""
 

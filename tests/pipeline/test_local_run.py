@@ -2,6 +2,10 @@
 
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +15,7 @@ from click.testing import CliRunner
 from devtools.imagegen import broken_files, write_class_folders
 from kftransfer.pipelines.backend_contract import executor_output_problems
 from kftransfer.pipelines.cli import cli
+from kftransfer.pipelines.runs import interrupted_line
 from tests.readme import json_schema
 
 FAST = [
@@ -187,3 +192,40 @@ def test_backbones_each_get_a_head_and_the_best_is_fine_tuned(tmp_path):
     assert summary["fine_tuned"]["initial_val_accuracy"] == chosen["val_accuracy"]
     report = Path(summary["report"]).read_text()
     assert "Backbones (2 compared on cached features)" in report
+
+
+def test_ctrl_c_says_what_stays_and_exits_130(tmp_path):
+    # before: click's bare "Aborted!" and exit status 1, whatever had been done
+    write_class_folders(str(tmp_path / "data"), {"red": 20, "green": 20, "blue": 20})
+    main = "from kftransfer.pipelines.cli import main; main()"
+    command = [
+        sys.executable, "-c", main, "run", str(tmp_path / "data"),
+        "--pipeline-root", str(tmp_path / "runs"), *FAST, "--fine-tune-epochs", "50",
+    ]  # fmt: skip
+    # its own process group, as a shell's job, so that SIGINT reaches its steps too
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    for line in process.stderr:  # the steps' progress lines, as they come
+        if "fine-tune: validation accuracy before the first step" in line:
+            break
+    assert process.poll() is None, "the run ended before fine-tuning began"
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    stderr = process.communicate(timeout=120)[1]  # the rest
+    [run] = (tmp_path / "runs").iterdir()
+    assert process.returncode == 130
+    assert re.search(
+        f"^interrupted: the run folder {re.escape(str(run))} stays, with its log "
+        f"{re.escape(str(run / 'run.log'))}; a new run redoes its [4-9] finished steps "
+        r"\(with --cache, a run keeps them for the next one\)\n\Z",
+        stderr, re.M,
+    )  # fmt: skip
+
+
+def test_an_interrupted_run_with_the_step_cache_says_the_same_command_reuses_its_steps():
+    finished = {"fingerprint-source": 1.0, "split-data": 2.0}
+    assert interrupted_line("R", "R/run.log", finished, caching=True) == (
+        "the run folder R stays, with its log R/run.log; the same command again reuses its 2 "
+        "finished steps"
+    )
+    assert interrupted_line("R", "R/run.log", {}, caching=False) == (
+        "the run folder R stays, with its log R/run.log; no step had finished"
+    )
