@@ -102,6 +102,8 @@ def run_locally(
     Raises:
         UserError: bad parameters or source (nothing written), or a failed step (one line
             with the step's own error and the log's path; the run folder stays).
+        Interrupted: Ctrl-C; the message names the run folder, which stays, and whether
+            the next run reuses the finished steps.
     """
     from kfp import local
 

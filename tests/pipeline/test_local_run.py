@@ -202,8 +202,12 @@ def test_ctrl_c_says_what_stays_and_exits_130(tmp_path):
         sys.executable, "-c", main, "run", str(tmp_path / "data"),
         "--pipeline-root", str(tmp_path / "runs"), *FAST, "--fine-tune-epochs", "50",
     ]  # fmt: skip
-    # its own process group, as a shell's job, so that SIGINT reaches its steps too
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # Its own process group, as a shell's job, so that SIGINT reaches its steps too; and
+    # SIGINT's default action, which a pytest-xdist worker's children would inherit ignored.
+    process = subprocess.Popen(
+        command, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     for line in process.stderr:  # the steps' progress lines, as they come
         if "fine-tune: validation accuracy before the first step" in line:
             break
