@@ -140,7 +140,10 @@ def interrupted_line(run: str, log_path: str, finished: dict, caching: bool) -> 
     if not finished:
         return f"{kept}; no step had finished"
     if caching:
-        return f"{kept}; the same command again reuses its {len(finished)} finished steps"
+        return (
+            f"{kept}; the same command again reuses its {len(finished)} finished steps from "
+            "the step cache, but for the source listing, which always runs"
+        )
     return (
         f"{kept}; a new run redoes its {len(finished)} finished steps (with --cache, a run "
         "keeps them for the next one)"

@@ -228,7 +228,7 @@ def test_an_interrupted_run_with_the_step_cache_says_the_same_command_reuses_its
     finished = {"fingerprint-source": 1.0, "split-data": 2.0}
     assert interrupted_line("R", "R/run.log", finished, caching=True) == (
         "the run folder R stays, with its log R/run.log; the same command again reuses its 2 "
-        "finished steps"
+        "finished steps from the step cache, but for the source listing, which always runs"
     )
     assert interrupted_line("R", "R/run.log", {}, caching=False) == (
         "the run folder R stays, with its log R/run.log; no step had finished"
