@@ -36,7 +36,8 @@ class _Cli(click.Group):
 
     Bad input: a UserError, a bad option value, or a file the system refuses to write or
     read (a full disk, a read-only folder); `-v` adds the traceback of the last. Output
-    piped into a reader that stops early (`| head`) ends the command quietly instead.
+    piped into a reader that stops early (`| head`) ends the command quietly instead
+    (exit 141), and a run stopped with Ctrl-C with one `interrupted:` line (exit 130).
     """
 
     def invoke(self, ctx: click.Context):
