@@ -13,7 +13,8 @@ from kftransfer.components import __version__
 from kftransfer.components.core.errors import Interrupted, UserError
 from kftransfer.components.core.progress import setup_logging
 from kftransfer.pipelines.commands_cluster import compile_command, doctor, schedule, submit
-from kftransfer.pipelines.commands_local import demo, predict, run, split
+from kftransfer.pipelines.commands_local import demo, run, split
+from kftransfer.pipelines.commands_predict import predict
 from kftransfer.pipelines.native_log import tensorflow_logs_dropped
 
 EXIT_USER_ERROR = 2
@@ -37,7 +38,7 @@ class _Cli(click.Group):
     Bad input: a UserError, a bad option value, or a file the system refuses to write or
     read (a full disk, a read-only folder); `-v` adds the traceback of the last. Output
     piped into a reader that stops early (`| head`) ends the command quietly instead
-    (exit 141), and a run stopped with Ctrl-C with one `interrupted:` line (exit 130).
+    (exit 141), and Ctrl-C with one `interrupted:` line saying what stays (exit 130).
     """
 
     def invoke(self, ctx: click.Context):
@@ -48,6 +49,9 @@ class _Cli(click.Group):
             ctx.exit(EXIT_USER_ERROR)
         except Interrupted as err:
             click.echo(f"interrupted: {err}", err=True)
+            ctx.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt:  # a command with nothing to say about what stays
+            click.echo(f"interrupted: kftransfer {ctx.invoked_subcommand} stopped", err=True)
             ctx.exit(EXIT_INTERRUPTED)
         except OSError as err:
             if isinstance(err, BrokenPipeError) and _stdout_reader_gone():

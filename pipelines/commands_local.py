@@ -1,4 +1,4 @@
-"""The local commands: split, run, demo, predict."""
+"""The local commands: split, run, demo (predict: `commands_predict`)."""
 
 import contextlib
 import json
@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 import click
 
 from kftransfer.components.core.config import SplitConfig
+from kftransfer.components.core.errors import Interrupted
 from kftransfer.pipelines.options import (
     Command,
     GroupedOption,
@@ -57,9 +58,23 @@ def split(source: str, out: str, cache_uri: str, **kwargs) -> None:
     config = SplitConfig.from_params(kwargs)
     require_folder_path(out)  # before the work, not after it
     precheck(source, config)  # from the listing: no image read yet
-    result = split_dataset(source, config, cache_uri)
+    try:
+        result = split_dataset(source, config, cache_uri)
+    except KeyboardInterrupt:
+        raise Interrupted(_split_interrupted_line(out, cache_uri)) from None
     write_split(result, out)
     _print_split_summary(result.stats, out)
+
+
+def _split_interrupted_line(out: str, cache_uri: str) -> str:
+    """What a split stopped with Ctrl-C leaves, and what the same command then reads."""
+    if cache_uri:
+        kept = f"the images read so far keep their verdicts in {cache_uri}"
+        return f"nothing was written to {out}; {kept}, so the same command reads only the rest"
+    return (
+        f"nothing was written to {out}; with --cache-uri a split keeps the verdicts of the "
+        "images it read, and the same command then reads only the rest"
+    )
 
 
 def _print_split_summary(stats: dict, out: str) -> None:
@@ -262,70 +277,3 @@ def demo(obj: dict, weights: str, out: str, as_json: bool) -> None:
         sneakers = os.path.join(source, "sneaker")
         example = display_path(os.path.join(sneakers, sorted(os.listdir(sneakers))[0]))
         click.echo(f"try:      kftransfer predict {arguments['export_uri']} {example}")
-
-
-@click.command(
-    cls=Command,
-    examples=[
-        "kftransfer predict models/ photo.jpg",
-        "kftransfer predict gs://bucket/models/20261123143000 gs://bucket/new-photos/ --json",
-        "kftransfer predict model.keras a.png b.png --top-k 1",
-    ],
-)
-@click.argument("model")
-@click.argument("images", nargs=-1, required=True)
-@click.option(
-    "--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Labels per image."
-)
-@click.option(
-    "--batch-size",
-    type=click.IntRange(min=1),
-    default=32,
-    show_default=True,
-    help="Images per forward pass.",
-)
-@click.option(
-    "--min-confidence",
-    type=click.FloatRange(0, 1),
-    default=None,
-    help="Answer 'unknown' below this calibrated probability [default: the model's own, "
-    "from serving.json; 0 = always a class].",
-)
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def predict(
-    model: str,
-    images: tuple[str, ...],
-    top_k: int,
-    batch_size: int,
-    min_confidence: float | None,
-    as_json: bool,
-) -> None:
-    """Classify IMAGES (files or folders, local or gs://) with an exported MODEL.
-
-    MODEL is an export folder (its latest version is used), a version folder, or a
-    .keras file with labels.json beside it. Prints the top-k labels per image (led by
-    `unknown` when the top probability is below the minimum confidence); an image
-    that cannot be decoded gets an `error:` line on stderr while the others are still
-    predicted, and the exit status is then 1.
-    """
-    from kftransfer.components.core import predict as core
-
-    network, labels, own_threshold = core.load_predictor(model)
-    threshold = own_threshold if min_confidence is None else min_confidence
-    core.check_unknown_free(labels, threshold, model)
-    found = core.find_images(list(images))
-    if left_out := found.left_out():
-        click.echo(f"note: {left_out}", err=True)
-    failed = 0
-    for result in core.predict(network, labels, found.uris, top_k, batch_size, threshold):
-        if result.error:
-            failed += 1
-            click.echo(f"error: {result.uri}: {result.error}", err=True)
-        if as_json:
-            click.echo(json.dumps(result.to_json()))
-        elif not result.error:
-            ranked = ", ".join(f"{label} {p:.3f}" for label, p in result.top)
-            answer = f"{result.label} ({ranked})" if result.abstained else ranked
-            click.echo(f"{result.uri}: {answer}")
-    if failed:
-        raise SystemExit(1)

@@ -17,12 +17,17 @@ def map_ordered(
     At most `window` results are pending at once, so memory stays bounded however long
     `items` is, and `items` may be a lazy iterator. An exception in `fn` propagates when
     its result is reached; make `fn` return errors as values to keep going past them.
+    When the caller stops early (an exception such as Ctrl-C's, or `close()`), work not
+    yet started is cancelled: only the calls already running are waited for.
     """
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kftransfer") as pool:
-        pending: collections.deque = collections.deque()
+    pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kftransfer")
+    pending: collections.deque = collections.deque()
+    try:
         for item in items:
             pending.append(pool.submit(fn, item))
             if len(pending) >= window:
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -131,16 +131,22 @@ def _check_all(candidates: list[Candidate], config: SplitConfig, cache_uri: str)
         uri = candidates[index].uri
         return check_image(uri, config.min_image_side, config.max_image_pixels)
 
-    new = {}
-    for index, result in zip(todo, map_ordered(check, todo, threads=CHECK_THREADS), strict=True):
-        checks[index] = result
-        record = to_record(result)
-        if keys[index] and record:
-            new[keys[index]] = record
-        progress.update()
+    results = map_ordered(check, todo, threads=CHECK_THREADS)
+    try:
+        for index, result in zip(todo, results, strict=True):
+            checks[index] = result
+            record = to_record(result)
+            if cache and keys[index] and record:
+                cache.add(keys[index], record)
+            progress.update()
+    except BaseException:  # Ctrl-C too: keep what was read, so the next split reads the rest
+        results.close()  # cancels the reads not yet started
+        if cache:
+            cache.checkpoint()
+        raise
     progress.finish()
     if cache:
-        cache.save(new)
+        cache.save()
     reused = len(candidates) - len(todo)
     LOGGER.info("validate images: %d read, %d known from the cache", len(todo), reused)
     return checks, {"checked": len(todo), "reused": reused}

@@ -12,15 +12,21 @@ files whose key it has not seen. Results are identical to a cold split's.
 Layout under the cache root (`--cache-uri`, local or gs://)::
 
     validation/<settings key>/<id>.jsonl   one record per line, written whole; one
-                                           file per run, merged every COMPACT_AFTER runs
+                                           file per run (and per CHECKPOINT_SECONDS of a
+                                           long run's reading), merged every COMPACT_AFTER
 
 `<settings key>` hashes `RECORD_FORMAT` and the settings a verdict depends on
 (`--min-image-side`, `--max-image-pixels`). Only verdicts that follow from the file's
 content are stored; an unreadable file (a storage error, maybe passing) is checked again.
+
+A split that stops early (Ctrl-C, a preempted or killed pod, a storage error) keeps what
+it read: new records are written every CHECKPOINT_SECONDS, and at once on an exception,
+so the next split reads only the rest.
 """
 
 import hashlib
 import json
+import time
 
 from kftransfer.components.core import storage
 from kftransfer.components.core.config import SplitConfig
@@ -32,6 +38,7 @@ FOLDER = "validation"
 RECORD_SUFFIX = ".jsonl"
 READ_THREADS = 16
 COMPACT_AFTER = 8  # record files (one per run that found new files) before merging them
+CHECKPOINT_SECONDS = 60.0  # the most reading a split that is killed loses
 
 
 def listing_key(info: storage.FileInfo) -> str:
@@ -48,8 +55,10 @@ class ValidationCache:
         settings = [RECORD_FORMAT, config.min_image_side, config.max_image_pixels]
         key = hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:24]
         self.root = storage.join(cache_uri, FOLDER, key)
-        self._files: list[str] = []  # the record files `load` read
-        self._records: dict[str, dict] = {}
+        self._files: list[str] = []  # the record files `load` read, then those written
+        self._records: dict[str, dict] = {}  # their records
+        self._new: dict[str, dict] = {}  # records not written yet
+        self._written_at = time.monotonic()
 
     def load(self) -> dict[str, dict]:
         """Listing key -> stored record, from every record file (read in parallel)."""
@@ -64,29 +73,43 @@ class ValidationCache:
                 self._records[record.pop("key")] = record
         return dict(self._records)
 
-    def save(self, records: dict[str, dict]) -> None:
-        """Writes new records as one more file (named by its content: no writer collides).
+    def add(self, key: str, record: dict) -> None:
+        """Keeps a new record; writes the new ones if CHECKPOINT_SECONDS have passed."""
+        self._new[key] = record
+        if time.monotonic() - self._written_at >= CHECKPOINT_SECONDS:
+            self.checkpoint()
 
-        Every `COMPACT_AFTER` runs, the loaded files and the new records are merged into
-        one file instead and the merged files removed (after the merge is written, so a
+    def checkpoint(self) -> None:
+        """Writes the records added since the last write as one more file, if any."""
+        if self._new:
+            self._files.append(self._write(self._new))
+            self._records.update(self._new)
+            self._new = {}
+        self._written_at = time.monotonic()
+
+    def save(self) -> None:
+        """Writes the new records as one more file (named by its content: no collision).
+
+        Once there would be `COMPACT_AFTER` files or more, all records are merged into one
+        file instead and the merged files removed (after the merge is written, so a
         reader never misses a record; concurrent merges just write the same records).
         """
-        if not records:
+        if len(self._files) + bool(self._new) < COMPACT_AFTER:
+            self.checkpoint()
             return
-        if len(self._files) + 1 < COMPACT_AFTER:
-            self._write(records)
-            return
-        self._write({**self._records, **records})
+        merged = self._write({**self._records, **self._new})
         for uri in self._files:
-            storage.remove(uri)
-        self._files = []
+            if uri != merged:
+                storage.remove(uri)
+        self._files, self._new = [merged], {}
 
-    def _write(self, records: dict[str, dict]) -> None:
+    def _write(self, records: dict[str, dict]) -> str:
         text = "".join(
             json.dumps({"key": k, **r}, sort_keys=True) + "\n" for k, r in records.items()
         )
-        name = hashlib.sha256(text.encode()).hexdigest()[:32] + RECORD_SUFFIX
-        storage.write_text(storage.join(self.root, name), text)
+        uri = storage.join(self.root, hashlib.sha256(text.encode()).hexdigest()[:32])
+        storage.write_text(uri + RECORD_SUFFIX, text)
+        return uri + RECORD_SUFFIX
 
 
 def _read_if_present(uri: str) -> str:

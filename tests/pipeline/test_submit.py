@@ -1,5 +1,11 @@
 """submit and schedule against a fake KFP v2beta1 API on 127.0.0.1: the request bodies."""
 
+import os
+import signal
+import socket
+import subprocess
+import sys
+
 import pytest
 from click.testing import CliRunner
 
@@ -226,6 +232,23 @@ def test_unreachable_server_is_one_line():
     assert result.exit_code == 2
     assert result.stderr.startswith(f"error: cannot reach the KFP API at {host}:")
     assert result.stderr.count("\n") == 1
+
+
+def test_ctrl_c_while_the_server_does_not_answer_is_one_line_and_exit_130():
+    # before: click's bare "Aborted!" and exit status 1
+    with socket.create_server(("127.0.0.1", 0)) as server:  # takes requests, never answers
+        host = f"http://127.0.0.1:{server.getsockname()[1]}"
+        main = "from kftransfer.pipelines.cli import main; main()"
+        process = subprocess.Popen(
+            [sys.executable, "-c", main, "schedule", "list", "--host", host, "--token", "t"],
+            stderr=subprocess.PIPE, text=True, start_new_session=True,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a shell
+        )  # fmt: skip
+        server.settimeout(60)
+        server.accept()  # the command is waiting for the answer
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        stderr = process.communicate(timeout=60)[1]
+    assert (process.returncode, stderr) == (130, "interrupted: kftransfer schedule stopped\n")
 
 
 def test_a_run_request_carries_the_compiled_caching_of_every_task(kfp):

@@ -75,3 +75,14 @@ def test_nightly_record_files_are_merged_and_every_verdict_survives(root, monkey
     assert result.stats["validation"] == {"checked": 1, "reused": 13}
     again = split_dataset(data, CONFIG, cache)
     assert again.stats["validation"] == {"checked": 0, "reused": 14}
+
+
+def test_a_long_split_checkpoints_its_verdicts_and_merges_them_at_the_end(root, monkeypatch):
+    monkeypatch.setattr(validation_cache, "CHECKPOINT_SECONDS", 0.0)  # a file per image read
+    data, cache = storage.join(root, "data"), storage.join(root, "cache")
+    write_class_folders(data, {"cat": 6, "dog": 6})
+    assert split_dataset(data, CONFIG, cache).stats["validation"] == {"checked": 12, "reused": 0}
+    files = storage.list_files(storage.join(cache, validation_cache.FOLDER))
+    assert len(files) == 1  # 12 checkpoints, over COMPACT_AFTER: merged into one
+    again = split_dataset(data, CONFIG, cache)
+    assert again.stats["validation"] == {"checked": 0, "reused": 12}

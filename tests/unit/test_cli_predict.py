@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -177,3 +178,21 @@ def test_output_into_a_reader_that_stops_early_ends_quietly(tuned, exported):
     stderr = process.communicate(timeout=120)[1]
     # 128 + SIGPIPE, as `yes | head`; and no TensorFlow C++ log lines (native_log.py)
     assert (process.returncode, stderr) == (141, "")
+
+
+def test_ctrl_c_says_how_many_images_were_answered_and_exits_130(tuned, exported):
+    # before: click's bare "Aborted!" and exit status 1
+    images = [row.uri for row in read_rows(tuned["split"], "test")] * 40  # one at a time: ~s
+    main = "from kftransfer.pipelines.cli import main; main()"
+    process = subprocess.Popen(
+        [sys.executable, "-c", main, "predict", exported, *images, "--batch-size", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a shell
+    )  # fmt: skip
+    first = process.stdout.readline()  # the first answer: it is predicting
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    rest, stderr = process.communicate(timeout=120)
+    answered = len([first, *rest.splitlines()])
+    assert process.returncode == 130, stderr
+    assert stderr == f"interrupted: answered {answered} of {len(images)} images\n"
+    assert 0 < answered < len(images)

@@ -1,0 +1,108 @@
+"""`kftransfer predict`: classify images with an exported model, one line per image."""
+
+import contextlib
+import json
+import signal
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import click
+
+from kftransfer.components.core.errors import Interrupted
+from kftransfer.pipelines.options import Command
+
+if TYPE_CHECKING:  # imported by the command itself, so that `--help` stays fast
+    from kftransfer.components.core.predict import Prediction
+
+
+@click.command(
+    cls=Command,
+    examples=[
+        "kftransfer predict models/ photo.jpg",
+        "kftransfer predict gs://bucket/models/20261123143000 gs://bucket/new-photos/ --json",
+        "kftransfer predict model.keras a.png b.png --top-k 1",
+    ],
+)
+@click.argument("model")
+@click.argument("images", nargs=-1, required=True)
+@click.option(
+    "--top-k", type=click.IntRange(min=1), default=3, show_default=True, help="Labels per image."
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="Images per forward pass.",
+)
+@click.option(
+    "--min-confidence",
+    type=click.FloatRange(0, 1),
+    default=None,
+    help="Answer 'unknown' below this calibrated probability [default: the model's own, "
+    "from serving.json; 0 = always a class].",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def predict(
+    model: str,
+    images: tuple[str, ...],
+    top_k: int,
+    batch_size: int,
+    min_confidence: float | None,
+    as_json: bool,
+) -> None:
+    """Classify IMAGES (files or folders, local or gs://) with an exported MODEL.
+
+    MODEL is an export folder (its latest version is used), a version folder, or a
+    .keras file with labels.json beside it. Prints the top-k labels per image (led by
+    `unknown` when the top probability is below the minimum confidence); an image
+    that cannot be decoded gets an `error:` line on stderr while the others are still
+    predicted, and the exit status is then 1.
+    """
+    from kftransfer.components.core import predict as core
+
+    network, labels, own_threshold = core.load_predictor(model)
+    threshold = own_threshold if min_confidence is None else min_confidence
+    core.check_unknown_free(labels, threshold, model)
+    found = core.find_images(list(images))
+    if left_out := found.left_out():
+        click.echo(f"note: {left_out}", err=True)
+    failed = answered = 0
+    try:
+        for result in core.predict(network, labels, found.uris, top_k, batch_size, threshold):
+            with _ctrl_c_held_back():  # an answer is printed and counted, or neither
+                failed += _print_prediction(result, as_json)
+                answered += 1
+    except KeyboardInterrupt:
+        raise Interrupted(f"answered {answered} of {len(found.uris)} images") from None
+    if failed:
+        raise SystemExit(1)
+
+
+@contextlib.contextmanager
+def _ctrl_c_held_back() -> Iterator[None]:
+    """Holds back Ctrl-C (SIGINT) until the end of the block, then raises it there."""
+    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:  # ignored, or taken
+        yield
+        return
+    caught = []
+    signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if caught:
+            raise KeyboardInterrupt
+
+
+def _print_prediction(result: "Prediction", as_json: bool) -> bool:
+    """Prints one image's answer (or its `error:` line); whether it was an error."""
+    if result.error:
+        click.echo(f"error: {result.uri}: {result.error}", err=True)
+    if as_json:
+        click.echo(json.dumps(result.to_json()))
+    elif not result.error:
+        ranked = ", ".join(f"{label} {p:.3f}" for label, p in result.top)
+        answer = f"{result.label} ({ranked})" if result.abstained else ranked
+        click.echo(f"{result.uri}: {answer}")
+    return bool(result.error)
