@@ -23,6 +23,7 @@ from kftransfer.components.core.layers import Preprocess, pooling_layer
 from kftransfer.components.core.layout import SPLITS, FeatureSpec, Row, read_labels, read_rows
 from kftransfer.components.core.progress import LOGGER, Progress
 from kftransfer.components.core.shards import ShardWriter, rows_per_shard
+from kftransfer.components.core.signals import sigterm_raises
 
 MANIFEST_FORMAT = 1
 
@@ -115,10 +116,7 @@ def extract_features(
     for split in SPLITS:
         rows = read_rows(splits_uri, split)[part[0] :: part[1]]
         todo += [(split, row) for row in _copy_cached(job, split, rows)]
-    rate = _compute(job, todo)
-    for store in (job.cache, job.pixels):
-        if store:
-            store.flush()
+    rate = _compute_and_keep(job, todo)
     for split, writer in job.writers.items():
         job.summary[split]["shards"] = writer.close()
     manifest = {
@@ -174,6 +172,21 @@ def _copy_cached(job: _Job, split: str, rows: list[Row]) -> list[Row]:
             job.writers[split].add(features, label_ids, sha)
     job.summary[split] = {"rows": len(rows), "reused": len(hits), "extracted": 0, "skipped": []}
     return [row for row in rows if row.sha256 not in hits]
+
+
+def _compute_and_keep(job: _Job, todo: list[tuple[str, Row]]) -> float:
+    """`_compute`, then the caches' queued rows written, also when it is stopped.
+
+    Stopped by a stopped pod (SIGTERM), Ctrl-C or an error, the rows computed so far are
+    still written to the caches, so a retry computes only the rest.
+    """
+    with sigterm_raises():
+        try:
+            return _compute(job, todo)
+        finally:
+            for store in (job.cache, job.pixels):
+                if store:
+                    store.flush()
 
 
 def _compute(job: _Job, todo: list[tuple[str, Row]]) -> float:
