@@ -8,7 +8,8 @@ appended to the signature (with the field's default) and to the docstring's `Arg
 (with the field's help, which KFP turns into the parameter's description in the
 compiled spec and the UI). The body builds its config with `XConfig.from_params(locals())`.
 The body is wrapped so that a `UserError` ends the step with one `error:` line and exit
-status 2 (no traceback in the pod's log). The generated source is registered with
+status 2 (no traceback in the pod's log), and a step whose runner dies stops too
+(`signals.stop_when_orphaned`). The generated source is registered with
 `linecache`, as `attrs` does for the methods it writes, so `inspect.getsource` (which KFP
 calls) finds it.
 """
@@ -87,6 +88,9 @@ def with_config_parameters(func: Callable, configs: tuple[type, ...]) -> Callabl
             *(f"{INDENT}{parameter}," for parameter in parameters),
             f"){returns}:",
             textwrap.indent(f'"""{docstring}\n"""', INDENT),
+            f"{INDENT}from kftransfer.components.core.signals import stop_when_orphaned",
+            "",
+            f"{INDENT}stop_when_orphaned()  # no step runs on after its runner died",
             f"{INDENT}try:",
             *(textwrap.indent(line, INDENT) for line in body),
             f"{INDENT}except Exception as error:  # a UserError: one line, exit status 2",

@@ -1,4 +1,4 @@
-"""SIGTERM, the signal a stopped pod gets, as an exception, so that clean-up code runs.
+"""How a step stops: SIGTERM as an exception, and no step left running on its own.
 
 Kubernetes stops a pod (preemption with graceful node shutdown, eviction, deletion) by
 sending SIGTERM, and on a KFP cluster Argo's emissary passes it to the step's whole
@@ -6,11 +6,17 @@ process group (docs/kfp-backend.md); `kill PID` and `timeout` send it too. Pytho
 default is to die at once, skipping every `except` and `finally`. Inside
 `sigterm_raises()`, SIGTERM raises `Terminated` instead; once the block has let it
 through (having saved what it could), the process dies of SIGTERM as it would have.
+
+A step whose runner dies (`kftransfer run` killed with `kill PID`, which reaches it
+alone) would run on to its end, orphaned: `stop_when_orphaned()` stops it instead.
 """
 
 import contextlib
 import os
+import select
 import signal
+import stat
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -44,3 +50,33 @@ def sigterm_raises() -> Iterator[None]:
         raise  # only if SIGTERM is blocked
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def stop_when_orphaned() -> None:
+    """Sends this process SIGTERM once the reader of its stdout is gone.
+
+    A step's stdout is a pipe to what runs it: kfp.local in `kftransfer run`, KFP's
+    launcher in a pod. If that dies, nothing waits for the step any more, and a
+    fine-tuning would burn its CPU or GPU for hours. A daemon thread waits, without using
+    the CPU, for the pipe to say that its reader has closed it, then stops the process as
+    Kubernetes would: with SIGTERM, so that `sigterm_raises` blocks keep their work. Does
+    nothing when stdout is not a pipe, or where `select.poll` is missing.
+    """
+    try:
+        fd = sys.stdout.fileno()
+        is_pipe = stat.S_ISFIFO(os.fstat(fd).st_mode)
+    except (AttributeError, OSError, ValueError):  # no stdout, or not a file
+        return
+    if is_pipe and hasattr(select, "poll"):
+        watch = threading.Thread(
+            target=_terminate_when_reader_gone, args=(fd,), name="orphan-watch", daemon=True
+        )
+        watch.start()
+
+
+def _terminate_when_reader_gone(fd: int) -> None:
+    poller = select.poll()
+    poller.register(fd, 0)  # no event asked for: POLLERR and POLLHUP come anyway
+    for _, events in poller.poll():
+        if events & (select.POLLERR | select.POLLHUP):  # Linux: POLLERR; others: POLLHUP
+            os.kill(os.getpid(), signal.SIGTERM)

@@ -224,6 +224,60 @@ def test_ctrl_c_says_what_stays_and_exits_130(tmp_path):
     )  # fmt: skip
 
 
+def running(pids: set[int]) -> set[int]:
+    """Those of `pids` still running (a zombie, dead but not yet reaped, is not)."""
+    alive = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                if stat.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    alive.add(pid)
+        except OSError:
+            pass
+    return alive
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    found, todo = set(), [pid]
+    while todo:
+        found.update(below := children.get(todo.pop(), []))
+        todo += below
+    return found
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads processes from /proc")
+def test_a_run_killed_alone_leaves_no_step_running(tmp_path):
+    # `kill PID` reaches the run alone, not its steps (as Ctrl-C's SIGINT does); before,
+    # its fine-tuning ran on, orphaned, to its last epoch
+    write_class_folders(str(tmp_path / "data"), {"red": 20, "green": 20, "blue": 20})
+    main = "from kftransfer.pipelines.cli import main; main()"
+    command = [
+        sys.executable, "-c", main, "run", str(tmp_path / "data"),
+        "--pipeline-root", str(tmp_path / "runs"), *FAST, "--fine-tune-epochs", "200",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    for line in process.stderr:  # the steps' progress lines, as they come
+        if "fine-tune: validation accuracy before the first step" in line:
+            break
+    steps = descendants(process.pid)
+    assert len(steps) >= 3  # the stderr filter, and the step's shell and Python
+    process.terminate()  # SIGTERM, to the run's process only
+    assert process.wait(timeout=30) == -signal.SIGTERM
+    deadline = time.monotonic() + 30
+    while running(steps) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not running(steps)
+
+
 def test_an_interrupted_run_with_the_step_cache_says_the_same_command_reuses_its_steps():
     finished = {"fingerprint-source": 1.0, "split-data": 2.0}
     assert interrupted_line("R", "R/run.log", finished, caching=True) == (

@@ -1,8 +1,11 @@
-"""`sigterm_raises`: clean-up runs on SIGTERM, then the process dies of it as before."""
+"""`sigterm_raises`: clean-up runs on SIGTERM, then the process dies of it as before;
+`stop_when_orphaned`: a process whose output reader is gone stops."""
 
 import signal
 import subprocess
 import sys
+
+import pytest
 
 from kftransfer.components.core.signals import sigterm_raises
 
@@ -35,3 +38,29 @@ def test_a_handler_set_by_someone_else_is_left_alone():
         assert signal.getsignal(signal.SIGTERM) is theirs
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+ORPHAN = """
+import time
+from kftransfer.components.core.signals import stop_when_orphaned
+stop_when_orphaned()
+time.sleep(60)
+"""
+
+
+def test_a_process_whose_output_reader_is_gone_stops_with_sigterm():
+    process = subprocess.Popen([sys.executable, "-c", ORPHAN], stdout=subprocess.PIPE)
+    process.stdout.close()  # what reads its output is gone (a killed `kftransfer run`)
+    # before: it ran on to its end (60 s here; a whole fine-tuning in a run)
+    assert process.wait(timeout=20) == -signal.SIGTERM
+
+
+def test_output_to_a_file_is_not_watched(tmp_path):
+    with open(tmp_path / "out", "w") as out:
+        process = subprocess.Popen([sys.executable, "-c", ORPHAN], stdout=out)
+    try:
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(timeout=2)
+    finally:
+        process.kill()
+        process.wait()
