@@ -91,6 +91,7 @@ def with_config_parameters(func: Callable, configs: tuple[type, ...]) -> Callabl
             f"{INDENT}from kftransfer.components.core.signals import stop_when_orphaned",
             "",
             f"{INDENT}stop_when_orphaned()  # no step runs on after its runner died",
+            f"{INDENT}del stop_when_orphaned  # the body's locals() start with its parameters",
             f"{INDENT}try:",
             *(textwrap.indent(line, INDENT) for line in body),
             f"{INDENT}except Exception as error:  # a UserError: one line, exit status 2",
