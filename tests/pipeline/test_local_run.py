@@ -194,24 +194,30 @@ def test_backbones_each_get_a_head_and_the_best_is_fine_tuned(tmp_path):
     assert "Backbones (2 compared on cached features)" in report
 
 
-def test_ctrl_c_says_what_stays_and_exits_130(tmp_path):
-    # before: click's bare "Aborted!" and exit status 1, whatever had been done
+def run_until_fine_tuning(tmp_path, **popen) -> subprocess.Popen:
+    """`kftransfer run` of many fine-tuning epochs in a process, once fine-tuning has begun."""
     write_class_folders(str(tmp_path / "data"), {"red": 20, "green": 20, "blue": 20})
     main = "from kftransfer.pipelines.cli import main; main()"
     command = [
         sys.executable, "-c", main, "run", str(tmp_path / "data"),
-        "--pipeline-root", str(tmp_path / "runs"), *FAST, "--fine-tune-epochs", "50",
+        "--pipeline-root", str(tmp_path / "runs"), *FAST, "--fine-tune-epochs", "200",
     ]  # fmt: skip
-    # Its own process group, as a shell's job, so that SIGINT reaches its steps too; and
-    # SIGINT's default action, which a pytest-xdist worker's children would inherit ignored.
-    process = subprocess.Popen(
-        command, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, **popen)
     for line in process.stderr:  # the steps' progress lines, as they come
         if "fine-tune: validation accuracy before the first step" in line:
             break
     assert process.poll() is None, "the run ended before fine-tuning began"
+    return process
+
+
+def test_ctrl_c_says_what_stays_and_exits_130(tmp_path):
+    # before: click's bare "Aborted!" and exit status 1, whatever had been done.
+    # Its own process group, as a shell's job, so that SIGINT reaches its steps too; and
+    # SIGINT's default action, which a pytest-xdist worker's children would inherit ignored.
+    process = run_until_fine_tuning(
+        tmp_path, start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
     stderr = process.communicate(timeout=120)[1]  # the rest
     [run] = (tmp_path / "runs").iterdir()
@@ -258,16 +264,7 @@ def descendants(pid: int) -> set[int]:
 def test_a_run_killed_alone_leaves_no_step_running(tmp_path):
     # `kill PID` reaches the run alone, not its steps (as Ctrl-C's SIGINT does); before,
     # its fine-tuning ran on, orphaned, to its last epoch
-    write_class_folders(str(tmp_path / "data"), {"red": 20, "green": 20, "blue": 20})
-    main = "from kftransfer.pipelines.cli import main; main()"
-    command = [
-        sys.executable, "-c", main, "run", str(tmp_path / "data"),
-        "--pipeline-root", str(tmp_path / "runs"), *FAST, "--fine-tune-epochs", "200",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-    for line in process.stderr:  # the steps' progress lines, as they come
-        if "fine-tune: validation accuracy before the first step" in line:
-            break
+    process = run_until_fine_tuning(tmp_path)
     steps = descendants(process.pid)
     assert len(steps) >= 3  # the stderr filter, and the step's shell and Python
     process.terminate()  # SIGTERM, to the run's process only

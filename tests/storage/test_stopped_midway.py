@@ -27,7 +27,6 @@ CLI_CHECKPOINTING = (
     "cache.CHECKPOINT_SECONDS = 0.2; " + CLI
 )
 
-
 SMALL = {"backbone": "vgg16", "weights": "none", "image_size": 32, "batch_size": 8}
 EXTRACT_CONFIG = ExtractConfig(**SMALL)
 # extract_features(SPLITS, OUT, EXTRACT_CONFIG, CACHE) in a process of its own, logging
@@ -56,7 +55,11 @@ class ImageReads:
 
 
 def stopped_by(
-    sig: int, command: list[str], after_reads: int = 60, after_line: str = "", latency=0.05
+    sig: int,
+    command: list[str],
+    after_reads: int = 60,
+    after_line: str = "",
+    latency: float = 0.05,
 ):
     """Runs `python -c command...` and sends it `sig` once it has read `after_reads` images.
 
