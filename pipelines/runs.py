@@ -126,7 +126,8 @@ def run_locally(
             raise UserError(f"{failure(str(err), log_path)}; full log: {log_path}") from err
         except KeyboardInterrupt:
             steps.flush()
-            raise Interrupted(interrupted_line(run, log_path, steps.finished, caching)) from None
+            line = interrupted_line(run, log_path, steps.finished, caching)
+            raise Interrupted(line + kept_in_cache(arguments.get("cache_uri", ""))) from None
     tasks_folder = os.path.join(run, _kfp_folder(run))
     timings = {"finished": steps.finished, "cached": steps.cached}
     summary = summarize(run, tasks_folder, start, timings, task_names(settings))
@@ -147,6 +148,16 @@ def interrupted_line(run: str, log_path: str, finished: dict, caching: bool) -> 
     return (
         f"{kept}; a new run redoes its {len(finished)} finished steps (with --cache, a run "
         "keeps them for the next one)"
+    )
+
+
+def kept_in_cache(cache_uri: str) -> str:
+    """What `--cache-uri` keeps of an interrupted run, the step under way's work included."""
+    if not cache_uri:
+        return ""
+    return (
+        f"; the images its split read and the features its extraction computed stay in "
+        f"{cache_uri}, and a new run reads and computes only the rest"
     )
 
 

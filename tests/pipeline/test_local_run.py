@@ -194,13 +194,13 @@ def test_backbones_each_get_a_head_and_the_best_is_fine_tuned(tmp_path):
     assert "Backbones (2 compared on cached features)" in report
 
 
-def run_until_fine_tuning(tmp_path, **popen) -> subprocess.Popen:
+def run_until_fine_tuning(tmp_path, *options: str, **popen) -> subprocess.Popen:
     """`kftransfer run` of many fine-tuning epochs in a process, once fine-tuning has begun."""
     write_class_folders(str(tmp_path / "data"), {"red": 20, "green": 20, "blue": 20})
     main = "from kftransfer.pipelines.cli import main; main()"
     command = [
         sys.executable, "-c", main, "run", str(tmp_path / "data"),
-        "--pipeline-root", str(tmp_path / "runs"), *FAST, "--fine-tune-epochs", "200",
+        "--pipeline-root", str(tmp_path / "runs"), *FAST, "--fine-tune-epochs", "200", *options,
     ]  # fmt: skip
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, **popen)
     for line in process.stderr:  # the steps' progress lines, as they come
@@ -214,8 +214,9 @@ def test_ctrl_c_says_what_stays_and_exits_130(tmp_path):
     # before: click's bare "Aborted!" and exit status 1, whatever had been done.
     # Its own process group, as a shell's job, so that SIGINT reaches its steps too; and
     # SIGINT's default action, which a pytest-xdist worker's children would inherit ignored.
+    cache = tmp_path / "cache"
     process = run_until_fine_tuning(
-        tmp_path, start_new_session=True,
+        tmp_path, "--cache-uri", str(cache), start_new_session=True,
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
@@ -225,7 +226,9 @@ def test_ctrl_c_says_what_stays_and_exits_130(tmp_path):
     assert re.search(
         f"^interrupted: the run folder {re.escape(str(run))} stays, with its log "
         f"{re.escape(str(run / 'run.log'))}; a new run redoes its [4-9] finished steps "
-        r"\(with --cache, a run keeps them for the next one\)\n\Z",
+        r"\(with --cache, a run keeps them for the next one\); the images its split read and "
+        f"the features its extraction computed stay in {re.escape(str(cache))}, and a new run "
+        r"reads and computes only the rest\n\Z",
         stderr, re.M,
     )  # fmt: skip
 
