@@ -23,7 +23,7 @@ from kftransfer.components.core.layers import Preprocess, pooling_layer
 from kftransfer.components.core.layout import SPLITS, FeatureSpec, Row, read_labels, read_rows
 from kftransfer.components.core.progress import LOGGER, Progress
 from kftransfer.components.core.shards import ShardWriter, rows_per_shard
-from kftransfer.components.core.signals import sigterm_raises
+from kftransfer.components.core.signals import sigterm_deferred
 
 MANIFEST_FORMAT = 1
 
@@ -180,17 +180,21 @@ def _compute_and_keep(job: _Job, todo: list[tuple[str, Row]]) -> float:
     Stopped by a stopped pod (SIGTERM), Ctrl-C or an error, the rows computed so far are
     still written to the caches, so a retry computes only the rest.
     """
-    with sigterm_raises():
+    with sigterm_deferred() as stop_if_terminated:
         try:
-            return _compute(job, todo)
+            return _compute(job, todo, stop_if_terminated)
         finally:
             for store in (job.cache, job.pixels):
                 if store:
                     store.flush()
 
 
-def _compute(job: _Job, todo: list[tuple[str, Row]]) -> float:
+def _compute(
+    job: _Job, todo: list[tuple[str, Row]], stop_if_terminated: Callable[[], None]
+) -> float:
     """Runs the backbone over the `(split, row)` pairs of `todo`; returns images/s.
+
+    `stop_if_terminated` is called after each batch (see `signals.sigterm_deferred`).
 
     The rate is the steady one, after the first batch (which also traces the model and
     fills the input pipeline); the manifest's `seconds` has the whole wall time.
@@ -221,6 +225,7 @@ def _compute(job: _Job, todo: list[tuple[str, Row]]) -> float:
             job.pixels.add(sha[index], images.numpy())
         done[index] = True
         progress.update(len(index))
+        stop_if_terminated()
     for (split, row), ok in zip(todo, done, strict=True):
         if ok:
             job.summary[split]["extracted"] += 1

@@ -4,8 +4,9 @@ Kubernetes stops a pod (preemption with graceful node shutdown, eviction, deleti
 sending SIGTERM, and on a KFP cluster Argo's emissary passes it to the step's whole
 process group (docs/kfp-backend.md); `kill PID` and `timeout` send it too. Python's
 default is to die at once, skipping every `except` and `finally`. Inside
-`sigterm_raises()`, SIGTERM raises `Terminated` instead; once the block has let it
-through (having saved what it could), the process dies of SIGTERM as it would have.
+`sigterm_deferred()`, SIGTERM makes the block's next `check()` raise `Terminated`
+instead; once the block has let it through (having saved what it could), the process
+dies of SIGTERM as it would have.
 
 A step whose runner dies (`kftransfer run` killed with `kill PID`, which reaches it
 alone) would run on to its end, orphaned: `stop_when_orphaned()` stops it instead.
@@ -18,7 +19,7 @@ import signal
 import stat
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 
 class Terminated(BaseException):  # noqa: N818 (like KeyboardInterrupt, not an error)
@@ -26,30 +27,34 @@ class Terminated(BaseException):  # noqa: N818 (like KeyboardInterrupt, not an e
 
 
 @contextlib.contextmanager
-def sigterm_raises() -> Iterator[None]:
-    """For the block, SIGTERM raises `Terminated`; after the block the process dies of it.
+def sigterm_deferred() -> Iterator[Callable[[], None]]:
+    """For the block, SIGTERM is noted; the yielded `check()` raises `Terminated` after it.
 
-    Does nothing off the main thread (only it may set handlers) or when something else
-    already handles SIGTERM.
+    The block calls `check()` where stopping is safe (between two images, two batches),
+    not wherever the signal lands: an exception raised in the middle of TensorFlow's
+    Python code can leave its C++ side aborting the process (SIGABRT) instead. After the
+    block, a process that got SIGTERM dies of it, as it would have without the block.
+    Off the main thread (only it may set handlers), or when something else already
+    handles SIGTERM, `check()` does nothing and SIGTERM keeps its handling.
     """
     if threading.current_thread() is not threading.main_thread() or (
         signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
     ):
-        yield
+        yield lambda: None
         return
+    arrived = threading.Event()
 
-    def raise_terminated(*_) -> None:
-        raise Terminated
+    def check() -> None:
+        if arrived.is_set():
+            raise Terminated
 
-    signal.signal(signal.SIGTERM, raise_terminated)
+    signal.signal(signal.SIGTERM, lambda *_: arrived.set())
     try:
-        yield
-    except Terminated:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)  # ends the process here, as SIGTERM does
-        raise  # only if SIGTERM is blocked
+        yield check
     finally:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        if arrived.is_set():
+            os.kill(os.getpid(), signal.SIGTERM)  # ends the process here, as SIGTERM does
 
 
 def stop_when_orphaned() -> None:
@@ -59,7 +64,7 @@ def stop_when_orphaned() -> None:
     launcher in a pod. If that dies, nothing waits for the step any more, and a
     fine-tuning would burn its CPU or GPU for hours. A daemon thread waits, without using
     the CPU, for the pipe to say that its reader has closed it, then stops the process as
-    Kubernetes would: with SIGTERM, so that `sigterm_raises` blocks keep their work. Does
+    Kubernetes would: with SIGTERM, so that `sigterm_deferred` blocks keep their work. Does
     nothing when stdout is not a pipe, or where `select.poll` is missing.
     """
     try:

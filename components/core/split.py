@@ -18,7 +18,7 @@ from kftransfer.components.core.exclusions import read_exclusions, unmatched_exc
 from kftransfer.components.core.layout import SPLITS, Row
 from kftransfer.components.core.parallel import map_ordered
 from kftransfer.components.core.progress import LOGGER, Progress
-from kftransfer.components.core.signals import sigterm_raises
+from kftransfer.components.core.signals import sigterm_deferred
 from kftransfer.components.core.sources import (
     BAD_FILE_NAME,
     MISNAMED,
@@ -133,9 +133,10 @@ def _check_all(candidates: list[Candidate], config: SplitConfig, cache_uri: str)
         return check_image(uri, config.min_image_side, config.max_image_pixels)
 
     results = map_ordered(check, todo, threads=CHECK_THREADS)
-    with sigterm_raises():  # a stopped pod (SIGTERM) keeps what was read too
+    with sigterm_deferred() as stop_if_terminated:  # a stopped pod keeps what was read too
         try:
             for index, result in zip(todo, results, strict=True):
+                stop_if_terminated()
                 checks[index] = result
                 record = to_record(result)
                 if cache and keys[index] and record:
@@ -143,9 +144,10 @@ def _check_all(candidates: list[Candidate], config: SplitConfig, cache_uri: str)
                 progress.update()
         except BaseException:  # and Ctrl-C, and errors: the next split reads only the rest
             results.close()  # cancels the reads not yet started
+            raise
+        finally:
             if cache:
                 cache.checkpoint()
-            raise
     progress.finish()
     if cache:
         cache.save()

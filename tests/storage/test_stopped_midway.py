@@ -147,8 +147,10 @@ def test_a_stopped_extraction_keeps_the_features_it_computed(gcs_bucket, tmp_pat
     extract = [EXTRACT, splits, f"{gcs_bucket}/features-1", cache]
     # Reads of 0.5 s (16 at a time) make it last 10 s or more, so its progress shows after
     # 5 s, once the features of some batches are computed: then it is stopped.
-    process, *_ = stopped_by(signal.SIGTERM, extract, after_line="/300 images (", latency=0.5)
-    assert process.returncode == -signal.SIGTERM
+    process, stderr, *_ = stopped_by(
+        signal.SIGTERM, extract, after_line="/300 images (", latency=0.5
+    )
+    assert process.returncode == -signal.SIGTERM, stderr
     manifest = extract_features(splits, f"{gcs_bucket}/features-2", EXTRACT_CONFIG, cache)
     counts = {k: sum(s[k] for s in manifest["splits"].values()) for k in ("extracted", "reused")}
     assert counts["reused"] > 0 and sum(counts.values()) == 300, counts

@@ -1,4 +1,4 @@
-"""`sigterm_raises`: clean-up runs on SIGTERM, then the process dies of it as before;
+"""`sigterm_deferred`: clean-up runs on SIGTERM, then the process dies of it as before;
 `stop_when_orphaned`: a process whose output reader is gone stops."""
 
 import signal
@@ -7,15 +7,17 @@ import sys
 
 import pytest
 
-from kftransfer.components.core.signals import sigterm_raises
+from kftransfer.components.core.signals import sigterm_deferred
 
 STOPPED = """
 import os, signal, sys, time
-from kftransfer.components.core.signals import sigterm_raises
-with sigterm_raises():
+from kftransfer.components.core.signals import sigterm_deferred
+with sigterm_deferred() as stop_if_terminated:
     try:
         os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(30)
+        for _ in range(300):
+            time.sleep(0.1)
+            stop_if_terminated()
         print("not stopped")
     finally:
         print("clean-up ran", flush=True)
@@ -33,7 +35,7 @@ def test_a_handler_set_by_someone_else_is_left_alone():
 
     previous = signal.signal(signal.SIGTERM, theirs)
     try:
-        with sigterm_raises():
+        with sigterm_deferred():
             assert signal.getsignal(signal.SIGTERM) is theirs
         assert signal.getsignal(signal.SIGTERM) is theirs
     finally:
