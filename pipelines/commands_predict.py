@@ -1,14 +1,13 @@
 """`kftransfer predict`: classify images with an exported model, one line per image."""
 
-import contextlib
 import json
 import signal
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import click
 
 from kftransfer.components.core.errors import Interrupted
+from kftransfer.components.core.signals import signal_noted
 from kftransfer.pipelines.options import Command
 
 if TYPE_CHECKING:  # imported by the command itself, so that `--help` stays fast
@@ -68,31 +67,21 @@ def predict(
     if left_out := found.left_out():
         click.echo(f"note: {left_out}", err=True)
     failed = answered = 0
+    results = core.predict(network, labels, found.uris, top_k, batch_size, threshold)
+    # Ctrl-C is acted on between two answers, not inside TensorFlow (where an exception
+    # can abort the process: SIGABRT); a second Ctrl-C stops it wherever it is.
     try:
-        for result in core.predict(network, labels, found.uris, top_k, batch_size, threshold):
-            with _ctrl_c_held_back():  # an answer is printed and counted, or neither
+        with signal_noted(signal.SIGINT, signal.default_int_handler) as ctrl_c:
+            for result in results:
                 failed += _print_prediction(result, as_json)
                 answered += 1
+                if ctrl_c is not None and ctrl_c.is_set():
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
+        results.close()  # stops the input pipeline's threads before the process exits
         raise Interrupted(f"answered {answered} of {len(found.uris)} images") from None
     if failed:
         raise SystemExit(1)
-
-
-@contextlib.contextmanager
-def _ctrl_c_held_back() -> Iterator[None]:
-    """Holds back Ctrl-C (SIGINT) until the end of the block, then raises it there."""
-    if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:  # ignored, or taken
-        yield
-        return
-    caught = []
-    signal.signal(signal.SIGINT, lambda *_: caught.append(True))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        if caught:
-            raise KeyboardInterrupt
 
 
 def _print_prediction(result: "Prediction", as_json: bool) -> bool:

@@ -27,6 +27,33 @@ class Terminated(BaseException):  # noqa: N818 (like KeyboardInterrupt, not an e
 
 
 @contextlib.contextmanager
+def signal_noted(signum: int, default: Callable | int) -> Iterator[threading.Event | None]:
+    """For the block, signal `signum`'s first arrival only sets the yielded event.
+
+    The caller decides what the signal does, at a point where that is safe; a second one
+    gets `default` at once (Ctrl-C twice stops a command stuck waiting), as does any after
+    the block. Yields None and changes nothing off the main thread (only it may set
+    handlers), or when the signal's handler is not `default` (ignored, or someone else's).
+    """
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signum) is not default
+    ):
+        yield None
+        return
+    arrived = threading.Event()
+
+    def note(*_) -> None:
+        arrived.set()
+        signal.signal(signum, default)
+
+    signal.signal(signum, note)
+    try:
+        yield arrived
+    finally:
+        signal.signal(signum, default)
+
+
+@contextlib.contextmanager
 def sigterm_deferred() -> Iterator[Callable[[], None]]:
     """For the block, SIGTERM is noted; the yielded `check()` raises `Terminated` after it.
 
@@ -34,26 +61,19 @@ def sigterm_deferred() -> Iterator[Callable[[], None]]:
     not wherever the signal lands: an exception raised in the middle of TensorFlow's
     Python code can leave its C++ side aborting the process (SIGABRT) instead. After the
     block, a process that got SIGTERM dies of it, as it would have without the block.
-    Off the main thread (only it may set handlers), or when something else already
-    handles SIGTERM, `check()` does nothing and SIGTERM keeps its handling.
+    Where `signal_noted` changes nothing, neither does this: `check()` never raises.
     """
-    if threading.current_thread() is not threading.main_thread() or (
-        signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
-    ):
-        yield lambda: None
-        return
-    arrived = threading.Event()
+    arrived = None
 
     def check() -> None:
-        if arrived.is_set():
+        if arrived is not None and arrived.is_set():
             raise Terminated
 
-    signal.signal(signal.SIGTERM, lambda *_: arrived.set())
     try:
-        yield check
+        with signal_noted(signal.SIGTERM, signal.SIG_DFL) as arrived:
+            yield check
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        if arrived.is_set():
+        if arrived is not None and arrived.is_set():
             os.kill(os.getpid(), signal.SIGTERM)  # ends the process here, as SIGTERM does
 
 
