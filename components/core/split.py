@@ -142,10 +142,8 @@ def _check_all(candidates: list[Candidate], config: SplitConfig, cache_uri: str)
                 if cache and keys[index] and record:
                     cache.add(keys[index], record)
                 progress.update()
-        except BaseException:  # and Ctrl-C, and errors: the next split reads only the rest
-            results.close()  # cancels the reads not yet started
-            raise
-        finally:
+        finally:  # also on Ctrl-C, SIGTERM and errors: the next split reads only the rest
+            results.close()  # cancels the reads not yet started (nothing once all are read)
             if cache:
                 cache.checkpoint()
     progress.finish()

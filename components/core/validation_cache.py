@@ -88,20 +88,21 @@ class ValidationCache:
         self._written_at = time.monotonic()
 
     def save(self) -> None:
-        """Writes the new records as one more file (named by its content: no collision).
+        """Writes the new records, then merges the record files once there are enough.
 
-        Once there would be `COMPACT_AFTER` files or more, all records are merged into one
-        file instead and the merged files removed (after the merge is written, so a
-        reader never misses a record; concurrent merges just write the same records).
+        With `COMPACT_AFTER` files or more, all records are merged into one file and the
+        merged files removed (after the merge is written, so a reader never misses a
+        record; concurrent merges just write the same records). Files are named by their
+        content, so two writers never collide.
         """
-        if len(self._files) + bool(self._new) < COMPACT_AFTER:
-            self.checkpoint()
+        self.checkpoint()
+        if len(self._files) < COMPACT_AFTER:
             return
-        merged = self._write({**self._records, **self._new})
+        merged = self._write(self._records)
         for uri in self._files:
             if uri != merged:
                 storage.remove(uri)
-        self._files, self._new = [merged], {}
+        self._files = [merged]
 
     def _write(self, records: dict[str, dict]) -> str:
         text = "".join(
