@@ -17,6 +17,7 @@ from kftransfer.pipelines.backend_contract import executor_output_problems
 from kftransfer.pipelines.cli import cli
 from kftransfer.pipelines.runs import interrupted_line
 from tests.readme import json_schema
+from tests.shell_job import AS_A_SHELL_JOB, press_ctrl_c
 
 FAST = [
     "--backbone", "vgg16", "--weights", "none", "--image-size", "32", "--head-normalize",
@@ -211,15 +212,10 @@ def run_until_fine_tuning(tmp_path, *options: str, **popen) -> subprocess.Popen:
 
 
 def test_ctrl_c_says_what_stays_and_exits_130(tmp_path):
-    # before: click's bare "Aborted!" and exit status 1, whatever had been done.
-    # Its own process group, as a shell's job, so that SIGINT reaches its steps too; and
-    # SIGINT's default action, which a pytest-xdist worker's children would inherit ignored.
+    # before: click's bare "Aborted!" and exit status 1, whatever had been done
     cache = tmp_path / "cache"
-    process = run_until_fine_tuning(
-        tmp_path, "--cache-uri", str(cache), start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-    )  # fmt: skip
-    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    process = run_until_fine_tuning(tmp_path, "--cache-uri", str(cache), **AS_A_SHELL_JOB)
+    press_ctrl_c(process)
     stderr = process.communicate(timeout=120)[1]  # the rest
     [run] = (tmp_path / "runs").iterdir()
     assert process.returncode == 130

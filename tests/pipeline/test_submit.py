@@ -1,7 +1,5 @@
 """submit and schedule against a fake KFP v2beta1 API on 127.0.0.1: the request bodies."""
 
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +11,7 @@ from kftransfer.pipelines.backend_contract import request_problems
 from kftransfer.pipelines.cli import cli
 from kftransfer.pipelines.settings import find_step
 from tests.pipeline.fake_kfp import FakeKfp
+from tests.shell_job import AS_A_SHELL_JOB, press_ctrl_c
 
 API = "/apis/v2beta1"
 NEVER_CACHED = {"fingerprint-source", "evaluate-model", "export-model"}
@@ -241,12 +240,11 @@ def test_ctrl_c_while_the_server_does_not_answer_is_one_line_and_exit_130():
         main = "from kftransfer.pipelines.cli import main; main()"
         process = subprocess.Popen(
             [sys.executable, "-c", main, "schedule", "list", "--host", host, "--token", "t"],
-            stderr=subprocess.PIPE, text=True, start_new_session=True,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a shell
+            stderr=subprocess.PIPE, text=True, **AS_A_SHELL_JOB,
         )  # fmt: skip
         server.settimeout(60)
         server.accept()  # the command is waiting for the answer
-        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        press_ctrl_c(process)
         stderr = process.communicate(timeout=60)[1]
     assert (process.returncode, stderr) == (130, "interrupted: kftransfer schedule stopped\n")
 

@@ -18,6 +18,7 @@ from kftransfer.components.core import layout, storage
 from kftransfer.components.core.config import ExtractConfig, SplitConfig
 from kftransfer.components.core.features import extract_features
 from kftransfer.components.core.split import CHECK_THREADS, split_dataset, write_split
+from tests.shell_job import AS_A_SHELL_JOB
 
 CONFIG = SplitConfig()  # the CLI's defaults
 CLI = "from kftransfer.pipelines.cli import main; main()"
@@ -72,9 +73,8 @@ def stopped_by(
     with Proxy(emulator, latency=latency, cut_after=reads) as proxy:
         process = subprocess.Popen(
             [sys.executable, "-c", *command],
-            stderr=subprocess.PIPE, text=True, start_new_session=True,
+            stderr=subprocess.PIPE, text=True, **AS_A_SHELL_JOB,
             env={**os.environ, "STORAGE_EMULATOR_HOST": proxy.url},
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )  # fmt: skip
         assert reads.reached.wait(timeout=120), f"it read fewer than {after_reads} images"
         if after_line:

@@ -4,7 +4,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 
@@ -15,6 +14,7 @@ from kftransfer.components.core import export, predict, versions
 from kftransfer.components.core.layout import read_labels, read_rows
 from kftransfer.components.core.model_io import load_model
 from kftransfer.pipelines.cli import cli
+from tests.shell_job import AS_A_SHELL_JOB, press_ctrl_c
 
 
 @pytest.fixture(scope="module")
@@ -186,11 +186,10 @@ def test_ctrl_c_says_how_many_images_were_answered_and_exits_130(tuned, exported
     main = "from kftransfer.pipelines.cli import main; main()"
     process = subprocess.Popen(
         [sys.executable, "-c", main, "predict", exported, *images, "--batch-size", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a shell
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **AS_A_SHELL_JOB,
     )  # fmt: skip
     first = process.stdout.readline()  # the first answer: it is predicting
-    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    press_ctrl_c(process)
     rest, stderr = process.communicate(timeout=120)
     answered = len([first, *rest.splitlines()])
     assert process.returncode == 130, stderr
