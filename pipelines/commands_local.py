@@ -13,6 +13,8 @@ from kftransfer.components.core.errors import Interrupted
 from kftransfer.pipelines.options import (
     Command,
     GroupedOption,
+    LabelIssueCount,
+    LocalFolder,
     cluster_help,
     config_options,
     pipeline_options,
@@ -97,20 +99,6 @@ def _local_option(*names: str, **kwargs) -> Callable:
     return click.option(*names, cls=GroupedOption, group=LOCAL_RUN, **kwargs)
 
 
-class LabelIssueCount(click.ParamType):
-    """`N` (>= 0) or `auto` (every flagged image: -1)."""
-
-    name = "N|auto"
-
-    def convert(self, value, param, ctx):
-        """`auto` -> -1, a count -> int; anything else fails with the accepted forms."""
-        if isinstance(value, int) or value == "auto":
-            return -1 if value == "auto" else value
-        if str(value).isdigit():
-            return int(value)
-        self.fail(f"{value!r} is neither a count nor 'auto'", param, ctx)
-
-
 @click.command(
     cls=Command,
     examples=[
@@ -124,9 +112,10 @@ class LabelIssueCount(click.ParamType):
 @pipeline_options
 @_local_option(
     "--pipeline-root",
+    type=LocalFolder("SOURCE, --cache-uri and --export-uri may be gs://"),
     default="kftransfer-runs",
     show_default=True,
-    help="Where kfp.local writes each run's artifacts.",
+    help="Folder on this machine where kfp.local writes each run's artifacts.",
 )
 @_local_option(
     "--extract-parts",
@@ -241,9 +230,10 @@ def resolve_demo_weights(weights: str) -> str:
 )
 @click.option(
     "--out",
+    type=LocalFolder(),
     default="kftransfer-demo",
     show_default=True,
-    help="Folder for runs, the feature cache and exported models.",
+    help="Folder on this machine for runs, the feature cache and exported models.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON summary.")
 @click.pass_obj

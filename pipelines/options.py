@@ -58,6 +58,49 @@ class Command(click.Command):
                 formatter.write(f"  {line}\n")
 
 
+class LabelIssueCount(click.ParamType):
+    """`N` (>= 0) or `auto` (every flagged image: -1)."""
+
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        """`auto` -> -1, a count -> int; anything else fails with the accepted forms."""
+        if isinstance(value, int) or value == "auto":
+            return -1 if value == "auto" else value
+        if str(value).isdigit():
+            return int(value)
+        self.fail(f"{value!r} is neither a count nor 'auto'", param, ctx)
+
+
+class LocalFolder(click.ParamType):
+    """A folder on this machine (`file://` allowed), for what kfp.local writes.
+
+    kfp.local takes its pipeline root as a path (`os.path.abspath`), so `gs://b/runs`
+    would become the folder `./gs:/b/runs`, with the run's report said to be in the bucket.
+
+    Args:
+        elsewhere: what the user may still point at a bucket, said in the refusal.
+    """
+
+    name = "FOLDER"
+
+    def __init__(self, elsewhere: str = ""):
+        self.elsewhere = elsewhere
+
+    def convert(self, value, param, ctx):
+        """The path (without `file://`); a URI of any other scheme fails, saying why."""
+        path = str(value).removeprefix("file://")
+        if "://" in path:
+            also = f" ({self.elsewhere})" if self.elsewhere else ""
+            self.fail(
+                f"{value} is not on this machine: kfp.local writes a local run's artifacts "
+                f"to local folders only; give a folder here{also}",
+                param,
+                ctx,
+            )
+        return path
+
+
 def _field_option(f: dataclasses.Field, group: str, names: Sequence[str] = ()) -> Callable:
     help_text = f.metadata.get("help", "")
     declared = names or [flag(f.name), *ALIASES.get(f.name, ()), f.name]

@@ -96,6 +96,14 @@ CASES = {
     "run --pipeline-root is a file": (
         data_with_a_split_file, ["run", "{tmp}/data", "--pipeline-root", "{tmp}/file"],
         "--pipeline-root {tmp}/file is a file: give a folder"),
+    "run --pipeline-root in a bucket": (  # before: written to ./gs:/b/runs, said to be in b
+        data_with_a_split_file, ["run", "{tmp}/data", "--pipeline-root", "gs://b/runs"],
+        "Invalid value for '--pipeline-root': gs://b/runs is not on this machine: kfp.local "
+        "writes a local run's artifacts to local folders only; give a folder here (SOURCE, "
+        "--cache-uri and --export-uri may be gs://)"),
+    "demo --out in a bucket": (
+        None, ["demo", "--out", "gs://b/demo"],
+        "Invalid value for '--out': gs://b/demo is not on this machine"),
     "run --unfreeze names no layer": (
         data_with_a_split_file,
         ["run", "{tmp}/data", "--backbone", "vgg16", "--unfreeze", "from_layer=block9_conv1",
@@ -171,8 +179,9 @@ def kfp():
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_hostile_input_is_one_line_exit_2(case, tmp_path, tuned, kfp):
+def test_hostile_input_is_one_line_exit_2(case, tmp_path, tuned, kfp, monkeypatch):
     make, args, expected = CASES[case]
+    monkeypatch.chdir(tmp_path)  # what is written to a relative path is seen too
     if make is not None:
         if make.__code__.co_argcount == 2:
             make(tmp_path, tuned["model_file"])
