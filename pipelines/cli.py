@@ -16,6 +16,7 @@ from kftransfer.pipelines.commands_cluster import compile_command, doctor, sched
 from kftransfer.pipelines.commands_local import demo, run, split
 from kftransfer.pipelines.commands_predict import predict
 from kftransfer.pipelines.native_log import tensorflow_logs_dropped
+from kftransfer.pipelines.terminal import printable
 
 EXIT_USER_ERROR = 2
 EXIT_BROKEN_PIPE = 128 + 13  # a shell's status for a process killed by SIGPIPE, as `yes | head`
@@ -45,10 +46,10 @@ class _Cli(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as err:
-            click.echo(f"error: {err}", err=True)
+            click.echo(f"error: {printable(str(err))}", err=True)
             ctx.exit(EXIT_USER_ERROR)
         except Interrupted as err:
-            click.echo(f"interrupted: {err}", err=True)
+            click.echo(f"interrupted: {printable(str(err))}", err=True)
             ctx.exit(EXIT_INTERRUPTED)
         except KeyboardInterrupt:  # a command with nothing to say about what stays
             click.echo(f"interrupted: kftransfer {ctx.invoked_subcommand} stopped", err=True)
@@ -61,11 +62,12 @@ class _Cli(click.Group):
                 traceback.print_exc()
             where = f" {err.filename}" if err.filename else ""
             fix = OS_FIXES.get(err.errno, "check the path (-v shows where it happened)")
-            click.echo(f"error: {err.strerror or err}:{where}: {fix}", err=True)
+            click.echo(printable(f"error: {err.strerror or err}:{where}: {fix}"), err=True)
             ctx.exit(EXIT_USER_ERROR)
         except click.UsageError as err:
             command = err.ctx.command_path if err.ctx else "kftransfer"
-            click.echo(f"error: {err.format_message()} (see `{command} --help`)", err=True)
+            message = printable(err.format_message())
+            click.echo(f"error: {message} (see `{command} --help`)", err=True)
             ctx.exit(EXIT_USER_ERROR)
 
 

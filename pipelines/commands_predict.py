@@ -9,6 +9,7 @@ import click
 from kftransfer.components.core.errors import Interrupted
 from kftransfer.components.core.signals import signal_noted
 from kftransfer.pipelines.options import Command
+from kftransfer.pipelines.terminal import printable
 
 if TYPE_CHECKING:  # imported by the command itself, so that `--help` stays fast
     from kftransfer.components.core.predict import Prediction
@@ -86,12 +87,13 @@ def predict(
 
 def _print_prediction(result: "Prediction", as_json: bool) -> bool:
     """Prints one image's answer (or its `error:` line); whether it was an error."""
+    uri = printable(result.uri)
     if result.error:
-        click.echo(f"error: {result.uri}: {result.error}", err=True)
+        click.echo(f"error: {uri}: {result.error}", err=True)
     if as_json:
         click.echo(json.dumps(result.to_json()))
     elif not result.error:
-        ranked = ", ".join(f"{label} {p:.3f}" for label, p in result.top)
-        answer = f"{result.label} ({ranked})" if result.abstained else ranked
-        click.echo(f"{result.uri}: {answer}")
+        ranked = ", ".join(f"{printable(label)} {p:.3f}" for label, p in result.top)
+        answer = f"{printable(result.label)} ({ranked})" if result.abstained else ranked
+        click.echo(f"{uri}: {answer}")
     return bool(result.error)

@@ -88,6 +88,9 @@ CASES = {
     "images straight in split folders": (
         flat_split_folders, ["split", "{tmp}/data", "--out", "{tmp}/out"],
         "is a pre-split tree (test, train) but Test/ holds images directly: put them in class"),
+    "a SOURCE with a newline and an escape sequence": (  # before: an error of two lines
+        None, ["split", "{tmp}/no\nsuch\x1b[2J", "--out", "{tmp}/out"],
+        "error: source {tmp}/no\\nsuch\\x1b[2J does not exist: give a folder"),
     "1000 classes of one image": (
         a_thousand_classes, ["split", "{tmp}/data", "--out", "{tmp}/out"],
         "too few image files: 'class-0000' has 1, 'class-0001' has 1, 'class-0002' has 1, "

@@ -164,6 +164,28 @@ def test_a_file_name_that_is_not_utf8_is_predicted_and_shown(tuned, exported, tm
     assert record["image"] == f"{folder}/caf\ufffd.png"
 
 
+def test_control_characters_in_a_name_are_shown_escaped_one_line_per_image(
+    tuned, exported, tmp_path
+):
+    # before: the newline split an answer into two lines, and the escape sequence was
+    # sent to the terminal as it was (here, one that clears the screen)
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    for name in ["two\nlines.png", "\x1b[2Jclear.png"]:
+        shutil.copy(read_rows(tuned["split"], "test")[0].uri, folder / name)
+    result = invoke(exported, str(folder), "--top-k", "1")
+    assert result.exit_code == 0, result.output
+    shown = [line.split(": ")[0] for line in result.stdout.splitlines()]
+    assert shown == [f"{folder}/\\x1b[2Jclear.png", f"{folder}/two\\nlines.png"]
+    records = [
+        json.loads(line) for line in invoke(exported, str(folder), "--json").stdout.splitlines()
+    ]
+    assert [r["image"] for r in records] == [
+        f"{folder}/\x1b[2Jclear.png",
+        f"{folder}/two\nlines.png",
+    ]
+
+
 def test_output_into_a_reader_that_stops_early_ends_quietly(tuned, exported):
     # `kftransfer predict DEST photos/ | head`: before, the closed pipe was reported as
     # "error: Broken pipe: check the path", exit 2. The reader here is gone before the
