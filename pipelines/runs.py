@@ -9,6 +9,7 @@ Layout of a pipeline root (default `kftransfer-runs/`):
         report.html        the evaluation report (a copy of the KFP artifact `report`)
         evaluation.json    every metric, the verdict and its reasons (likewise)
         kftransfer-<time>/ kfp.local's folder: one folder per task, the artifacts inside
+        tmp/               the steps' temporary files (`$TMPDIR`) while the run lasts
 
 Before anything is written, the run's parameters are validated (`config.validate_run`)
 and its source listed (`split_checks.precheck`): a bad parameter or an unusable source is one
@@ -23,6 +24,7 @@ import logging
 import os
 import re
 import secrets
+import shutil
 import sys
 import time
 import warnings
@@ -45,6 +47,7 @@ from kftransfer.pipelines.transfer_learning import PIPELINE_NAME, build_pipeline
 
 LOG_FILE = "run.log"
 CACHE_FOLDER = ".kfp_cache"
+TEMP_FOLDER = "tmp"
 
 
 def prepare_run(
@@ -109,16 +112,18 @@ def run_locally(
 
     arguments = prepare_run(arguments, pipeline_root, settings.backbones)
     run = new_run_folder(pipeline_root)
+    temp = os.path.join(run, TEMP_FOLDER)
     local.init(
         runner=local.SubprocessRunner(use_venv=False),
         pipeline_root=run,
+        workspace_root=temp,
         raise_on_error=True,
         enable_caching=caching,
         cache_root=os.path.join(pipeline_root, CACHE_FOLDER),
     )
     settings = dataclasses.replace(settings, retries=0)
     start, log_path = time.time(), os.path.join(run, LOG_FILE)
-    with _step_log(log_path, verbose) as steps:
+    with _step_log(log_path, verbose) as steps, _temporary_files_in(temp):
         try:
             build_pipeline(settings)(**arguments)
         except RuntimeError as err:  # kfp.local: "... Inner task failed: 'X'."
@@ -159,6 +164,29 @@ def kept_in_cache(cache_uri: str) -> str:
         f"; the images its split read and the features its extraction computed stay in "
         f"{cache_uri}, and a new run reads and computes only the rest"
     )
+
+
+@contextlib.contextmanager
+def _temporary_files_in(folder: str) -> Iterator[None]:
+    """The steps write their temporary files into `folder` (`$TMPDIR`), removed after the block.
+
+    A fine-tuning keeps checkpoints and the decoded training images there (GBs for a large
+    training set), kfp.local a folder per step, TensorFlow its generated code. A step
+    stopped by Ctrl-C cannot remove its own: they were left in /tmp, one set per stopped
+    run. The run removes the folder however it ends; killed outright, it leaves the folder
+    in the run folder, in sight, not in /tmp.
+    """
+    os.makedirs(folder, exist_ok=True)
+    previous = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = folder  # read by each step process as it starts
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = previous
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _kfp_folder(run: str) -> str:

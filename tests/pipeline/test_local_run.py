@@ -46,10 +46,15 @@ def assert_follows_the_readme_schema(summary: dict) -> None:
         assert isinstance(value, kinds), f"{path}: {value!r} is not {kinds}"
 
 
-def test_whole_dag_runs_locally_then_is_cached(tmp_path):
+def test_whole_dag_runs_locally_then_is_cached(tmp_path, monkeypatch):
     write_class_folders(str(tmp_path / "data"), {"red": 20, "green": 20, "blue": 20})
+    (tmp_path / "system-tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "system-tmp"))  # the steps' /tmp
     export = str(tmp_path / "models")
     summary, seconds = run(tmp_path, export)
+    # before: each step left a folder of kfp.local's in /tmp, and TensorFlow its files
+    assert list((tmp_path / "system-tmp").iterdir()) == []
+    assert not Path(summary["run"], "tmp").exists()
     assert_follows_the_readme_schema(summary)
     assert summary["head"]["test_accuracy"] >= 0.9
     assert 0 <= summary["fine_tuned"]["test_accuracy"] <= 1
@@ -196,14 +201,19 @@ def test_backbones_each_get_a_head_and_the_best_is_fine_tuned(tmp_path):
 
 
 def run_until_fine_tuning(tmp_path, *options: str, **popen) -> subprocess.Popen:
-    """`kftransfer run` of many fine-tuning epochs in a process, once fine-tuning has begun."""
+    """`kftransfer run` of many fine-tuning epochs in a process, once fine-tuning has begun.
+
+    Its `$TMPDIR` is `tmp_path/system-tmp`, as /tmp would be.
+    """
     write_class_folders(str(tmp_path / "data"), {"red": 20, "green": 20, "blue": 20})
+    (tmp_path / "system-tmp").mkdir()
     main = "from kftransfer.pipelines.cli import main; main()"
     command = [
         sys.executable, "-c", main, "run", str(tmp_path / "data"),
         "--pipeline-root", str(tmp_path / "runs"), *FAST, "--fine-tune-epochs", "200", *options,
     ]  # fmt: skip
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, **popen)
+    env = {**os.environ, "TMPDIR": str(tmp_path / "system-tmp")}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, **popen)
     for line in process.stderr:  # the steps' progress lines, as they come
         if "fine-tune: validation accuracy before the first step" in line:
             break
@@ -219,6 +229,10 @@ def test_ctrl_c_says_what_stays_and_exits_130(tmp_path):
     stderr = process.communicate(timeout=120)[1]  # the rest
     [run] = (tmp_path / "runs").iterdir()
     assert process.returncode == 130
+    # before: the fine-tuning's checkpoints and decoded pixels (139 MB here), TensorFlow's
+    # and kfp.local's files stayed in /tmp, one set per stopped run
+    assert list((tmp_path / "system-tmp").iterdir()) == []
+    assert not (run / "tmp").exists()
     assert re.search(
         f"^interrupted: the run folder {re.escape(str(run))} stays, with its log "
         f"{re.escape(str(run / 'run.log'))}; a new run redoes its [4-9] finished steps "
@@ -272,6 +286,10 @@ def test_a_run_killed_alone_leaves_no_step_running(tmp_path):
     while running(steps) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not running(steps)
+    # the run died at once, so its steps' temporary files stay, in the run folder
+    assert list((tmp_path / "system-tmp").iterdir()) == []
+    [run] = (tmp_path / "runs").iterdir()
+    assert (run / "tmp").is_dir()
 
 
 def test_an_interrupted_run_with_the_step_cache_says_the_same_command_reuses_its_steps():
