@@ -50,7 +50,7 @@ class _Cli(click.Group):
             ctx.exit(EXIT_USER_ERROR)
         except Interrupted as err:
             click.echo(f"interrupted: {printable(str(err))}", err=True)
-            ctx.exit(EXIT_INTERRUPTED)
+            ctx.exit(err.status)
         except KeyboardInterrupt:  # a command with nothing to say about what stays
             click.echo(f"interrupted: kftransfer {ctx.invoked_subcommand} stopped", err=True)
             ctx.exit(EXIT_INTERRUPTED)

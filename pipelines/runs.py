@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -40,6 +41,7 @@ from kftransfer.components.core.config import (
 )
 from kftransfer.components.core.errors import Interrupted, UserError
 from kftransfer.components.core.registry import missing_preset_folder
+from kftransfer.components.core.signals import Terminated, sigterm_raised
 from kftransfer.components.core.split_checks import precheck
 from kftransfer.pipelines.settings import ClusterSettings
 from kftransfer.pipelines.summary import summarize, write_summary
@@ -123,16 +125,18 @@ def run_locally(
     )
     settings = dataclasses.replace(settings, retries=0)
     start, log_path = time.time(), os.path.join(run, LOG_FILE)
-    with _step_log(log_path, verbose) as steps, _temporary_files_in(temp):
+    with _step_log(log_path, verbose) as steps, _temporary_files_in(temp), sigterm_raised():
         try:
             build_pipeline(settings)(**arguments)
         except RuntimeError as err:  # kfp.local: "... Inner task failed: 'X'."
             steps.flush()
             raise UserError(f"{failure(str(err), log_path)}; full log: {log_path}") from err
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated) as stop:  # Ctrl-C; `kill PID`, `timeout`
             steps.flush()
             line = interrupted_line(run, log_path, steps.finished, caching)
-            raise Interrupted(line + kept_in_cache(arguments.get("cache_uri", ""))) from None
+            status = 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+            line += kept_in_cache(arguments.get("cache_uri", ""))
+            raise Interrupted(line, status) from None
     tasks_folder = os.path.join(run, _kfp_folder(run))
     timings = {"finished": steps.finished, "cached": steps.cached}
     summary = summarize(run, tasks_folder, start, timings, task_names(settings))

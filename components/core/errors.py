@@ -22,10 +22,15 @@ def exit_on_user_error(error: BaseException) -> None:
 
 
 class Interrupted(Exception):
-    """Work the user stopped (Ctrl-C); the message says what stays and what to do next.
+    """Work the user stopped; the message says what stays and what to do next.
 
-    The CLI prints `interrupted: <message>` and exits with status 130, as a shell does.
+    The CLI prints `interrupted: <message>` and exits with `status`: 130 after Ctrl-C,
+    143 after SIGTERM (`kill`, `timeout`), as a shell reports a process they stopped.
     """
+
+    def __init__(self, message: str, status: int = 130):
+        super().__init__(message)
+        self.status = status
 
 
 class ParameterError(UserError):

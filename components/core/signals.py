@@ -1,4 +1,4 @@
-"""How a step stops: SIGTERM as an exception, and no step left running on its own.
+"""How a step or a run stops: SIGTERM as an exception, and no step left running alone.
 
 Kubernetes stops a pod (preemption with graceful node shutdown, eviction, deletion) by
 sending SIGTERM, and on a KFP cluster Argo's emissary passes it to the step's whole
@@ -7,6 +7,9 @@ default is to die at once, skipping every `except` and `finally`. Inside
 `sigterm_deferred()`, SIGTERM makes the block's next `check()` raise `Terminated`
 instead; once the block has let it through (having saved what it could), the process
 dies of SIGTERM as it would have.
+
+`sigterm_raised()` makes SIGTERM raise `Terminated` at once, as Ctrl-C raises
+KeyboardInterrupt, for code that only waits on other processes (a local run).
 
 A step whose runner dies (`kftransfer run` killed with `kill PID`, which reaches it
 alone) would run on to its end, orphaned: `stop_when_orphaned()` stops it instead.
@@ -35,9 +38,7 @@ def signal_noted(signum: int, default: Callable | int) -> Iterator[threading.Eve
     the block. Yields None and changes nothing off the main thread (only it may set
     handlers), or when the signal's handler is not `default` (ignored, or someone else's).
     """
-    if threading.current_thread() is not threading.main_thread() or (
-        signal.getsignal(signum) is not default
-    ):
+    if not _may_handle(signum, default):
         yield None
         return
     arrived = threading.Event()
@@ -51,6 +52,36 @@ def signal_noted(signum: int, default: Callable | int) -> Iterator[threading.Eve
         yield arrived
     finally:
         signal.signal(signum, default)
+
+
+def _may_handle(signum: int, default: Callable | int) -> bool:
+    """Whether this thread may handle `signum`: the main thread, its handler `default`."""
+    return threading.current_thread() is threading.main_thread() and (
+        signal.getsignal(signum) is default
+    )
+
+
+@contextlib.contextmanager
+def sigterm_raised() -> Iterator[None]:
+    """For the block, SIGTERM raises `Terminated` where it lands, as Ctrl-C raises its error.
+
+    Only for code that waits on other processes (a local run waiting on its steps): code
+    running TensorFlow uses `sigterm_deferred`. A second SIGTERM kills as usual. Changes
+    nothing where `signal_noted` would not.
+    """
+    if not _may_handle(signal.SIGTERM, signal.SIG_DFL):
+        yield
+        return
+
+    def raise_terminated(*_) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextlib.contextmanager

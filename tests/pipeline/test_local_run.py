@@ -274,22 +274,26 @@ def descendants(pid: int) -> set[int]:
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads processes from /proc")
-def test_a_run_killed_alone_leaves_no_step_running(tmp_path):
-    # `kill PID` reaches the run alone, not its steps (as Ctrl-C's SIGINT does); before,
-    # its fine-tuning ran on, orphaned, to its last epoch
+def test_a_run_killed_alone_says_what_stays_and_leaves_no_step_running(tmp_path):
+    # `kill PID` (or `timeout`) reaches the run alone, not its steps (as Ctrl-C's SIGINT
+    # does); before, its fine-tuning ran on, orphaned, to its last epoch, and later the run
+    # died without a word, leaving the steps' temporary files behind
     process = run_until_fine_tuning(tmp_path)
     steps = descendants(process.pid)
     assert len(steps) >= 3  # the stderr filter, and the step's shell and Python
     process.terminate()  # SIGTERM, to the run's process only
-    assert process.wait(timeout=30) == -signal.SIGTERM
-    deadline = time.monotonic() + 30
-    while running(steps) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not running(steps)
-    # the run died at once, so its steps' temporary files stay, in the run folder
-    assert list((tmp_path / "system-tmp").iterdir()) == []
+    stderr = process.communicate(timeout=60)[1]
     [run] = (tmp_path / "runs").iterdir()
-    assert (run / "tmp").is_dir()
+    assert process.returncode == 128 + signal.SIGTERM  # as a shell reports it
+    assert re.search(
+        f"^interrupted: the run folder {re.escape(str(run))} stays, with its log "
+        f"{re.escape(str(run / 'run.log'))}; a new run redoes its [4-9] finished steps "
+        r"\(with --cache, a run keeps them for the next one\)\n\Z",
+        stderr, re.M,
+    )  # fmt: skip
+    assert not running(steps)  # the run waited for them
+    assert list((tmp_path / "system-tmp").iterdir()) == []
+    assert not (run / "tmp").exists()
 
 
 def test_an_interrupted_run_with_the_step_cache_says_the_same_command_reuses_its_steps():

@@ -1,5 +1,6 @@
 """`sigterm_deferred`: clean-up runs on SIGTERM, then the process dies of it as before;
-`stop_when_orphaned`: a process whose output reader is gone stops."""
+`sigterm_raised`: it raises at once; `stop_when_orphaned`: a process whose output reader
+is gone stops."""
 
 import signal
 import subprocess
@@ -40,6 +41,27 @@ def test_a_handler_set_by_someone_else_is_left_alone():
         assert signal.getsignal(signal.SIGTERM) is theirs
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+RAISED = """
+import os, signal, time
+from kftransfer.components.core.signals import Terminated, sigterm_raised
+try:
+    with sigterm_raised():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)
+except Terminated:
+    print("raised", signal.getsignal(signal.SIGTERM) is signal.SIG_DFL, flush=True)
+os.kill(os.getpid(), signal.SIGTERM)
+time.sleep(30)
+"""
+
+
+def test_sigterm_raised_raises_at_once_then_puts_the_default_back():
+    done = subprocess.run(
+        [sys.executable, "-c", RAISED], capture_output=True, text=True, timeout=20
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (-signal.SIGTERM, "raised True\n", "")
 
 
 ORPHAN = """
