@@ -21,6 +21,7 @@ from kftransfer.pipelines.options import (
     pop_pipeline_arguments,
     split_list,
 )
+from kftransfer.pipelines.terminal import printable
 
 LOCAL_RUN = "Local run"
 
@@ -84,15 +85,16 @@ def _print_split_summary(stats: dict, out: str) -> None:
     from kftransfer.components.core.split_checks import skipped_line
 
     splits = list(stats["totals"])
-    width = max(len(label) for label in [*stats["counts"], "class"])
+    rows = [(printable(label), counts) for label, counts in stats["counts"].items()]
+    rows.append(("total", stats["totals"]))
+    width = max(len(label) for label in [*dict(rows), "class"])
     click.echo(f"{'class':<{width}}  " + "  ".join(f"{s:>10}" for s in splits))
-    rows = [*stats["counts"].items(), ("total", stats["totals"])]
     for label, counts in rows:
         click.echo(f"{label:<{width}}  " + "  ".join(f"{counts[s]:>10}" for s in splits))
     skipped = skipped_line(stats, STATS_FILE)
     if skipped:
-        click.echo(skipped)
-    click.echo(f"wrote {out}")
+        click.echo(printable(skipped))
+    click.echo(printable(f"wrote {out}"))
 
 
 def _local_option(*names: str, **kwargs) -> Callable:

@@ -16,6 +16,7 @@ from kftransfer.components.core import layout
 from kftransfer.components.core.exclusions import read_exclusions
 from kftransfer.components.core.model_card import tflite_figures
 from kftransfer.components.core.split_checks import skipped_line
+from kftransfer.pipelines.terminal import printable
 
 SUMMARY_FILE = "summary.json"
 # kfp.local artifact files a person opens -> the names, with extensions, of their copies
@@ -250,4 +251,4 @@ def format_summary(summary: dict) -> str:
             f"retrained without {excluded['count']} likely label errors "
             f"({display_path(excluded['list'])}; first run: {display_path(excluded['first_run'])})"
         )
-    return "\n".join(lines)
+    return "\n".join(printable(line) for line in lines)  # one line each, whatever names hold

@@ -155,3 +155,23 @@ def test_a_read_only_out_is_refused_before_any_image_is_read(tmp_path):
         f"error: {read_only / 'split'}: {read_only} is read-only here: give a folder you may "
         "write to\n"
     )
+
+
+def test_names_with_control_characters_print_one_line_each(tmp_path):
+    # before: a class folder named with a newline split its row of the table in two, and
+    # the run's summary its warning line; an escape sequence reached the terminal as it was
+    write_class_folders(str(tmp_path / "data"), {"two\nlines": 12, "\x1b[2Jclear": 12})
+    fractions = ["--val-fraction", "0.25", "--test-fraction", "0.25"]
+    result = run("split", str(tmp_path / "data"), "--out", str(tmp_path / "s"), *fractions)
+    assert result.exit_code == 0, result.output
+    rows = result.stdout.splitlines()
+    assert [row.split()[0] for row in rows[:4]] == [
+        "class",
+        "\\x1b[2Jclear",
+        "two\\nlines",
+        "total",
+    ]
+    summary = {"head": {"val_accuracy": 0.9, "test_accuracy": 0.9}, "fine_tuned": {
+        "val_accuracy": 0.9, "test_accuracy": 0.9}, "blessed": False, "reasons": [],
+        "report": "", "exported": None, "warnings": ["class 'two\nlines' is odd"]}  # fmt: skip
+    assert "data: warning: class 'two\\nlines' is odd" in format_summary(summary).splitlines()
