@@ -30,6 +30,33 @@ class Terminated(BaseException):  # noqa: N818 (like KeyboardInterrupt, not an e
 
 
 @contextlib.contextmanager
+def _on_first_arrival(
+    signum: int, default: Callable | int, act: Callable[[], None]
+) -> Iterator[bool]:
+    """For the block, `signum`'s first arrival puts `default` back, then calls `act()`.
+
+    Yields whether the handler was set: only the main thread may set one, and a handler
+    that is not `default` (ignored, or someone else's) is left alone. `default` is put
+    back after the block too.
+    """
+    if threading.current_thread() is not threading.main_thread() or (
+        signal.getsignal(signum) is not default
+    ):
+        yield False
+        return
+
+    def handle(*_) -> None:
+        signal.signal(signum, default)
+        act()
+
+    signal.signal(signum, handle)
+    try:
+        yield True
+    finally:
+        signal.signal(signum, default)
+
+
+@contextlib.contextmanager
 def signal_noted(signum: int, default: Callable | int) -> Iterator[threading.Event | None]:
     """For the block, signal `signum`'s first arrival only sets the yielded event.
 
@@ -38,27 +65,9 @@ def signal_noted(signum: int, default: Callable | int) -> Iterator[threading.Eve
     the block. Yields None and changes nothing off the main thread (only it may set
     handlers), or when the signal's handler is not `default` (ignored, or someone else's).
     """
-    if not _may_handle(signum, default):
-        yield None
-        return
     arrived = threading.Event()
-
-    def note(*_) -> None:
-        arrived.set()
-        signal.signal(signum, default)
-
-    signal.signal(signum, note)
-    try:
-        yield arrived
-    finally:
-        signal.signal(signum, default)
-
-
-def _may_handle(signum: int, default: Callable | int) -> bool:
-    """Whether this thread may handle `signum`: the main thread, its handler `default`."""
-    return threading.current_thread() is threading.main_thread() and (
-        signal.getsignal(signum) is default
-    )
+    with _on_first_arrival(signum, default, arrived.set) as handled:
+        yield arrived if handled else None
 
 
 @contextlib.contextmanager
@@ -69,19 +78,12 @@ def sigterm_raised() -> Iterator[None]:
     running TensorFlow uses `sigterm_deferred`. A second SIGTERM kills as usual. Changes
     nothing where `signal_noted` would not.
     """
-    if not _may_handle(signal.SIGTERM, signal.SIG_DFL):
-        yield
-        return
 
-    def raise_terminated(*_) -> None:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    def raise_terminated() -> None:
         raise Terminated
 
-    signal.signal(signal.SIGTERM, raise_terminated)
-    try:
+    with _on_first_arrival(signal.SIGTERM, signal.SIG_DFL, raise_terminated):
         yield
-    finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 @contextlib.contextmanager
