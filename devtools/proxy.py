@@ -1,5 +1,6 @@
 """An HTTP proxy in front of the GCS emulator: transient failures, or latency like real GCS."""
 
+import collections
 import contextlib
 import http.client
 import multiprocessing
@@ -25,6 +26,8 @@ class Proxy(LocalServer):
         latency: seconds to wait before forwarding each request.
         cut_after: called with each forwarded request's method, path and body; once it
             says True, storage is gone: every later request's connection drops unanswered.
+
+    `sent` counts the bytes of the answers' bodies by path (without the query).
     """
 
     def __init__(
@@ -40,6 +43,7 @@ class Proxy(LocalServer):
         self.cut = False  # once set, every request's connection is dropped unanswered
         self.seen: set[tuple[str, str]] = set()
         self.failures = 0
+        self.sent: collections.Counter[str] = collections.Counter()
         self.lock = threading.Lock()
         super().__init__(self._handler())
 
@@ -82,6 +86,8 @@ class Proxy(LocalServer):
                 self.end_headers()
                 while piece := answer.read(STREAM_BYTES):  # streamed, as GCS sends it
                     self.wfile.write(piece)
+                    with proxy.lock:
+                        proxy.sent[self.path.split("?")[0]] += len(piece)
                 upstream.close()
                 if proxy.cut_after and proxy.cut_after(self.command, self.path, body or b""):
                     proxy.cut = True

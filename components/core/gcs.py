@@ -119,6 +119,16 @@ def list_objects(uri: str) -> list[tuple[str, int, str, float, str]]:
     ]
 
 
+def read_head(uri: str, size: int) -> bytes:
+    """The first `size` bytes of object `uri` (one ranged request); all of a shorter one."""
+    from google.api_core import exceptions as gexc
+
+    try:
+        return blob(uri).download_as_bytes(start=0, end=size - 1, retry=retry())
+    except gexc.RequestRangeNotSatisfiable:  # an empty object has no byte 0
+        return b""
+
+
 def read_versioned(uri: str) -> tuple[bytes | None, int]:
     """The object's content and generation; `(None, 0)` when it does not exist."""
     bucket, name = split_gcs(uri)

@@ -149,10 +149,13 @@ def predict(
     An unreadable image yields its error and the rest go on; an image whose top
     probability is below `min_confidence` is answered `unknown`.
     """
-    batches = image_batches(model, uris, batch_size)
+    # TensorFlow would wait for ever on a named pipe, or read a device without end.
+    readable = [i for i, uri in enumerate(uris) if not storage.is_special_file(uri)]
+    batches = image_batches(model, [uris[i] for i in readable], batch_size)
     upcoming = 0
-    for probabilities, indices in batch_probabilities(model, batches):
-        for row, index in zip(probabilities, indices.tolist(), strict=True):
+    for probabilities, positions in batch_probabilities(model, batches):
+        for row, position in zip(probabilities, positions.tolist(), strict=True):
+            index = readable[position]
             yield from (_failed(uris[i]) for i in range(upcoming, index))
             yield _answer(uris[index], row, labels, top_k, min_confidence)
             upcoming = index + 1

@@ -129,8 +129,9 @@ def _check_all(candidates: list[Candidate], config: SplitConfig, cache_uri: str)
     progress = Progress("validate images", total=len(todo))
 
     def check(index: int) -> ImageCheck:
-        uri = candidates[index].uri
-        return check_image(uri, config.min_image_side, config.max_image_pixels)
+        candidate = candidates[index]
+        size = candidate.listed.size if candidate.listed else None
+        return check_image(candidate.uri, config.min_image_side, config.max_image_pixels, size)
 
     results = map_ordered(check, todo, threads=CHECK_THREADS)
     with sigterm_deferred() as stop_if_terminated:  # a stopped pod keeps what was read too

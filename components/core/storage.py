@@ -17,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from kftransfer.components.core import gcs
+from kftransfer.components.core import gcs, local_files
 from kftransfer.components.core.errors import NotFoundError, PreconditionFailed, StorageError
 from kftransfer.components.core.gcs import is_gcs, split_gcs
 from kftransfer.components.core.parallel import map_ordered
@@ -101,32 +101,13 @@ def list_files(uri: str) -> list[FileInfo]:
         if not os.path.isdir(root):
             raise FileNotFoundError(root)
         found = []
-        for path in _local_files(root):
+        for path in local_files.walk(root):
             try:
                 stat = os.stat(path)
             except OSError:  # a dangling symbolic link: listed, and unreadable later
                 stat = os.lstat(path)
             found.append(FileInfo(path, stat.st_size, str(stat.st_mtime_ns), stat.st_mtime))
         return sorted(found, key=lambda info: info.uri)
-
-
-def _local_files(root: str) -> Iterator[str]:
-    """Every file below local folder `root`, following symbolic links to folders.
-
-    A class folder is often a link (`ln -s /data/raw/cats cats`), which `os.walk` alone
-    does not enter. A link to a folder the walk is already inside (a cycle) is not
-    followed: what it holds is listed once, through the real path.
-    """
-    inside = {root: {os.path.realpath(root)}}
-    for folder, folders, names in os.walk(root, followlinks=True):
-        chain, kept = inside.pop(folder), []
-        for name in folders:
-            real = os.path.realpath(os.path.join(folder, name))
-            if real not in chain:
-                kept.append(name)
-                inside[os.path.join(folder, name)] = chain | {real}
-        folders[:] = kept
-        yield from (os.path.join(folder, name) for name in names)
 
 
 def exists(uri: str) -> bool:
@@ -153,8 +134,26 @@ def read_bytes(uri: str) -> bytes:
     with gcs.translated_errors(uri):
         if is_gcs(uri):
             return gcs.blob(uri).download_as_bytes(retry=gcs.retry())
-        with open(_local(uri), "rb") as file:
+        with local_files.open_file(_local(uri), uri) as file:
             return file.read()
+
+
+def read_head(uri: str, size: int) -> bytes:
+    """The first `size` bytes of file or object `uri` (all of it when it is shorter)."""
+    with gcs.translated_errors(uri):
+        if is_gcs(uri):
+            return gcs.read_head(uri, size)
+        with local_files.open_file(_local(uri), uri) as file:
+            return file.read(size)
+
+
+def is_special_file(uri: str) -> bool:
+    """Whether local `uri` is a folder, named pipe, device or socket: nothing `read_bytes` reads.
+
+    For readers that do not go through this module (TensorFlow's `tf.io.read_file`). False
+    for `gs://` objects, regular files and paths that do not exist (reading them says why).
+    """
+    return not is_gcs(uri) and local_files.is_special(_local(uri))
 
 
 def read_text(uri: str) -> str:
@@ -170,7 +169,7 @@ def open_read(uri: str) -> Iterator[BinaryIO]:
             with gcs.blob(uri).open("rb", retry=gcs.retry()) as stream:
                 yield stream
         else:
-            with open(_local(uri), "rb") as stream:
+            with local_files.open_file(_local(uri), uri) as stream:
                 yield stream
 
 

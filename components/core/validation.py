@@ -1,5 +1,6 @@
 """Image validation: decode every candidate as training will, and say why one is rejected."""
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -16,6 +17,12 @@ DECOMPRESSION_BOMB = "decompression_bomb"
 UNSUPPORTED_FORMAT = "unsupported_format"
 CORRUPT = "corrupt"
 TOO_SMALL = "too_small"
+
+NOT_AN_IMAGE_DETAIL = "not a recognised image format"
+
+# A file over LARGE_FILE_BYTES is judged by its first HEADER_BYTES before it is read whole.
+LARGE_FILE_BYTES = 32 << 20  # 3-4x a 12-megapixel photo
+HEADER_BYTES = 1 << 20  # PIL reads a header in far less; an EXIF segment is at most 64 KiB
 
 # Leading bytes of image formats, to recognise a file whose header is too damaged for PIL.
 MAGIC_NUMBERS = {
@@ -56,7 +63,8 @@ class ImageCheck:
 
     Attributes:
         uri: the file.
-        sha256: hex digest of its bytes ("" when it could not be read).
+        sha256: hex digest of its bytes ("" when they were not read: unreadable, or a large
+            file its header proved no image or too large; see `check_image`).
         problem: None for a valid image, else one of the problem codes above.
         detail: a human explanation of the problem.
         note: a remark on a valid image (e.g. its extension lies about its format).
@@ -71,9 +79,18 @@ class ImageCheck:
     format: str | None = None
 
 
-def check_image(uri: str, min_side: int, max_pixels: int) -> ImageCheck:
-    """Reads, hashes and fully decodes one file; never raises for a bad file."""
+def check_image(uri: str, min_side: int, max_pixels: int, size: int | None = None) -> ImageCheck:
+    """Reads, hashes and fully decodes one file; never raises for a bad file.
+
+    A file over `LARGE_FILE_BYTES` (`size`, as listed; a local file's is looked up) is
+    judged by its first `HEADER_BYTES` first: one that is no image (the videos a phone
+    keeps beside its photos) or has too many pixels is not read whole, nor hashed.
+    """
     try:
+        if _is_large(uri, size):
+            problem = _head_problem(uri, storage.read_head(uri, HEADER_BYTES), max_pixels)
+            if problem:
+                return problem
         data = storage.read_bytes(uri)
     except storage.StorageError as err:
         broken = not storage.is_gcs(uri) and os.path.islink(uri) and not os.path.exists(uri)
@@ -83,21 +100,50 @@ def check_image(uri: str, min_side: int, max_pixels: int) -> ImageCheck:
     return check_image_bytes(uri, digest, data, min_side, max_pixels)
 
 
+def _is_large(uri: str, size: int | None) -> bool:
+    """Whether `uri` is over `LARGE_FILE_BYTES`.
+
+    An object of unknown size counts as small (read whole): asking its size would cost a
+    request per object.
+    """
+    if size is None and not storage.is_gcs(uri):
+        with contextlib.suppress(OSError):  # else the read says why
+            size = os.stat(uri).st_size
+    return size is not None and size > LARGE_FILE_BYTES
+
+
+def _head_problem(uri: str, head: bytes, max_pixels: int) -> ImageCheck | None:
+    """What a file's first bytes alone prove: that it is no image, or has too many pixels."""
+    header_format, problem = _judge_header(uri, "", head, max_pixels)
+    if header_format is None:
+        return ImageCheck(uri, "", NOT_AN_IMAGE, NOT_AN_IMAGE_DETAIL)
+    return problem
+
+
 def check_image_bytes(
     uri: str, digest: str, data: bytes, min_side: int, max_pixels: int
 ) -> ImageCheck:
     """Classifies encoded bytes as a valid image or one problem (see the module's codes)."""
     if not data:
         return ImageCheck(uri, digest, ZERO_BYTES, "the file is empty")
+    header_format, problem = _judge_header(uri, digest, data, max_pixels)
+    if problem:
+        return problem
+    check = _decode_check(uri, digest, data, header_format, min_side)
+    return dataclasses.replace(check, format=header_format)
+
+
+def _judge_header(
+    uri: str, digest: str, data: bytes, max_pixels: int
+) -> tuple[str | None, ImageCheck | None]:
+    """The format a file's header names, and its problem if the header proves one (a bomb)."""
     header_format, dims = _sniff(data)
     if header_format == DECOMPRESSION_BOMB or (
         dims and decoded_pixels(header_format, dims) > max_pixels
     ):
-        return ImageCheck(
-            uri, digest, DECOMPRESSION_BOMB, _bomb_detail(header_format, dims, max_pixels)
-        )
-    check = _decode_check(uri, digest, data, header_format, min_side)
-    return dataclasses.replace(check, format=header_format)
+        detail = _bomb_detail(header_format, dims, max_pixels)
+        return header_format, ImageCheck(uri, digest, DECOMPRESSION_BOMB, detail)
+    return header_format, None
 
 
 def decoded_pixels(header_format: str | None, dims: tuple[int, int]) -> int:
@@ -175,7 +221,7 @@ def _magic_format(data: bytes) -> str | None:
 def _decode_failure(uri: str, digest: str, header_format: str | None, err: Exception):
     message = (str(getattr(err, "message", err)).strip().splitlines() or [""])[0]
     if header_format is None:
-        return ImageCheck(uri, digest, NOT_AN_IMAGE, "not a recognised image format")
+        return ImageCheck(uri, digest, NOT_AN_IMAGE, NOT_AN_IMAGE_DETAIL)
     if "Unknown image file format" in message:
         hint = UNSUPPORTED_HINTS.get(header_format, "use JPEG/PNG")
         return ImageCheck(

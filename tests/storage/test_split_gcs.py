@@ -1,7 +1,10 @@
 """The split with its source and its output in a gs:// bucket (GCS emulator)."""
 
+import os
+
 from devtools.imagegen import broken_files, write_class_folders
-from kftransfer.components.core import storage
+from devtools.proxy import Proxy
+from kftransfer.components.core import storage, validation
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.layout import read_labels, read_rows
 from kftransfer.components.core.split import split_dataset, write_split
@@ -45,3 +48,19 @@ def test_gcs_csv_source(gcs_bucket):
     storage.write_text(f"{gcs_bucket}/imgs/labels.csv", text)
     result = split_dataset(f"{gcs_bucket}/imgs/labels.csv", CONFIG)
     assert sorted(row.uri for row in result.rows) == sorted(uris)
+
+
+def test_a_video_in_the_bucket_is_judged_by_its_first_bytes(gcs_bucket, monkeypatch):
+    # A phone's export holds videos of GBs beside the photos: each was downloaded whole.
+    root = f"{gcs_bucket}/data"
+    write_class_folders(root, {"cat": 6, "dog": 6})
+    video = f"{root}/cat/IMG_0001.MOV"
+    header = b"\0\0\0\x14ftypqt  \0\0\0\0qt  "
+    storage.write_bytes(video, header.ljust(validation.LARGE_FILE_BYTES + (1 << 20), b"\0"))
+    with Proxy(os.environ["STORAGE_EMULATOR_HOST"]) as proxy:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", proxy.url)
+        result = split_dataset(root, CONFIG)
+    assert [(s["uri"], s["reason"]) for s in result.stats["skipped"]] == [(video, "not_an_image")]
+    assert len(result.rows) == 12
+    (video_path,) = [path for path in proxy.sent if path.endswith("IMG_0001.MOV")]
+    assert proxy.sent[video_path] == validation.HEADER_BYTES  # not its 33 MiB

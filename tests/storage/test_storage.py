@@ -1,5 +1,8 @@
 """The storage layer, the same cases on a local folder and on a GCS emulator bucket."""
 
+import os
+import re
+
 import pytest
 
 from kftransfer.components.core import storage
@@ -58,6 +61,38 @@ def test_streaming_read_in_chunks(root):
             chunks.append(chunk)
     assert b"".join(chunks) == data
     assert len(chunks) == 11
+
+
+def test_read_head_gives_the_first_bytes_or_all_of_a_shorter_file(root):
+    for name, data in [("long.bin", b"0123456789"), ("short.bin", b"012"), ("empty.bin", b"")]:
+        storage.write_bytes(storage.join(root, name), data)
+    assert storage.read_head(storage.join(root, "long.bin"), 4) == b"0123"
+    assert storage.read_head(storage.join(root, "short.bin"), 4) == b"012"
+    assert storage.read_head(storage.join(root, "empty.bin"), 4) == b""
+    with pytest.raises(storage.NotFoundError, match="nope.bin: not found"):
+        storage.read_head(storage.join(root, "nope.bin"), 4)
+
+
+@pytest.mark.timeout(30)  # before: opening the pipe waited for a writer, for ever
+def test_only_regular_files_are_read(tmp_path):
+    os.mkfifo(tmp_path / "pipe.jpg")
+    (tmp_path / "photo.jpg").write_bytes(b"jpeg")
+    os.symlink(tmp_path / "photo.jpg", tmp_path / "link.jpg")
+    pipe = str(tmp_path / "pipe.jpg")
+    why = f"{pipe}: not a regular file but a named pipe (FIFO): only files are read"
+    for read in (storage.read_bytes, lambda uri: storage.read_head(uri, 4), _open_and_read):
+        with pytest.raises(storage.StorageError, match=re.escape(why)):
+            read(pipe)
+        assert read(str(tmp_path / "link.jpg")) == b"jpeg"
+    assert storage.is_special_file(pipe) and storage.is_special_file(str(tmp_path))
+    assert not storage.is_special_file(str(tmp_path / "link.jpg"))
+    assert not storage.is_special_file(str(tmp_path / "gone.jpg"))
+    assert not storage.is_special_file("gs://bucket/pipe.jpg")
+
+
+def _open_and_read(uri: str) -> bytes:
+    with storage.open_read(uri) as stream:
+        return stream.read()
 
 
 def test_failed_write_leaves_previous_content(root):

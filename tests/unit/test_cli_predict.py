@@ -67,6 +67,19 @@ def test_json_lines_and_a_per_file_error(tuned, exported, tmp_path):
     assert sum(p["probability"] for p in records[1]["predictions"]) == pytest.approx(1, abs=1e-5)
 
 
+@pytest.mark.timeout(300, method="thread")  # before: TensorFlow waited for a writer, for ever
+def test_a_named_pipe_among_the_images_gets_an_error_line_at_once(tuned, exported, tmp_path):
+    good = read_rows(tuned["split"], "test")[0]
+    shutil.copy(good.uri, tmp_path / "a.png")
+    os.mkfifo(tmp_path / "b.png")
+    result = invoke(exported, str(tmp_path))
+    assert result.exit_code == 1
+    pipe = tmp_path / "b.png"
+    why = f"{pipe}: not a regular file but a named pipe (FIFO): only files are read"
+    assert result.stderr.strip() == f"error: {pipe}: unreadable: {why}"
+    assert result.stdout.startswith(f"{tmp_path / 'a.png'}: {good.label} ")
+
+
 def test_keras_file_needs_labels_beside_it(tuned, tmp_path):
     path = tmp_path / "model.keras"
     shutil.copy(tuned["model_file"], path)

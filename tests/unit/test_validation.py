@@ -1,5 +1,9 @@
 """Image validation: every kind of bad file gets its own reason; odd-but-valid images pass."""
 
+import os
+import struct
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -104,3 +108,71 @@ def test_unreadable_file_is_reported_not_raised(tmp_path):
     result = check_image(str(tmp_path / "gone.png"), 16, 10**8)
     assert result.problem == validation.UNREADABLE
     assert "gone.png: not found" in result.detail
+
+
+@pytest.mark.timeout(30)  # before: reading the pipe waited for a writer, for ever
+@pytest.mark.parametrize(
+    "make,kind",
+    [
+        (lambda path: os.mkfifo(path), "a named pipe (FIFO)"),
+        (lambda path: os.symlink("/dev/null", path), "a character device"),  # or /dev/zero
+        (lambda path: os.mkdir(path), "a folder"),
+    ],
+    ids=["fifo", "device", "folder"],
+)
+def test_a_file_that_is_no_regular_file_is_unreadable_at_once(tmp_path, make, kind):
+    make(tmp_path / "x.jpg")
+    result = check_image(str(tmp_path / "x.jpg"), 16, 10**8)
+    assert result.problem == validation.UNREADABLE
+    assert result.detail == f"{tmp_path}/x.jpg: not a regular file but {kind}: only files are read"
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG up to its first image data: 8-bit RGB of `width` x `height` pixels."""
+    fields = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    header = struct.pack(">I", 13) + fields + struct.pack(">I", zlib.crc32(fields))
+    return b"\x89PNG\r\n\x1a\n" + header + struct.pack(">I", 2**30) + b"IDAT"
+
+
+def _large(path: Path, head: bytes) -> str:
+    """A sparse file of `head` and zeros, past `LARGE_FILE_BYTES`: as read, 100 MB."""
+    with open(path, "wb") as file:
+        file.write(head)
+        file.truncate(validation.LARGE_FILE_BYTES + 64 * 2**20)
+    return str(path)
+
+
+def _peak_bytes(check_one) -> tuple[object, int]:
+    tracemalloc.start()
+    try:
+        return check_one(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize(
+    "name,head,problem",
+    [
+        ("IMG_0001.MOV", b"\0\0\0\x14ftypqt  \0\0\0\0qt  ", validation.NOT_AN_IMAGE),
+        ("IMG_0002.MP4", b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom", validation.NOT_AN_IMAGE),
+        ("pano.png", _png_header(65536, 65536), validation.DECOMPRESSION_BOMB),
+    ],
+)  # fmt: skip
+def test_a_large_file_its_header_rules_out_is_not_read_whole(tmp_path, name, head, problem):
+    # Phones keep videos of GBs beside their photos: the split read each whole (and tried
+    # to decode it), 16 at a time; a 3 GB one took 52 s and 16 GB of memory.
+    uri = _large(tmp_path / name, head)
+    result, peak = _peak_bytes(lambda: check_image(uri, 16, 10**8))
+    assert result.problem == problem, result.detail
+    assert result.sha256 == ""
+    assert peak < 4 * validation.HEADER_BYTES  # the 100 MB it holds were never in memory
+
+
+def test_a_large_image_is_still_read_whole_and_hashed(tmp_path):
+    # A JPEG with a video appended (a phone's "motion photo") is an image, however large.
+    import hashlib
+
+    uri = _large(tmp_path / "PXL_0001.MP.jpg", encode(RGB, "JPEG"))
+    result = check_image(uri, 16, 10**8)
+    assert (result.problem, result.format) == (None, "JPEG")
+    assert result.sha256 == hashlib.sha256(Path(uri).read_bytes()).hexdigest()
