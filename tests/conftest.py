@@ -1,10 +1,31 @@
 """Shared fixtures: a real GCS emulator on 127.0.0.1, storage roots, kfp.local."""
 
 import os
+import tempfile
 
 import pytest
 
 from devtools.emulator import emulator_host, new_bucket
+
+
+@pytest.fixture(scope="session", autouse=True)
+def temporary_files_below_pytests_folder(tmp_path_factory):
+    """$TMPDIR for the tests and every process they start: a folder of pytest's own.
+
+    kfp.local's steps each make a `mktemp -d` folder that nothing removes
+    (`kfp/dsl/component_factory.py:583`) and TensorFlow writes its autograph files there:
+    the suite used to leave ~20 folders in /tmp at every run. pytest keeps the folders of
+    its last three sessions only.
+    """
+    folder = str(tmp_path_factory.mktemp("tmpdir"))
+    saved = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = tempfile.tempdir = folder
+    yield folder
+    if saved[0] is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved[0]
+    tempfile.tempdir = saved[1]
 
 
 @pytest.fixture(scope="session")
