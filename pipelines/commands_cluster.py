@@ -13,6 +13,7 @@ from kftransfer.pipelines.options import (
     pop_cluster_settings,
     pop_pipeline_arguments,
 )
+from kftransfer.pipelines.terminal import printable
 
 SERVER = "KFP server"
 SCHEDULE = "Schedule"
@@ -278,7 +279,8 @@ def schedule_list(host: str, namespace: str, token: str) -> None:
     client = kfp_server.kfp_client(host, namespace, token)
     for item in schedules.list_schedules(client, namespace):
         export = f"  -> {item['export']}" if item["export"] else ""
-        click.echo(f"{item['id']}  {item['status']}  {item['cron']}  {item['name']}{export}")
+        line = f"{item['id']}  {item['status']}  {item['cron']}  {item['name']}{export}"
+        click.echo(printable(line))  # names come from the server: anyone's, from the UI
 
 
 @schedule.command("delete", cls=Command, examples=["kftransfer schedule delete ID --host URL"])
@@ -324,6 +326,6 @@ def doctor(host: str, namespace: str, token: str, pipeline_root: str, cache: boo
     findings = diagnose(client, host, namespace, pipeline_root, settings)
     for finding in findings:
         mark = {True: "ok  ", False: "FAIL", None: "??  "}[finding.ok]
-        click.echo(f"{mark} {finding.topic}: {finding.text}")
+        click.echo(printable(f"{mark} {finding.topic}: {finding.text}"))
     if any(finding.ok is False for finding in findings):
         raise SystemExit(1)

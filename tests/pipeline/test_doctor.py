@@ -108,3 +108,12 @@ def test_doctor_without_a_pipeline_root_says_where_runs_will_write():
     root = [line for line in result.stdout.splitlines() if "pipeline root" in line][0]
     assert root.startswith("??   pipeline root: not given: runs get the kfp-launcher ConfigMap")
     assert "else minio://mlpipeline/v2/artifacts; pass --pipeline-root" in root
+
+
+def test_what_the_server_says_is_printed_one_line_each_escaped():
+    with FakeKfp(version="2.17.0\n\x1b[2J") as kfp:
+        result = CliRunner().invoke(cli, ["doctor", "--host", kfp.host, "--no-cache"])
+    lines = result.stdout.splitlines()
+    assert [line[5:].split(":")[0] for line in lines][0] == "server"
+    assert "KFP 2.17.0\\n\\x1b[2J (commit" in lines[0]
+    assert all(line[:4] in ("ok  ", "FAIL", "??  ") for line in lines)

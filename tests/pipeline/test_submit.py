@@ -162,6 +162,17 @@ def test_a_replacement_whose_old_schedule_cannot_be_deleted_says_both_run(kfp):
     )
 
 
+def test_a_schedule_named_in_the_ui_with_control_characters_is_listed_on_one_line(kfp):
+    # `schedule create` refuses such a name, but the KFP UI and the SDK take any.
+    kfp.recurring["id-1"] = {
+        "recurring_run_id": "id-1", "display_name": "night\n\x1b[2Jly", "status": "ENABLED",
+        "trigger": {"cron_schedule": {"cron": "0 0 1 * * *"}},
+        "runtime_config": {"parameters": {"export_uri": "gs://b/m\rodels"}},
+    }  # fmt: skip
+    listed = invoke("schedule", "list", "--host", kfp.host).stdout
+    assert listed == "id-1  ENABLED  0 0 1 * * *  night\\n\\x1b[2Jly  -> gs://b/m\\rodels\n"
+
+
 def test_schedules_are_read_past_the_apis_first_page(kfp):
     for i in range(230):  # the API answers 100 at most a page
         kfp.recurring[f"id-{i:03d}"] = {
