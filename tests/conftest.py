@@ -18,14 +18,10 @@ def temporary_files_below_pytests_folder(tmp_path_factory):
     its last three sessions only.
     """
     folder = str(tmp_path_factory.mktemp("tmpdir"))
-    saved = os.environ.get("TMPDIR"), tempfile.tempdir
-    os.environ["TMPDIR"] = tempfile.tempdir = folder
-    yield folder
-    if saved[0] is None:
-        os.environ.pop("TMPDIR", None)
-    else:
-        os.environ["TMPDIR"] = saved[0]
-    tempfile.tempdir = saved[1]
+    with pytest.MonkeyPatch.context() as patch:  # a session's: `monkeypatch` is per test
+        patch.setenv("TMPDIR", folder)
+        patch.setattr(tempfile, "tempdir", folder)
+        yield folder
 
 
 @pytest.fixture(scope="session")
