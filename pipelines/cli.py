@@ -4,13 +4,19 @@ import errno
 import logging
 import os
 import select
+import signal
 import sys
 import traceback
 
 import click
 
 from kftransfer.components import __version__
-from kftransfer.components.core.errors import Interrupted, UserError
+from kftransfer.components.core.errors import (
+    USER_ERROR_STATUS,
+    Interrupted,
+    UserError,
+    signal_status,
+)
 from kftransfer.components.core.progress import setup_logging
 from kftransfer.pipelines.commands_cluster import compile_command, doctor, schedule, submit
 from kftransfer.pipelines.commands_local import demo, run, split
@@ -18,9 +24,8 @@ from kftransfer.pipelines.commands_predict import predict
 from kftransfer.pipelines.native_log import tensorflow_logs_dropped
 from kftransfer.pipelines.terminal import printable
 
-EXIT_USER_ERROR = 2
-EXIT_BROKEN_PIPE = 128 + 13  # a shell's status for a process killed by SIGPIPE, as `yes | head`
-EXIT_INTERRUPTED = 128 + 2  # and by SIGINT (Ctrl-C)
+EXIT_BROKEN_PIPE = signal_status(signal.SIGPIPE)  # as a shell reports `yes | head`'s `yes`
+EXIT_INTERRUPTED = signal_status(signal.SIGINT)  # Ctrl-C
 
 
 # What to do about a file the system refused to read or write, by errno.
@@ -47,7 +52,7 @@ class _Cli(click.Group):
             return super().invoke(ctx)
         except UserError as err:
             click.echo(f"error: {printable(str(err))}", err=True)
-            ctx.exit(EXIT_USER_ERROR)
+            ctx.exit(USER_ERROR_STATUS)
         except Interrupted as err:
             click.echo(f"interrupted: {printable(str(err))}", err=True)
             ctx.exit(err.status)
@@ -63,12 +68,12 @@ class _Cli(click.Group):
             where = f" {err.filename}" if err.filename else ""
             fix = OS_FIXES.get(err.errno, "check the path (-v shows where it happened)")
             click.echo(printable(f"error: {err.strerror or err}:{where}: {fix}"), err=True)
-            ctx.exit(EXIT_USER_ERROR)
+            ctx.exit(USER_ERROR_STATUS)
         except click.UsageError as err:
             command = err.ctx.command_path if err.ctx else "kftransfer"
             message = printable(err.format_message())
             click.echo(f"error: {message} (see `{command} --help`)", err=True)
-            ctx.exit(EXIT_USER_ERROR)
+            ctx.exit(USER_ERROR_STATUS)
 
 
 def _stdout_reader_gone() -> bool:

@@ -68,9 +68,10 @@ def prepare_run(
         problem = missing_preset_folder(backbone)
         if problem:
             raise UserError(problem)
-    if os.path.exists(pipeline_root) and not os.path.isdir(pipeline_root):
-        raise UserError(f"--pipeline-root {pipeline_root} is a file: give a folder")
-    storage.require_folder_path(pipeline_root)  # a read-only root fails now, not at the end
+    try:  # a file in the way or a read-only root fails now, not at the end
+        storage.require_folder_path(pipeline_root)
+    except storage.StorageError as err:
+        raise UserError(f"--pipeline-root {err}") from None
     precheck(arguments["source"], configs[SplitConfig])
     return as_declared(arguments, configs)
 
@@ -134,9 +135,9 @@ def run_locally(
         except (KeyboardInterrupt, Terminated) as stop:  # Ctrl-C; `kill PID`, `timeout`
             steps.flush()
             line = interrupted_line(run, log_path, steps.finished, caching)
-            status = 128 + (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
+            by = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
             line += kept_in_cache(arguments.get("cache_uri", ""))
-            raise Interrupted(line, status) from None
+            raise Interrupted(line, by) from None
     tasks_folder = os.path.join(run, _kfp_folder(run))
     timings = {"finished": steps.finished, "cached": steps.cached}
     summary = summarize(run, tasks_folder, start, timings, task_names(settings))

@@ -1,6 +1,14 @@
-"""The one exception type for problems a user can fix."""
+"""The one exception type for problems a user can fix, and the exit statuses they end with."""
 
+import signal
 import sys
+
+USER_ERROR_STATUS = 2  # bad input, as click's usage errors
+
+
+def signal_status(signal_number: int) -> int:
+    """The exit status a shell reports for a process stopped by the signal (128 + number)."""
+    return 128 + signal_number
 
 
 class UserError(Exception):
@@ -18,19 +26,20 @@ def exit_on_user_error(error: BaseException) -> None:
     """
     if isinstance(error, UserError):
         print(f"error: {error}", file=sys.stderr, flush=True)
-        raise SystemExit(2) from None
+        raise SystemExit(USER_ERROR_STATUS) from None
 
 
 class Interrupted(Exception):
     """Work the user stopped; the message says what stays and what to do next.
 
-    The CLI prints `interrupted: <message>` and exits with `status`: 130 after Ctrl-C,
-    143 after SIGTERM (`kill`, `timeout`), as a shell reports a process they stopped.
+    The CLI prints `interrupted: <message>` and exits with `status`: 130 after Ctrl-C
+    (SIGINT), 143 after SIGTERM (`kill`, `timeout`), as a shell reports a process they
+    stopped.
     """
 
-    def __init__(self, message: str, status: int = 130):
+    def __init__(self, message: str, signal_number: int = signal.SIGINT):
         super().__init__(message)
-        self.status = status
+        self.status = signal_status(signal_number)
 
 
 class ParameterError(UserError):

@@ -376,7 +376,7 @@ def replace_folder(uri: str, files: dict[str, bytes], marker: str) -> None:
 
 
 def require_folder_path(uri: str) -> None:
-    """Refuses a local folder path that is a file, lies below one, or cannot be written.
+    """Refuses a local folder path that is no folder, lies below a file, or cannot be written.
 
     A gs:// prefix is always fine: no file can be in the way of one.
 
@@ -386,7 +386,7 @@ def require_folder_path(uri: str) -> None:
     if is_gcs(uri):
         return
     path = os.path.abspath(_local(uri))
-    if os.path.isfile(path):
+    if os.path.exists(path) and not os.path.isdir(path):
         raise StorageError(f"{uri} is a file: give a folder to write to")
     ancestor = os.path.dirname(path)
     while ancestor and not os.path.exists(ancestor):

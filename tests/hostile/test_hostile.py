@@ -29,6 +29,11 @@ def data_with_a_split_file(tmp: Path) -> None:
     (tmp / "file").write_text("not a folder")
 
 
+def data_with_a_named_pipe(tmp: Path) -> None:
+    data_with_a_split_file(tmp)
+    os.mkfifo(tmp / "pipe")
+
+
 def kaggle_tree_without_train(tmp: Path) -> None:
     for split in ("valid", "test"):
         write_class_folders(str(tmp / "data" / split), {"cat": 3, "dog": 3})
@@ -82,6 +87,9 @@ CASES = {
     "split --out below a file": (
         data_with_a_split_file, ["split", "{tmp}/data", "--out", "{tmp}/file/split"],
         "{tmp}/file/split lies below the file {tmp}/file: give a folder path"),
+    "split --out onto a named pipe": (  # before: every image read, then "Not a directory"
+        data_with_a_named_pipe, ["split", "{tmp}/data", "--out", "{tmp}/pipe"],
+        "error: {tmp}/pipe is a file: give a folder to write to"),
     "a pre-split tree without train": (
         kaggle_tree_without_train, ["split", "{tmp}/data", "--out", "{tmp}/out"],
         "has only split folders (test, valid) and no train/: add SOURCE/train/<class>/"),
@@ -98,7 +106,10 @@ CASES = {
     # run
     "run --pipeline-root is a file": (
         data_with_a_split_file, ["run", "{tmp}/data", "--pipeline-root", "{tmp}/file"],
-        "--pipeline-root {tmp}/file is a file: give a folder"),
+        "error: --pipeline-root {tmp}/file is a file: give a folder to write to"),
+    "run --pipeline-root onto a named pipe": (
+        data_with_a_named_pipe, ["run", "{tmp}/data", "--pipeline-root", "{tmp}/pipe"],
+        "error: --pipeline-root {tmp}/pipe is a file: give a folder to write to"),
     "run --pipeline-root in a bucket": (  # before: written to ./gs:/b/runs, said to be in b
         data_with_a_split_file, ["run", "{tmp}/data", "--pipeline-root", "gs://b/runs"],
         "Invalid value for '--pipeline-root': gs://b/runs is not on this machine: kfp.local "
