@@ -17,7 +17,8 @@ Guarantees, for any number of concurrent exports and a kill at any instant:
 - GCS has no rename: the finished staging objects are copied into the numbered folder
   server-side, `saved_model.pb` last. A numbered folder with `saved_model.pb` is complete;
   while (or if a kill left it) without, TF Serving cannot load it and retries, and
-  `latest` never names it. The next export removes such leftovers.
+  `latest` never names it. The next export removes such leftovers: numbered folders
+  whose claim is still held (a user's own numbered folder, with no claim, is never).
 - `latest` moves only after its version is published, and only forward: it ends at the
   highest version, whichever export finishes last (a compare-and-swap on its generation).
 """
@@ -143,25 +144,43 @@ def move_latest(destination: str, version: str) -> None:
 def remove_leftovers(destination: str, older_than: float = LEFTOVER_SECONDS) -> None:
     """Deletes what killed exports left, once older than `older_than` seconds.
 
-    That is staging objects and claims, and (GCS) numbered folders without `saved_model.pb`.
+    That is staging objects and claims, and (GCS) the numbered folders of versions whose
+    copy a kill interrupted: no `saved_model.pb`, and their claim still held (an export
+    gives its claim back only after the copy). Nothing else is touched: a numbered folder
+    without a claim is not this tool's (a user's `2023/` beside the versions), and locally
+    a version appears whole by one rename, so no local numbered folder is a leftover.
     """
     try:
         files = storage.list_files(destination)
     except storage.NotFoundError:
         return
     cutoff = time.time() - older_than
+    if storage.is_gcs(destination):  # before the claims, which say which folders are ours
+        _remove_unfinished_versions(destination, files, cutoff)
     for info in files:
         top = storage.relative_to(info.uri, destination).split("/")[0]
         if top in (STAGING, CLAIMS) and info.modified < cutoff:
             storage.remove(info.uri)
-    by_version: dict[str, list[storage.FileInfo]] = {}
+
+
+def _remove_unfinished_versions(
+    destination: str, files: list[storage.FileInfo], cutoff: float
+) -> None:
+    """Deletes the numbered folders a killed copy left: claimed, without `saved_model.pb`."""
+    claimed, by_version = set(), {}
     for info in files:
         parts = storage.relative_to(info.uri, destination).split("/")
-        if parts[0].isdigit() and len(parts) > 1:
+        if parts[0] == CLAIMS and len(parts) == 2:
+            claimed.add(parts[1])
+        elif parts[0].isdigit() and len(parts) > 1:
             by_version.setdefault(parts[0], []).append(info)
     for version, infos in by_version.items():
         names = {storage.relative_to(i.uri, storage.join(destination, version)) for i in infos}
-        if layout.SAVED_MODEL_FILE not in names and all(i.modified < cutoff for i in infos):
+        if (
+            version in claimed
+            and layout.SAVED_MODEL_FILE not in names
+            and all(i.modified < cutoff for i in infos)
+        ):
             LOGGER.warning("removing %s: an export was killed while publishing it", version)
             for info in infos:
                 storage.remove(info.uri)

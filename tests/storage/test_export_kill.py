@@ -142,3 +142,23 @@ def test_concurrent_exports_into_one_destination_each_get_a_version(tuned, backe
     for i, uri in enumerate(uris):
         assert storage.read_text(f"{uri}/model_card.md") == f"# racer {i}"
     assert versions.latest_version(destination) == max(found)
+
+
+@pytest.mark.parametrize("backend", ["local", "gcs"])
+def test_numbered_folders_no_export_claimed_are_never_removed(backend, request, tmp_path):
+    # Before: any integer folder without saved_model.pb, an hour old, was deleted as "an
+    # export was killed while publishing it": a user's photos in DEST/2023/ included.
+    root = str(tmp_path) if backend == "local" else request.getfixturevalue("gcs_bucket")
+    destination = storage.join(root, "models")
+    theirs = ["2023/IMG_0001.jpg", "2023/IMG_0002.jpg", "7/saved_model.pbtxt"]
+    for name in theirs:
+        storage.write_bytes(storage.join(destination, name), b"not ours")
+    storage.write_bytes(storage.join(destination, ".claims/20261126000000000"), b"")
+    storage.write_bytes(storage.join(destination, "20261126000000000/model.keras"), b"x")
+    versions.remove_leftovers(destination, older_than=0)
+    left = set(names(destination))
+    assert set(theirs) <= left
+    if backend == "gcs":  # the claimed copy a kill interrupted goes, with its claim
+        assert left == set(theirs)
+    else:  # a local version appears by one rename: even a claimed folder is not a leftover
+        assert left == {*theirs, "20261126000000000/model.keras"}
