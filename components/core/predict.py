@@ -1,5 +1,6 @@
 """Predictions of an exported model on image files: top-k labels with probabilities."""
 
+import json
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -65,9 +66,30 @@ def load_predictor(uri: str) -> tuple[keras.Model, list[str], float]:
             raise UserError(f"no {LABELS_FILE} beside {uri}: the class names are needed")
         return (*load_labelled_model(uri, labels_uri), 0.0)
     folder = resolve_model_folder(uri.rstrip("/"))
-    serving_uri = storage.join(folder, SERVING_FILE)
-    serving = storage.read_json(serving_uri) if storage.exists(serving_uri) else {}
-    return (*load_exported(folder), float(serving.get("min_confidence", 0.0)))
+    return (*load_exported(folder), read_min_confidence(folder))
+
+
+def read_min_confidence(folder: str) -> float:
+    """The minimum confidence in a version's `serving.json` (0 when it has none).
+
+    Raises:
+        UserError: the file is not a JSON object, or its `min_confidence` is no number
+            from 0 to 1.
+    """
+    uri = storage.join(folder, SERVING_FILE)
+    if not storage.exists(uri):
+        return 0.0
+    try:
+        serving = json.loads(storage.read_text(uri))
+    except (ValueError, UnicodeDecodeError):
+        serving = None
+    value = serving.get("min_confidence", 0.0) if isinstance(serving, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise UserError(
+            f'{uri} must be a JSON object whose "min_confidence" is a number from 0 to 1, '
+            'e.g. {"min_confidence": 0.5}: fix it, or export the version again'
+        )
+    return float(value)
 
 
 @dataclass

@@ -146,6 +146,25 @@ def test_answers_come_in_order_with_failures_anywhere(tuned, exported, tmp_path)
     assert [a.label for a in answers if not a.error] == [truth[u] for u in good]
 
 
+@pytest.mark.parametrize(
+    "serving", ["{", "null", "[]", '{"min_confidence": null}', '{"min_confidence": 5}']
+)
+def test_a_bad_serving_json_is_one_line_exit_2(tuned, exported, tmp_path, serving):
+    # Before: a traceback (JSONDecodeError, TypeError, AttributeError), or for 5 every
+    # answer "unknown", silently.
+    version = tmp_path / "version"
+    shutil.copytree(versions.resolve_model_folder(exported), version)
+    (version / "serving.json").write_text(serving)
+    image = read_rows(tuned["split"], "test")[0].uri
+    result = CliRunner().invoke(cli, ["predict", str(version), image])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr == (
+        f'error: {version}/serving.json must be a JSON object whose "min_confidence" is a '
+        'number from 0 to 1, e.g. {"min_confidence": 0.5}: fix it, or export the version '
+        "again\n"
+    )
+
+
 def test_a_class_named_unknown_is_refused_while_the_model_may_abstain(tuned, tmp_path):
     labels = ["unknown", *read_labels(tuned["split"])[1:]]
     destination = str(tmp_path / "models")
