@@ -2,7 +2,8 @@
 
 Each check gives one line: the server's version against the pipeline's floor, whether the
 steps' images are published, the pipeline root runs will get, the caching and retries the
-compiled spec carries, and the backend rules (`backend_contract`) it passes.
+compiled spec carries (and which stopped pods the cluster's Argo retries), and the backend
+rules (`backend_contract`) it passes.
 """
 
 import os
@@ -22,6 +23,8 @@ from kftransfer.pipelines.settings import BACKOFF_FACTOR, STEPS, ClusterSettings
 from kftransfer.pipelines.transfer_learning import compile_pipeline, task_names
 
 KFP_DEFAULT_ROOT = "minio://mlpipeline/v2/artifacts"  # backend/src/v2/config/env.go:38
+ARGO_NAMESPACE = "kubeflow"  # where KFP's manifests install Argo's workflow controller
+ARGO_CONFIGMAP = "workflow-controller-configmap"
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,13 @@ def diagnose(client, host: str, namespace: str, pipeline_root: str, settings: Cl
 
     with tempfile.TemporaryDirectory() as tmp:
         spec = compile_pipeline(os.path.join(tmp, "pipeline.yaml"), settings)
+    info = server_info(client)
     return [
-        _version(server_info(client), host, required_backend(spec)),
+        _version(info, host, required_backend(spec)),
         *_images(settings),
         _pipeline_root(pipeline_root, namespace),
         _caching(settings),
-        _retries(settings),
+        _retries(settings, parse_version(info.get("tag_name", ""))),
         _contract(spec),
     ]
 
@@ -90,17 +94,22 @@ def _pipeline_root(pipeline_root: str, namespace: str) -> Finding:
 
 
 def _launcher_root(namespace: str) -> str:
-    """The namespace's kfp-launcher defaultPipelineRoot, read with kubectl ('' if it can't)."""
+    """The namespace's kfp-launcher defaultPipelineRoot ('' if it can't be read)."""
+    return _configmap_value(namespace, "kfp-launcher", "defaultPipelineRoot") or ""
+
+
+def _configmap_value(namespace: str, configmap: str, key: str) -> str | None:
+    """A ConfigMap's value, read with kubectl ('' when it lacks the key, None if unreadable)."""
     kubectl = shutil.which("kubectl")
     if not kubectl:
-        return ""
-    command = [kubectl, "-n", namespace, "get", "configmap", "kfp-launcher", "-o",
-               "jsonpath={.data.defaultPipelineRoot}", "--request-timeout=10s"]  # fmt: skip
+        return None
+    command = [kubectl, "-n", namespace, "get", "configmap", configmap, "-o",
+               f"jsonpath={{.data.{key}}}", "--request-timeout=10s"]  # fmt: skip
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=15)
     except (OSError, subprocess.TimeoutExpired):
-        return ""
-    return result.stdout.strip() if result.returncode == 0 else ""
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
 def _caching(settings: ClusterSettings) -> Finding:
@@ -110,7 +119,7 @@ def _caching(settings: ClusterSettings) -> Finding:
     return Finding("caching", f"{state}; never for {', '.join(never)}")
 
 
-def _retries(settings: ClusterSettings) -> Finding:
+def _retries(settings: ClusterSettings, version: tuple[int, ...] | None) -> Finding:
     retried = [s.component for s in STEPS.values() if s.retried]
     if not settings.retries:
         return Finding("retries", "none (--retries 0)")
@@ -118,12 +127,56 @@ def _retries(settings: ClusterSettings) -> Finding:
 
     first = convert_duration_to_seconds(settings.backoff)
     waits = ", ".join(f"{first * BACKOFF_FACTOR**i} s" for i in range(settings.retries))
-    return Finding(
-        "retries",
+    text = (
         f"{settings.retries} of {', '.join(retried)} after {waits}, within "
-        f"{settings.retry_window} of each step's first start; a pod lost with its node ends "
-        "in Argo's Error state and is not retried (docs/kfp-backend.md)",
+        f"{settings.retry_window} of each step's first start; "
     )
+    policy, known = _retry_policy(version)
+    where = (
+        f"Argo's templateDefaults retryPolicy {policy}, ConfigMap {ARGO_CONFIGMAP} in "
+        f"namespace {ARGO_NAMESPACE}"
+        if known
+        else f"could not read ConfigMap {ARGO_CONFIGMAP} here; {policy} is the default of "
+        f"a KFP {'2.17+' if policy == 'OnError' else '<2.17'} install"
+    )
+    said, ok = RETRIED_BY_POLICY.get(policy, (f"retryPolicy {policy}: see Argo's docs", None))
+    return Finding("retries", f"{text}{said} ({where}; docs/kfp-backend.md)", ok if known else None)
+
+
+# What Argo retries under each retryPolicy (operator.go:1100-1125), and whether a
+# preemption is covered: graceful node shutdown or an eviction ends a pod Failed
+# (inferFailedReason, operator.go:1709-1712), a node lost with its pod in Error (1289).
+BOTH = "set retryPolicy: Always there to retry both"
+RETRIED_BY_POLICY = {
+    "Always": ("preempted, evicted and lost pods are all retried", True),
+    "OnFailure": (
+        f"preempted or evicted pods are retried, pods lost with a node not: {BOTH}",
+        True,
+    ),
+    "OnError": (f"pods lost with a node are retried, preempted or evicted ones NOT: {BOTH}", False),
+    "OnTransientError": (f"only transient Kubernetes errors are retried: {BOTH}", False),
+}
+
+
+def _retry_policy(version: tuple[int, ...] | None) -> tuple[str, bool]:
+    """The retryPolicy Argo gives the retried steps, and whether it was read (not guessed).
+
+    KFP cannot set one (`retry-policy` in docs/kfp-backend.md): Argo merges its
+    `workflowDefaults.spec.templateDefaults.retryStrategy` into each step's strategy, and
+    without a `retryPolicy` there applies OnFailure. KFP 2.17's manifests set OnError.
+    """
+    import yaml
+
+    text = _configmap_value(ARGO_NAMESPACE, ARGO_CONFIGMAP, "workflowDefaults")
+    try:
+        defaults = yaml.safe_load(text) or {} if text is not None else None
+    except yaml.YAMLError:
+        defaults = None
+    if not isinstance(defaults, dict):
+        return ("OnError" if version and version >= (2, 17, 0) else "OnFailure"), False
+    template_defaults = (defaults.get("spec") or {}).get("templateDefaults") or {}
+    strategy = template_defaults.get("retryStrategy") or {}
+    return str(strategy.get("retryPolicy") or "OnFailure"), True
 
 
 def _contract(spec: dict) -> Finding:

@@ -117,3 +117,64 @@ def test_what_the_server_says_is_printed_one_line_each_escaped():
     assert [line[5:].split(":")[0] for line in lines][0] == "server"
     assert "KFP 2.17.0\\n\\x1b[2J (commit" in lines[0]
     assert all(line[:4] in ("ok  ", "FAIL", "??  ") for line in lines)
+
+
+# The workflowDefaults of KFP 2.17.0's manifests (third-party/argo/base/
+# workflow-controller-configmap-patch.yaml), whose templateDefaults Argo merges into the
+# retry strategy of each retried step.
+KFP_2_17_DEFAULTS = """spec:
+  ttlStrategy:
+    secondsAfterCompletion: 3600
+  templateDefaults:
+    retryStrategy:
+      limit: '2'
+      retryPolicy: OnError
+"""
+
+
+def fake_kubectl(folder, workflow_defaults: str | None):
+    """A `kubectl` that answers only the Argo ConfigMap's workflowDefaults (None: not found)."""
+    (folder / "defaults.yaml").write_text(workflow_defaults or "")
+    found = workflow_defaults is not None
+    (folder / "kubectl").write_text(
+        "#!/bin/sh\n"
+        'case "$*" in *"configmap workflow-controller-configmap"*'
+        '"jsonpath={.data.workflowDefaults}"*) ;; *) exit 1;; esac\n'
+        + (f"cat {folder}/defaults.yaml\n" if found else "echo 'NotFound' >&2; exit 1\n")
+    )
+    (folder / "kubectl").chmod(0o755)
+
+
+@pytest.mark.parametrize("defaults,version,line", [
+    (KFP_2_17_DEFAULTS, "2.17.0", "FAIL retries: 3 of extract_bottlenecks, train_head, fine_tune "
+     "after 60 s, 120 s, 240 s, within 48h of each step's first start; pods lost with a node are "
+     "retried, preempted or evicted ones NOT: set retryPolicy: Always there to retry both "
+     "(Argo's templateDefaults retryPolicy OnError, ConfigMap workflow-controller-configmap in "
+     "namespace kubeflow; docs/kfp-backend.md)"),
+    (KFP_2_17_DEFAULTS.replace("OnError", "Always"), "2.17.0",
+     "ok   retries: 3 of extract_bottlenecks, train_head, fine_tune after 60 s, 120 s, 240 s, "
+     "within 48h of each step's first start; preempted, evicted and lost pods are all retried "
+     "(Argo's templateDefaults retryPolicy Always, ConfigMap"),
+    ("", "2.17.0", "ok   retries: 3 of extract_bottlenecks, train_head, fine_tune after 60 s, "
+     "120 s, 240 s, within 48h of each step's first start; preempted or evicted pods are "
+     "retried, pods lost with a node not"),
+    (None, "2.17.0", "??   retries: 3 of extract_bottlenecks, train_head, fine_tune after 60 s, "
+     "120 s, 240 s, within 48h of each step's first start; pods lost with a node are retried, "
+     "preempted or evicted ones NOT: set retryPolicy: Always there to retry both (could not "
+     "read ConfigMap workflow-controller-configmap here; OnError is the default of a KFP 2.17+ "
+     "install"),
+    (None, "2.16.1", "??   retries: 3 of extract_bottlenecks, train_head, fine_tune after 60 s, "
+     "120 s, 240 s, within 48h of each step's first start; preempted or evicted pods are "
+     "retried, pods lost with a node not"),
+])  # fmt: skip
+def test_doctor_says_which_stopped_pods_argo_will_retry(defaults, version, line, tmp_path,
+                                                         monkeypatch):  # fmt: skip
+    # Before: "a pod lost with its node ends in Argo's Error state and is not retried",
+    # whatever the cluster: on KFP 2.17's default install the opposite holds, and a
+    # preempted pod (Failed) is the one not retried.
+    fake_kubectl(tmp_path, defaults)
+    monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
+    with FakeKfp(version=version) as kfp:
+        result = CliRunner().invoke(cli, ["doctor", "--host", kfp.host, "--image", "x.invalid/a:b"])
+    retries = [line for line in result.stdout.splitlines() if " retries: " in line][0]
+    assert retries.startswith(line), retries
