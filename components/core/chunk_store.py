@@ -20,6 +20,7 @@ weights fingerprint, image size, pooling, preprocessing, feature layer, dtype, d
 import collections
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -32,6 +33,10 @@ from kftransfer.components.core.progress import LOGGER
 from kftransfer.components.core.shards import SHARD_BYTES, decode_npz, encode_npz
 
 LIST_THREADS = 16
+# The most computing a killed writer loses: rows queued this long are written as a
+# (smaller) chunk. On a cluster a stopped pod's step gets about a second after SIGTERM
+# (docs/kfp-backend.md), too little to count on the last flush.
+FLUSH_SECONDS = 60.0
 
 
 class ChunkStore:
@@ -49,6 +54,7 @@ class ChunkStore:
         self.chunk_rows = max(16, SHARD_BYTES // row_bytes)
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending_rows = 0
+        self._oldest_pending = 0.0  # when the oldest queued row was queued (monotonic)
         self.written = 0
 
     def lookup(self, sha256s: set[str]) -> dict[str, str]:
@@ -79,10 +85,13 @@ class ChunkStore:
             yield arrays["sha256"][take], arrays[self.column][take]
 
     def add(self, sha256: np.ndarray, rows: np.ndarray) -> None:
-        """Queues new rows; full chunks are written out."""
+        """Queues new rows; writes them out once they fill a chunk or wait FLUSH_SECONDS."""
+        if not self._pending:
+            self._oldest_pending = time.monotonic()
         self._pending.append((sha256, rows))
         self._pending_rows += len(sha256)
-        if self._pending_rows >= self.chunk_rows:
+        overdue = time.monotonic() - self._oldest_pending >= FLUSH_SECONDS
+        if self._pending_rows >= self.chunk_rows or overdue:
             self.flush()
 
     def flush(self) -> None:
