@@ -242,11 +242,12 @@ def header_delimiter(text: str, column: str) -> str | None:
     """The delimiter of CSV `text` whose first line names `column`; None when it does not.
 
     A comma, or the semicolon or tab that spreadsheets write in some locales (Excel in
-    German or French saves `uri;label`).
+    German or French saves `uri;label`), with the names quoted or not.
     """
     line = text.split("\n", 1)[0]
     for delimiter in (",", *SEPARATORS):
-        if column in [cell.strip().lower() for cell in line.split(delimiter)]:
+        cells = next(csv.reader([line], delimiter=delimiter), [])  # quoted, as R writes it
+        if column in [cell.strip().lower() for cell in cells]:
             return delimiter
     return None
 

@@ -345,15 +345,23 @@ def test_an_exclusion_list_leaves_images_out_and_says_so(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "delimiter,encoding,newline",
-    [(",", "utf-8-sig", "\r\n"), (";", "utf-8-sig", "\r\n"), ("\t", "utf-8", "\n")],
-)
-def test_csvs_saved_by_a_spreadsheet_are_read_as_written(tmp_path, delimiter, encoding, newline):
-    """Excel's "CSV UTF-8" starts with a byte-order mark; some locales separate with `;`."""
+    "delimiter,encoding,newline,quote",
+    [(",", "utf-8-sig", "\r\n", ""), (";", "utf-8-sig", "\r\n", ""), ("\t", "utf-8", "\n", ""),
+     (";", "utf-8", "\n", '"'), ("\t", "utf-8", "\n", '"'), (",", "utf-8", "\n", '"')],
+)  # fmt: skip
+def test_csvs_saved_by_a_spreadsheet_are_read_as_written(
+    tmp_path, delimiter, encoding, newline, quote
+):
+    """Excel's "CSV UTF-8" starts with a byte-order mark; some locales separate with `;`.
+
+    R's `write.csv2` and `write.table(sep="\\t")` quote every field, the header's too
+    (before: a quoted `"uri";"label"` header was not seen, and the error said to add it).
+    """
     root = str(tmp_path / "data")
     uris = write_class_folders(root, {"café": 6, "dog": 6})
-    lines = [f"uri{delimiter}label"]
-    lines += [f"{os.path.relpath(u, root)}{delimiter}{u.split('/')[-2]}" for u in uris]
+    q = quote
+    lines = [f"{q}uri{q}{delimiter}{q}label{q}"]
+    lines += [f"{q}{os.path.relpath(u, root)}{q}{delimiter}{q}{u.split('/')[-2]}{q}" for u in uris]
     csv_path = tmp_path / "data" / "labels.csv"
     csv_path.write_bytes(newline.join(lines).encode(encoding) + newline.encode())
     result = split_dataset(str(csv_path), CONFIG)
