@@ -43,6 +43,11 @@ ISO_MEDIA_BRANDS = {
 UNSUPPORTED_HINTS = {  # what to do with a format users commonly have
     "HEIF": "iPhone photos: convert them to JPEG, or set Camera > Formats > Most Compatible",
 }
+# BMPs TensorFlow misreads: of a colour palette it decodes the indices, not the colours
+# (silently: red and blue came out as levels 0 and 1), and a 1-bit one it calls corrupt.
+# PIL's modes for them (a grey palette is mode L, which TensorFlow reads right).
+PALETTE_BMP_MODES = {"P": "a colour palette", "1": "1 bit per pixel"}
+PALETTE_BMP_HINT = "TensorFlow reads it wrong: save it as PNG"
 
 # What each extension promises; a mismatch is accepted if decodable, and noted.
 EXTENSION_FORMATS = {
@@ -137,37 +142,45 @@ def _judge_header(
     uri: str, digest: str, data: bytes, max_pixels: int
 ) -> tuple[str | None, ImageCheck | None]:
     """The format a file's header names, and its problem if the header proves one (a bomb)."""
-    header_format, dims = _sniff(data)
+    header_format, dims, progressive, mode = _sniff(data)
     if header_format == DECOMPRESSION_BOMB or (
-        dims and decoded_pixels(header_format, dims) > max_pixels
+        dims and decoded_pixels(header_format, dims, progressive) > max_pixels
     ):
-        detail = _bomb_detail(header_format, dims, max_pixels)
+        detail = _bomb_detail(header_format, dims, max_pixels, progressive)
         return header_format, ImageCheck(uri, digest, DECOMPRESSION_BOMB, detail)
+    if header_format == "BMP" and mode in PALETTE_BMP_MODES:
+        detail = f"a BMP of {PALETTE_BMP_MODES[mode]} is not supported ({PALETTE_BMP_HINT})"
+        return header_format, ImageCheck(uri, digest, UNSUPPORTED_FORMAT, detail)
     return header_format, None
 
 
-def decoded_pixels(header_format: str | None, dims: tuple[int, int]) -> int:
-    """The pixels decoding holds: a JPEG's at 1/8 of each side, anything else's all.
+def decoded_pixels(header_format: str | None, dims: tuple[int, int], progressive=False) -> int:
+    """The pixels decoding holds: a baseline JPEG's at 1/8 of each side, anything else's all.
 
     Validation decodes a JPEG at libjpeg's 1/8 DCT scale (`images.decoded_size`), and
     training at the smallest scale covering the input size, 1/8 for any photo whose short
-    side is 8x the input's: a 200-megapixel phone photo decodes as about 3 megapixels.
+    side is 8x the input's: a 200-megapixel phone photo decodes as about 3 megapixels. A
+    progressive JPEG is the exception: libjpeg keeps every DCT coefficient of the whole
+    image while it decodes one, whatever the scale (a 20000x20000 one of 3.5 MB took
+    1.7 GB at 1/8, its baseline twin 0.6 GB), so its pixels count in full.
     """
     from kftransfer.components.core.images import JPEG_SCALES
 
     width, height = dims
-    if header_format == "JPEG":
+    if header_format == "JPEG" and not progressive:
         return -(-width // JPEG_SCALES[0]) * -(-height // JPEG_SCALES[0])
     return width * height
 
 
-def _bomb_detail(header_format: str | None, dims: tuple[int, int] | None, cap: int) -> str:
+def _bomb_detail(header_format, dims, cap: int, progressive: bool) -> str:
     from kftransfer.components.core.images import JPEG_SCALES
 
     if not dims:
         return f"PIL refused it > {cap} px cap"
     size = f"{dims[0]}x{dims[1]} px"
-    if header_format == "JPEG":
+    if header_format == "JPEG" and progressive:
+        size += " (a progressive JPEG: decoding holds all of its coefficients)"
+    elif header_format == "JPEG":
         scale = JPEG_SCALES[0]
         size += f" (decoded at 1/{scale} scale: {decoded_pixels(header_format, dims)} px)"
     return f"{size} > {cap} px cap"
@@ -187,27 +200,27 @@ def _decode_check(uri, digest, data, header_format, min_side) -> ImageCheck:
     return ImageCheck(uri, digest, note=extension_note(uri, header_format))
 
 
-def _sniff(data: bytes) -> tuple[str | None, tuple[int, int] | None]:
-    """Reads the format and size from the header only (no pixel decode)."""
+def _sniff(data: bytes) -> tuple[str | None, tuple[int, int] | None, bool, str]:
+    """From the header only (no pixel decode): format, size, progressive (JPEG), PIL mode."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return image.format, image.size
+            return image.format, image.size, bool(image.info.get("progressive")), image.mode
     except Image.DecompressionBombError:  # PIL's own cap (179 MP), on the header's size
-        return _large_jpeg(data) or (DECOMPRESSION_BOMB, None)
+        return _large_jpeg(data) or (DECOMPRESSION_BOMB, None, False, "")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return _magic_format(data), None
+        return _magic_format(data), None, False, ""
 
 
-def _large_jpeg(data: bytes) -> tuple[str, tuple[int, int]] | None:
-    """A JPEG's format and size past PIL's cap (which only `Image.open` applies), or None."""
+def _large_jpeg(data: bytes) -> tuple[str, tuple[int, int], bool, str] | None:
+    """A JPEG's header past PIL's cap (which only `Image.open` applies), or None."""
     from PIL import JpegImagePlugin
 
     if not data.startswith(b"\xff\xd8\xff"):
         return None
     with JpegImagePlugin.JpegImageFile(io.BytesIO(data)) as image:
-        return "JPEG", image.size
+        return "JPEG", image.size, bool(image.info.get("progressive")), image.mode
 
 
 def _magic_format(data: bytes) -> str | None:

@@ -33,7 +33,9 @@ from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.parallel import map_ordered
 from kftransfer.components.core.validation import UNREADABLE, ImageCheck, extension_note
 
-RECORD_FORMAT = "4"  # check_image's verdicts (4: a JPEG counts its 1/8 decode); change with them
+# check_image's verdicts; change it with them (4: a JPEG counts its 1/8 decode; 5: a
+# progressive JPEG counts in full, and BMPs of a colour palette or 1 bit are unsupported)
+RECORD_FORMAT = "5"
 FOLDER = "validation"
 RECORD_SUFFIX = ".jsonl"
 READ_THREADS = 16

@@ -1,5 +1,6 @@
 """Image validation: every kind of bad file gets its own reason; odd-but-valid images pass."""
 
+import io
 import os
 import struct
 import tracemalloc
@@ -90,6 +91,48 @@ def test_a_jpeg_counts_the_pixels_of_its_one_eighth_decode(tmp_path):
     assert bomb.detail == "796x800 px (decoded at 1/8 scale: 10000 px) > 9999 px cap"
     png = check(tmp_path, "a.png", encode(np.zeros((800, 796, 3), np.uint8), "PNG"), 16, 10**5)
     assert png.detail == "796x800 px > 100000 px cap"  # anything else decodes in full
+
+
+def test_a_progressive_jpeg_counts_all_its_pixels(tmp_path):
+    # libjpeg keeps a progressive JPEG's every coefficient whatever the scale: before, a
+    # 20000x20000 one of 3.5 MB counted 6.25 MP, passed the 50 MP cap, and took 1.7 GB.
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(np.zeros((800, 796, 3), np.uint8)).save(out, "JPEG", progressive=True)
+    data = out.getvalue()
+    assert check(tmp_path, "p.jpg", data, max_pixels=800 * 796).problem is None
+    bomb = check(tmp_path, "p.jpg", data, max_pixels=800 * 796 - 1)
+    assert bomb.problem == validation.DECOMPRESSION_BOMB
+    assert bomb.detail == (
+        "796x800 px (a progressive JPEG: decoding holds all of its coefficients) > 636799 px cap"
+    )
+
+
+@pytest.mark.parametrize("mode,problem,detail", [
+    ("P", "unsupported_format", "a BMP of a colour palette is not supported (TensorFlow reads "
+     "it wrong: save it as PNG)"),
+    ("1", "unsupported_format", "a BMP of 1 bit per pixel is not supported (TensorFlow reads "
+     "it wrong: save it as PNG)"),
+    ("L", None, ""), ("RGB", None, ""),
+])  # fmt: skip
+def test_bmps_tensorflow_misreads_are_unsupported(tmp_path, mode, problem, detail):
+    # Before: a palette BMP was valid and trained on as palette indices (red and blue read
+    # as levels 0 and 1), and a 1-bit one was called corrupt.
+    from PIL import Image
+
+    pixels = np.zeros((32, 32, 3), np.uint8)
+    pixels[:, :16] = (255, 0, 0)
+    pixels[:, 16:] = (0, 0, 255)
+    image = Image.fromarray(pixels)
+    if mode == "P":
+        image = image.quantize(colors=2)
+    elif mode != "RGB":
+        image = image.convert(mode)
+    out = io.BytesIO()
+    image.save(out, "BMP")
+    result = check(tmp_path, "a.bmp", out.getvalue())
+    assert (result.problem, result.detail) == (problem, detail)
 
 
 def test_min_side_is_configurable(tmp_path):
