@@ -40,11 +40,42 @@ LATEST_ATTEMPTS = 10
 
 
 def latest_version(destination: str) -> str | None:
-    """The version `DEST/latest` names, or None when nothing was exported yet."""
+    """The production version: the one `DEST/latest` names, or None before any export.
+
+    When that version is gone (rolled back by deleting its folder, which makes TF Serving
+    serve the highest one left), the highest complete version, with a warning.
+    """
     try:
-        return storage.read_text(storage.join(destination, layout.LATEST)).strip() or None
+        named = storage.read_text(storage.join(destination, layout.LATEST)).strip() or None
     except storage.NotFoundError:
         return None
+    if named is None or _complete(destination, named):
+        return named
+    served = max(complete_versions(destination), key=int, default=None)
+    instead = f"using {served}, the highest version left" if served else "no version is left"
+    LOGGER.warning(
+        "%s names version %s, which is not there: %s (what TF Serving serves)",
+        storage.join(destination, layout.LATEST), named, instead,
+    )  # fmt: skip
+    return served
+
+
+def complete_versions(destination: str) -> list[str]:
+    """The numbered folders of `destination` that hold a whole version (`saved_model.pb`)."""
+    try:
+        files = storage.list_files(destination)
+    except storage.NotFoundError:
+        return []
+    found = set()
+    for info in files:
+        parts = storage.relative_to(info.uri, destination).split("/")
+        if len(parts) == 2 and parts[0].isdigit() and parts[1] == layout.SAVED_MODEL_FILE:
+            found.add(parts[0])
+    return sorted(found, key=int)
+
+
+def _complete(destination: str, version: str) -> bool:
+    return storage.exists(storage.join(destination, version, layout.SAVED_MODEL_FILE))
 
 
 def resolve_model_folder(uri: str) -> str:

@@ -165,6 +165,30 @@ def test_a_bad_serving_json_is_one_line_exit_2(tuned, exported, tmp_path, servin
     )
 
 
+def test_a_production_version_rolled_back_by_deleting_it_falls_back_to_the_served_one(
+    tuned, tmp_path, caplog
+):
+    # TF Serving serves the highest version, so deleting the newest rolls back; `latest`
+    # still named it. Before: predict DEST, the evaluation and warm start all failed with
+    # "DEST/<v> has no labels.json: give an export folder or a version folder".
+    destination = str(tmp_path / "models")
+    labels = read_labels(tuned["split"])
+    model = load_model(tuned["model_file"])
+    first = export.export_model(model, labels, destination, "# first", {})
+    second = export.export_model(model, labels, destination, "# second", {})
+    assert versions.latest_version(destination) == os.path.basename(second)
+    shutil.rmtree(second)
+    with caplog.at_level("WARNING"):
+        assert versions.latest_version(destination) == os.path.basename(first)
+    assert f"names version {os.path.basename(second)}, which is not there: using " in caplog.text
+    image = read_rows(tuned["split"], "test")[0].uri
+    result = CliRunner().invoke(cli, ["predict", destination, image, "--top-k", "1"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(f"{image}: ")
+    shutil.rmtree(first)
+    assert versions.latest_version(destination) is None  # nothing left: as before any export
+
+
 def test_a_class_named_unknown_is_refused_while_the_model_may_abstain(tuned, tmp_path):
     labels = ["unknown", *read_labels(tuned["split"])[1:]]
     destination = str(tmp_path / "models")

@@ -144,9 +144,9 @@ def test_claimed_versions_are_unique_and_increasing(tmp_path):
 def test_latest_only_moves_forward(tmp_path):
     versions.move_latest(str(tmp_path), "20261123143000200")
     versions.move_latest(str(tmp_path), "20261123143000100")  # an export that finished later
-    assert versions.latest_version(str(tmp_path)) == "20261123143000200"
+    assert (tmp_path / "latest").read_text() == "20261123143000200"
     versions.move_latest(str(tmp_path), "20261123143000300")
-    assert versions.latest_version(str(tmp_path)) == "20261123143000300"
+    assert (tmp_path / "latest").read_text() == "20261123143000300"
 
 
 def test_a_stale_writer_of_latest_is_refused(tmp_path):
