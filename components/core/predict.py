@@ -11,6 +11,7 @@ import numpy as np
 
 from kftransfer.components.core import storage
 from kftransfer.components.core.classifier import batch_probabilities, image_batches
+from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.export import load_exported, load_labelled_model
 from kftransfer.components.core.layout import (
@@ -19,13 +20,18 @@ from kftransfer.components.core.layout import (
     UNKNOWN,
     unknown_is_ambiguous,
 )
+from kftransfer.components.core.parallel import map_ordered
 from kftransfer.components.core.sources import is_hidden, shown_name
 from kftransfer.components.core.validation import (
     EXTENSION_FORMATS,
     UNSUPPORTED_HINTS,
     check_image,
+    header_problem,
 )
 from kftransfer.components.core.versions import resolve_model_folder
+
+HEAD_BYTES = 128 << 10  # enough for a header behind an EXIF segment (at most 64 KiB)
+HEAD_THREADS = 16
 
 
 @dataclass
@@ -165,23 +171,48 @@ def predict(
     top_k: int = 3,
     batch_size: int = 32,
     min_confidence: float = 0.0,
+    max_pixels: int = SplitConfig().max_image_pixels,
 ) -> Iterator[Prediction]:
     """Predicts in batches, yielding answers in `uris` order as each batch is done.
 
     An unreadable image yields its error and the rest go on; an image whose top
-    probability is below `min_confidence` is answered `unknown`.
+    probability is below `min_confidence` is answered `unknown`. Images the split would
+    refuse from their header alone are not decoded: more pixels than `max_pixels` (the
+    split's default cap), a BMP TensorFlow misreads.
     """
     # TensorFlow would wait for ever on a named pipe, or read a device without end.
-    readable = [i for i, uri in enumerate(uris) if not storage.is_special_file(uri)]
+    special = [i for i, uri in enumerate(uris) if storage.is_special_file(uri)]
+    refused = _refused_by_header(uris, set(special), max_pixels)
+    readable = [i for i in range(len(uris)) if i not in refused and i not in special]
     batches = image_batches(model, [uris[i] for i in readable], batch_size)
     upcoming = 0
     for probabilities, positions in batch_probabilities(model, batches):
         for row, position in zip(probabilities, positions.tolist(), strict=True):
             index = readable[position]
-            yield from (_failed(uris[i]) for i in range(upcoming, index))
+            yield from (_failed(uris[i], refused.get(i)) for i in range(upcoming, index))
             yield _answer(uris[index], row, labels, top_k, min_confidence)
             upcoming = index + 1
-    yield from (_failed(uris[i]) for i in range(upcoming, len(uris)))
+    yield from (_failed(uris[i], refused.get(i)) for i in range(upcoming, len(uris)))
+
+
+def _refused_by_header(uris: list[str], skip: set[int], max_pixels: int) -> dict[int, str]:
+    """Index -> why, for the images whose header proves they must not be decoded.
+
+    One read of the first HEAD_BYTES per image (a ranged read on GCS), HEAD_THREADS at
+    a time; an image that cannot be read is left to the batches, whose failure says why.
+    """
+
+    def judge(index: int) -> str:
+        try:
+            problem = header_problem(uris[index], storage.read_head(uris[index], HEAD_BYTES),
+                                     max_pixels)  # fmt: skip
+        except storage.StorageError:
+            return ""
+        return f"{problem.problem}: {problem.detail}" if problem else ""
+
+    todo = [i for i in range(len(uris)) if i not in skip]
+    reasons = map_ordered(judge, todo, threads=HEAD_THREADS)
+    return {index: why for index, why in zip(todo, reasons, strict=True) if why}
 
 
 def _answer(uri: str, row: np.ndarray, labels: list[str], top_k: int, min_confidence: float):
@@ -193,8 +224,9 @@ def _answer(uri: str, row: np.ndarray, labels: list[str], top_k: int, min_confid
     )
 
 
-def _failed(uri: str) -> Prediction:
-    """Why an image the batches dropped could not be predicted."""
-    check = check_image(uri, min_side=1, max_pixels=10**12)
-    reason = f"{check.problem}: {check.detail}" if check.problem else "could not be decoded"
+def _failed(uri: str, reason: str | None = None) -> Prediction:
+    """Why an image was not predicted: `reason`, or else what checking it finds."""
+    if not reason:
+        check = check_image(uri, min_side=1, max_pixels=10**12)
+        reason = f"{check.problem}: {check.detail}" if check.problem else "could not be decoded"
     return Prediction(shown_name(uri), [], reason)

@@ -117,6 +117,14 @@ def _is_large(uri: str, size: int | None) -> bool:
     return size is not None and size > LARGE_FILE_BYTES
 
 
+def header_problem(uri: str, head: bytes, max_pixels: int) -> ImageCheck | None:
+    """What a file's first bytes prove must not be decoded: too many pixels, a misread BMP.
+
+    None when they prove nothing (an unknown header is left to the decoder to judge).
+    """
+    return _judge_header(uri, "", head, max_pixels)[1]
+
+
 def _head_problem(uri: str, head: bytes, max_pixels: int) -> ImageCheck | None:
     """What a file's first bytes alone prove: that it is no image, or has too many pixels."""
     header_format, problem = _judge_header(uri, "", head, max_pixels)
