@@ -32,6 +32,7 @@ from kftransfer.components.core.versions import resolve_model_folder
 
 HEAD_BYTES = 128 << 10  # enough for a header behind an EXIF segment (at most 64 KiB)
 HEAD_THREADS = 16
+WINDOW = 1024  # images whose headers are checked before their batches start
 
 
 @dataclass
@@ -178,13 +179,23 @@ def predict(
     An unreadable image yields its error and the rest go on; an image whose top
     probability is below `min_confidence` is answered `unknown`. Images the split would
     refuse from their header alone are not decoded: more pixels than `max_pixels` (the
-    split's default cap), a BMP TensorFlow misreads.
+    split's default cap), a BMP TensorFlow misreads. Headers are checked WINDOW images
+    at a time, just before their batches, so a large folder's first answers come at once.
     """
+    for start in range(0, len(uris), WINDOW):
+        window = uris[start : start + WINDOW]
+        yield from _predict_window(
+            model, labels, window, top_k, batch_size, min_confidence, max_pixels
+        )
+
+
+def _predict_window(model, labels, uris, top_k, batch_size, min_confidence, max_pixels):
+    """`predict` of up to WINDOW images."""
     # TensorFlow would wait for ever on a named pipe, or read a device without end.
     special = [i for i, uri in enumerate(uris) if storage.is_special_file(uri)]
     refused = _refused_by_header(uris, set(special), max_pixels)
     readable = [i for i in range(len(uris)) if i not in refused and i not in special]
-    batches = image_batches(model, [uris[i] for i in readable], batch_size)
+    batches = image_batches(model, [uris[i] for i in readable], batch_size) if readable else []
     upcoming = 0
     for probabilities, positions in batch_probabilities(model, batches):
         for row, position in zip(probabilities, positions.tolist(), strict=True):

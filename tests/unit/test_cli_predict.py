@@ -105,6 +105,37 @@ def test_images_the_split_refuses_from_their_header_are_not_decoded(tuned, expor
     result = invoke(exported, str(tmp_path))  # the split's cap: 50 MP
     assert result.exit_code == 1
     assert result.stderr.splitlines() == [f"error: {uris[1]}: {answers[1].error}"]
+    assert list(predict.predict(model, labels, uris[1:2]))[0].error == answers[1].error
+
+
+def test_headers_are_checked_a_window_at_a_time_and_answers_keep_their_order(
+    tuned, exported, tmp_path, monkeypatch
+):
+    # The header pass runs WINDOW images ahead of the batches, so a large folder's first
+    # answers do not wait for every header (100,000 on GCS: minutes).
+    from PIL import Image
+
+    rows = read_rows(tuned["split"], "test")[:4]
+    uris = [row.uri for row in rows]
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).quantize(colors=2).save(tmp_path / "p.bmp")
+    uris.insert(2, str(tmp_path / "p.bmp"))  # the first image of the second window
+    checked = []
+    refused_by_header = predict._refused_by_header
+
+    def spy(window, skip, max_pixels):
+        checked.append(len(window))
+        return refused_by_header(window, skip, max_pixels)
+
+    model, labels, _ = predict.load_predictor(exported)
+    rounded = lambda answer: [(label, round(p, 4)) for label, p in answer.top]  # noqa: E731
+    at_once = [rounded(a) for a in predict.predict(model, labels, [row.uri for row in rows])]
+    monkeypatch.setattr(predict, "WINDOW", 2)
+    monkeypatch.setattr(predict, "_refused_by_header", spy)
+    answers = list(predict.predict(model, labels, uris))
+    assert checked == [2, 2, 1]
+    assert [a.uri for a in answers] == uris
+    assert [bool(a.error) for a in answers] == [False, False, True, False, False]
+    assert [rounded(a) for a in answers if not a.error] == at_once
 
 
 def test_keras_file_needs_labels_beside_it(tuned, tmp_path):
