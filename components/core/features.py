@@ -178,7 +178,9 @@ def _compute_and_keep(job: _Job, todo: list[tuple[str, Row]]) -> float:
     """`_compute`, then the caches' queued rows written, also when it is stopped.
 
     Stopped by a stopped pod (SIGTERM), Ctrl-C or an error, the rows computed so far are
-    still written to the caches, so a retry computes only the rest.
+    still written to the caches, so a retry computes only the rest. On a cluster the step
+    is killed about a second after SIGTERM (docs/kfp-backend.md), so there what counts is
+    what the caches already wrote (`chunk_store.FLUSH_SECONDS`).
     """
     with sigterm_deferred() as stop_if_terminated:
         try:

@@ -6,7 +6,9 @@ process group (docs/kfp-backend.md); `kill PID` and `timeout` send it too. Pytho
 default is to die at once, skipping every `except` and `finally`. Inside
 `sigterm_deferred()`, SIGTERM makes the block's next `check()` raise `Terminated`
 instead; once the block has let it through (having saved what it could), the process
-dies of SIGTERM as it would have.
+dies of SIGTERM as it would have. In a pod that save gets about a second: the launcher
+dies of the same SIGTERM, and the emissary's exit then kills the container's processes
+(docs/kfp-backend.md), so steps also save on their own every minute.
 
 `sigterm_raised()` makes SIGTERM raise `Terminated` at once, as Ctrl-C raises
 KeyboardInterrupt, for code that only waits on other processes (a local run).
