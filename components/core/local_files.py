@@ -67,10 +67,15 @@ def is_special(path: str) -> bool:
         mode = os.stat(path).st_mode
     except OSError:
         return False
-    return any(test(mode) for test in SPECIAL_FILES)
+    return _special_kind(mode) is not None
 
 
 def _require_regular(uri: str, mode: int) -> None:
-    kind = next((name for test, name in SPECIAL_FILES.items() if test(mode)), None)
+    kind = _special_kind(mode)
     if kind:
         raise StorageError(f"{uri}: not a regular file but {kind}: only files are read")
+
+
+def _special_kind(mode: int) -> str | None:
+    """What a file of `mode` is when it is no regular file ('a named pipe (FIFO)'), or None."""
+    return next((name for test, name in SPECIAL_FILES.items() if test(mode)), None)
