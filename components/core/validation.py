@@ -126,7 +126,7 @@ def header_problem(uri: str, head: bytes, max_pixels: int) -> ImageCheck | None:
 
 
 def _head_problem(uri: str, head: bytes, max_pixels: int) -> ImageCheck | None:
-    """What a file's first bytes alone prove: that it is no image, or has too many pixels."""
+    """What a file's first bytes alone prove: no image, too many pixels, a misread BMP."""
     header_format, problem = _judge_header(uri, "", head, max_pixels)
     if header_format is None:
         return ImageCheck(uri, "", NOT_AN_IMAGE, NOT_AN_IMAGE_DETAIL)
@@ -149,7 +149,10 @@ def check_image_bytes(
 def _judge_header(
     uri: str, digest: str, data: bytes, max_pixels: int
 ) -> tuple[str | None, ImageCheck | None]:
-    """The format a file's header names, and its problem if the header proves one (a bomb)."""
+    """The format a file's header names, and its problem if the header proves one.
+
+    Too many pixels for `max_pixels` (a decompression bomb), or a BMP TensorFlow misreads.
+    """
     header_format, dims, progressive, mode = _sniff(data)
     if header_format == DECOMPRESSION_BOMB or (
         dims and decoded_pixels(header_format, dims, progressive) > max_pixels
