@@ -37,7 +37,7 @@ EXTRACT = (
     "from kftransfer.components.core.features import extract_features; "
     f"setup_logging(); extract_features(*sys.argv[1:3], ExtractConfig(**{SMALL!r}), sys.argv[3])"
 )
-# The same, writing queued rows to the cache every 0.5 s instead of every minute.
+# Put before EXTRACT: the same extraction, writing queued rows every 0.5 s, not every minute.
 FLUSHING = "from kftransfer.components.core import chunk_store; chunk_store.FLUSH_SECONDS = 0.5; "
 
 
@@ -139,22 +139,28 @@ def test_a_stopped_pod_keeps_what_it_read_and_still_dies_of_sigterm(gcs_bucket, 
     assert 0 < assert_rerun_reads_only_the_rest(data, cache, total=300) <= read
 
 
-def test_a_stopped_extraction_keeps_the_features_it_computed(gcs_bucket, tmp_path):
-    # Features are written to the cache a chunk (64 MB) at a time: 65,536 rows here, so
-    # before, a stopped extraction had written none, and its retry computed all again.
+def extraction_stopped_by(sig: int, code: str, gcs_bucket: str, tmp_path) -> dict[str, int]:
+    """A real extraction of 300 images (`code`), stopped by `sig` once its progress shows.
+
+    Reads of 0.5 s (16 at a time) make it last 10 s or more, so its progress shows after
+    5 s, once the features of some batches are computed: then it is stopped. Returns what
+    the next extraction, with the same cache, `extracted` and `reused`.
+    """
     data, splits = f"{gcs_bucket}/photos", f"{gcs_bucket}/split"
     cache = str(tmp_path / "cache")
     write_class_folders(data, {"cat": 150, "dog": 150})
     write_split(split_dataset(data, CONFIG), splits)
-    extract = [EXTRACT, splits, f"{gcs_bucket}/features-1", cache]
-    # Reads of 0.5 s (16 at a time) make it last 10 s or more, so its progress shows after
-    # 5 s, once the features of some batches are computed: then it is stopped.
-    process, stderr, *_ = stopped_by(
-        signal.SIGTERM, extract, after_line="/300 images (", latency=0.5
-    )
-    assert process.returncode == -signal.SIGTERM, stderr
+    extract = [code, splits, f"{gcs_bucket}/features-1", cache]
+    process, stderr, *_ = stopped_by(sig, extract, after_line="/300 images (", latency=0.5)
+    assert process.returncode == -sig, stderr
     manifest = extract_features(splits, f"{gcs_bucket}/features-2", EXTRACT_CONFIG, cache)
-    counts = {k: sum(s[k] for s in manifest["splits"].values()) for k in ("extracted", "reused")}
+    return {k: sum(s[k] for s in manifest["splits"].values()) for k in ("extracted", "reused")}
+
+
+def test_a_stopped_extraction_keeps_the_features_it_computed(gcs_bucket, tmp_path):
+    # Features are written to the cache a chunk (64 MB) at a time: 65,536 rows here, so
+    # before, a stopped extraction had written none, and its retry computed all again.
+    counts = extraction_stopped_by(signal.SIGTERM, EXTRACT, gcs_bucket, tmp_path)
     assert counts["reused"] > 0 and sum(counts.values()) == 300, counts
 
 
@@ -165,18 +171,5 @@ def test_a_killed_extraction_keeps_the_features_computed_before_its_last_flush(
     # the launcher (docs/kfp-backend.md): too soon to count on the handler's last write.
     # Queued rows are written every FLUSH_SECONDS (0.5 s here, a minute in use); before,
     # only a full 64 MB chunk was, and a killed extraction had kept none of its 300 rows.
-    data, splits = f"{gcs_bucket}/photos", f"{gcs_bucket}/split"
-    cache = str(tmp_path / "cache")
-    write_class_folders(data, {"cat": 150, "dog": 150})
-    write_split(split_dataset(data, CONFIG), splits)
-    flushing = (
-        "from kftransfer.components.core import chunk_store; chunk_store.FLUSH_SECONDS = 0.5; "
-    )
-    extract = [flushing + EXTRACT, splits, f"{gcs_bucket}/features-1", cache]
-    process, stderr, *_ = stopped_by(
-        signal.SIGKILL, extract, after_line="/300 images (", latency=0.5
-    )
-    assert process.returncode == -signal.SIGKILL, stderr
-    manifest = extract_features(splits, f"{gcs_bucket}/features-2", EXTRACT_CONFIG, cache)
-    counts = {k: sum(s[k] for s in manifest["splits"].values()) for k in ("extracted", "reused")}
+    counts = extraction_stopped_by(signal.SIGKILL, FLUSHING + EXTRACT, gcs_bucket, tmp_path)
     assert counts["reused"] > 0 and sum(counts.values()) == 300, counts
