@@ -172,8 +172,9 @@ def decoded_pixels(header_format: str | None, dims: tuple[int, int], progressive
     training at the smallest scale covering the input size, 1/8 for any photo whose short
     side is 8x the input's: a 200-megapixel phone photo decodes as about 3 megapixels. A
     progressive JPEG is the exception: libjpeg keeps every DCT coefficient of the whole
-    image while it decodes one, whatever the scale (a 20000x20000 one of 3.5 MB took
-    1.7 GB at 1/8, its baseline twin 0.6 GB), so its pixels count in full.
+    image while it decodes one, whatever the scale (a 20000x20000 one of 2.3 MB took
+    1.75 GB at 1/8, its baseline twin 0.60 GB: docs/benchmarks.md), so its pixels count
+    in full.
     """
     from kftransfer.components.core.images import JPEG_SCALES
 

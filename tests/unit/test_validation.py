@@ -95,7 +95,7 @@ def test_a_jpeg_counts_the_pixels_of_its_one_eighth_decode(tmp_path):
 
 def test_a_progressive_jpeg_counts_all_its_pixels(tmp_path):
     # libjpeg keeps a progressive JPEG's every coefficient whatever the scale: before, a
-    # 20000x20000 one of 3.5 MB counted 6.25 MP, passed the 50 MP cap, and took 1.7 GB.
+    # 20000x20000 one of 2.3 MB counted 6.25 MP, passed the 50 MP cap, and took 1.75 GB.
     from PIL import Image
 
     out = io.BytesIO()
