@@ -1,12 +1,14 @@
 """What `predict`'s header check costs: images/s with it / without it, in one run.
 
-`predict` reads the first 128 KiB of every image (`predict._refused_by_header`) before the
-batches read it whole, so that a decompression bomb or a BMP TensorFlow misreads is
-never decoded. Measured on photo-like 4000x3000 JPEGs (`devtools.imagegen.photo`, ~3.3 MB
-each), from local disk and from a bucket (the GCS emulator behind a proxy that adds
-`--latency` seconds to every request, as real GCS answers tens of ms after a request),
-with a small model, so that input dominates as it does on a CPU. "Without" is the same
-code with the check replaced by one that refuses nothing. Interleaved, best of
+`predict` reads the first 128 KiB of every local image (`predict._refused_by_header`)
+before TensorFlow reads it whole, and checks every `gs://` image's header in the bytes the
+batches read (`predict.HeaderScreen`), so that a decompression bomb or a BMP TensorFlow
+misreads is never decoded. Measured on photo-like 4000x3000 JPEGs
+(`devtools.imagegen.photo`, ~3.3 MB each), from local disk and from a bucket (the GCS
+emulator behind a proxy that adds `--latency` seconds to every request, as real GCS
+answers tens of ms after a request), with a small model, so that input dominates as it
+does on a CPU. "Without" is the same
+code with both checks replaced by ones that refuse nothing. Interleaved, best of
 `--repeats`; a ratio near 1 means the check is free.
 
 Usage: .venv/bin/python -m bench.predict_head [--photos 48] [--latency 0.02] [--repeats 3]
@@ -37,14 +39,15 @@ def small_model(size: int = 96) -> keras.Model:
 
 
 def images_per_second(model: keras.Model, uris: list[str], checked: bool) -> float:
-    """`predict.predict` over `uris`, with the header check or with one refusing nothing."""
-    check = predict._refused_by_header
+    """`predict.predict` over `uris`, with the header checks or with ones refusing nothing."""
+    check, problem = predict._refused_by_header, predict.header_problem
     if not checked:
         predict._refused_by_header = lambda *_: {}
+        predict.header_problem = lambda *_: None
     try:
         seconds, answers = timed(lambda: list(predict.predict(model, CLASSES, uris)))
     finally:
-        predict._refused_by_header = check
+        predict._refused_by_header, predict.header_problem = check, problem
     assert len(answers) == len(uris) and not any(a.error for a in answers)
     return len(uris) / seconds
 

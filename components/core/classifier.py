@@ -112,9 +112,12 @@ def predict_images(
     return predict_batches(model, image_batches(model, uris, batch_size))
 
 
-def image_batches(model: keras.Model, uris: list[str], batch_size: int = 32):
-    """`(images, labels, indices)` batches of `uris` at the model's input size, in order."""
-    return image_dataset(uris, [0] * len(uris), model.input_shape[1], batch_size)
+def image_batches(model: keras.Model, uris: list[str], batch_size: int = 32, refuse=None):
+    """`(images, labels, indices)` batches of `uris` at the model's input size, in order.
+
+    `refuse`: see `images.image_dataset` (it screens `gs://` files' bytes before decoding).
+    """
+    return image_dataset(uris, [0] * len(uris), model.input_shape[1], batch_size, refuse=refuse)
 
 
 def predict_batches(model: keras.Model, batches) -> tuple[np.ndarray, np.ndarray]:

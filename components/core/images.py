@@ -131,6 +131,7 @@ def image_dataset(
     shuffle_seed: int | None = None,
     augment: Callable | None = None,
     read_threads: int = 16,
+    refuse: Callable[[str, bytes], str] | None = None,
 ) -> tf.data.Dataset:
     """Batches of `(images uint8 [B, S, S, 3], labels int32 [B], row indices int32 [B])`.
 
@@ -150,11 +151,15 @@ def image_dataset(
         augment: a callable applied to each float batch in training only (e.g. a
             `keras.Sequential` of random layers); its output is cast back to uint8.
         read_threads: concurrent reads for `gs://` files.
+        refuse: for `gs://` files, a function of a file's URI and bytes that says why it
+            must not be decoded ('' to decode it); a refused file is dropped, as an
+            unreadable one is, but not logged (the caller says why). Local files are read
+            inside TensorFlow and never reach it: check them before.
     """
     indices = np.arange(len(uris), dtype=np.int32)
     labels = np.asarray(labels, dtype=np.int32)
     if any(storage.is_gcs(uri) for uri in uris):
-        encoded = _gcs_encoded(uris, labels, indices, shuffle_seed, read_threads)
+        encoded = _gcs_encoded(uris, labels, indices, shuffle_seed, read_threads, refuse)
         images = encoded.map(
             lambda data, label, index: (decode_resized(data, image_size), label, index),
             num_parallel_calls=tf.data.AUTOTUNE,
@@ -193,8 +198,9 @@ def _augmented(augment: Callable, images: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(augmented), 0, 255), tf.uint8)
 
 
-def _gcs_encoded(uris, labels, indices, shuffle_seed, read_threads) -> tf.data.Dataset:
+def _gcs_encoded(uris, labels, indices, shuffle_seed, read_threads, refuse) -> tf.data.Dataset:
     """Encoded bytes read by the storage layer's thread pool, in (shuffled) order."""
+    refuse = refuse or (lambda _uri, _data: "")
     epoch = [0]
 
     def generate():
@@ -204,10 +210,10 @@ def _gcs_encoded(uris, labels, indices, shuffle_seed, read_threads) -> tf.data.D
             epoch[0] += 1
         reads = storage.read_many((uris[i] for i in order), threads=read_threads)
         for position, (uri, data) in zip(order, reads, strict=True):
-            if isinstance(data, bytes):
-                yield data, labels[position], indices[position]
-            else:
+            if not isinstance(data, bytes):
                 LOGGER.warning("skipped %s: %s", uri, data)
+            elif not refuse(uri, data):
+                yield data, labels[position], indices[position]
 
     signature = (
         tf.TensorSpec([], tf.string),

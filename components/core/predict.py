@@ -179,8 +179,9 @@ def predict(
     An unreadable image yields its error and the rest go on; an image whose top
     probability is below `min_confidence` is answered `unknown`. Images the split would
     refuse from their header alone are not decoded: more pixels than `max_pixels` (the
-    split's default cap), a BMP TensorFlow misreads. Headers are checked WINDOW images
-    at a time, just before their batches, so a large folder's first answers come at once.
+    split's default cap), a BMP TensorFlow misreads. Local files' headers are checked
+    WINDOW images at a time, just before their batches, so a large folder's first answers
+    come at once; a `gs://` object's header is checked in the bytes the batches read.
     """
     for start in range(0, len(uris), WINDOW):
         window = uris[start : start + WINDOW]
@@ -192,25 +193,57 @@ def predict(
 def _predict_window(model, labels, uris, top_k, batch_size, min_confidence, max_pixels):
     """`predict` of up to WINDOW images."""
     # TensorFlow would wait for ever on a named pipe, or read a device without end.
-    special = [i for i, uri in enumerate(uris) if storage.is_special_file(uri)]
-    refused = _refused_by_header(uris, set(special), max_pixels)
+    special = {i for i, uri in enumerate(uris) if storage.is_special_file(uri)}
+    remote = {i for i, uri in enumerate(uris) if storage.is_gcs(uri)}
+    refused = _refused_by_header(uris, special | remote, max_pixels)
     readable = [i for i in range(len(uris)) if i not in refused and i not in special]
-    batches = image_batches(model, [uris[i] for i in readable], batch_size) if readable else []
+    screen = HeaderScreen(max_pixels)  # the remote ones: their bytes as the batches read them
+    batches = (
+        image_batches(model, [uris[i] for i in readable], batch_size, refuse=screen)
+        if readable
+        else []
+    )
+
+    def failed(index: int) -> Prediction:
+        return _failed(uris[index], refused.get(index) or screen.reasons.get(uris[index]))
+
     upcoming = 0
     for probabilities, positions in batch_probabilities(model, batches):
         for row, position in zip(probabilities, positions.tolist(), strict=True):
             index = readable[position]
-            yield from (_failed(uris[i], refused.get(i)) for i in range(upcoming, index))
+            yield from (failed(i) for i in range(upcoming, index))
             yield _answer(uris[index], row, labels, top_k, min_confidence)
             upcoming = index + 1
-    yield from (_failed(uris[i], refused.get(i)) for i in range(upcoming, len(uris)))
+    yield from (failed(i) for i in range(upcoming, len(uris)))
+
+
+class HeaderScreen:
+    """`header_problem` of `gs://` images, on the bytes the batches read: no extra request.
+
+    Called by `images.image_dataset` with each object's bytes; `reasons` maps the URIs it
+    refused to why, for their answers.
+    """
+
+    def __init__(self, max_pixels: int):
+        self.max_pixels = max_pixels
+        self.reasons: dict[str, str] = {}
+
+    def __call__(self, uri: str, data: bytes) -> str:
+        """Why `uri` (whose bytes are `data`) must not be decoded; '' to decode it."""
+        problem = header_problem(uri, data, self.max_pixels)
+        why = f"{problem.problem}: {problem.detail}" if problem else ""
+        if why:
+            self.reasons[uri] = why
+        return why
 
 
 def _refused_by_header(uris: list[str], skip: set[int], max_pixels: int) -> dict[int, str]:
-    """Index -> why, for the images whose header proves they must not be decoded.
+    """Index -> why, for the local images whose header proves they must not be decoded.
 
-    One read of the first HEAD_BYTES per image (a ranged read on GCS), HEAD_THREADS at
-    a time; an image that cannot be read is left to the batches, whose failure says why.
+    One read of the first HEAD_BYTES per image, HEAD_THREADS at a time (TensorFlow reads
+    local files itself, so they are checked before); an image that cannot be read is left
+    to the batches, whose failure says why. `gs://` images are in `skip`: `HeaderScreen`
+    checks the bytes the batches read.
     """
 
     def judge(index: int) -> str:
