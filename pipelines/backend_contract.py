@@ -203,6 +203,25 @@ RULES = {
             "v2beta1_get_healthz_response.py:35-43",
             BASE_FLOOR,
         ),
+        Rule(
+            "schedule-delete-orphans",
+            "Deleting a recurring run asks for propagation_policy=ORPHAN: its "
+            "ScheduledWorkflow owns the Workflows of its runs, and without a policy "
+            "Kubernetes deletes a run in progress with it. Backends before 2.16.0 ignore it.",
+            "backend/src/apiserver/resource/resource_manager.go:92-97, 1458-1474, "
+            "server/job_server.go:410-414, common/util/workflow.go:724-733, "
+            "scheduledworkflow/util/scheduled_workflow.go:188",
+            "2.16.0",
+        ),
+        Rule(
+            "api-access",
+            "kfp.Client with a host and no token sends no credentials, follows redirects and "
+            "reads any body as its answer, and sets no timeout: a notebook's mounted token is "
+            "given, healthz is asked first without redirects, and each request gets 30 s.",
+            "kfp/client/client.py:277-299, 204-205, 401-432; kfp_server_api/rest.py:142-149; "
+            "backend/src/apiserver/main.go:465-512",
+            "2.0.0",
+        ),
     )
 }
 

@@ -47,8 +47,8 @@ def connection_options(command: Callable) -> Callable:
             "--token",
             envvar="KFTRANSFER_KFP_TOKEN",
             default="",
-            help="Bearer token (env KFTRANSFER_KFP_TOKEN); default: kubeconfig or "
-            "in-cluster credentials.",
+            help="Bearer token (env KFTRANSFER_KFP_TOKEN); default: the one a Kubeflow "
+            "notebook has mounted, else none.",
         ),
     ]
     for option in reversed(options):
@@ -254,7 +254,7 @@ def schedule_create(
     from kftransfer.pipelines import schedules
     from kftransfer.pipelines.cron import check_cron
 
-    check_cron(cron)
+    cron = check_cron(cron)
     schedules.check_schedule_name(name)
     job = _job(source, kwargs)
     recurring_id, replaced = schedules.schedule(
@@ -277,7 +277,9 @@ def schedule_list(host: str, namespace: str, token: str) -> None:
     from kftransfer.pipelines import kfp_server, schedules
 
     client = kfp_server.kfp_client(host, namespace, token)
-    for item in schedules.list_schedules(client, namespace):
+    with kfp_server.refusals_as_errors(host, "listing of recurring runs"):
+        listed = schedules.list_schedules(client, namespace)
+    for item in listed:
         export = f"  -> {item['export']}" if item["export"] else ""
         line = f"{item['id']}  {item['status']}  {item['cron']}  {item['name']}{export}"
         click.echo(printable(line))  # names come from the server: anyone's, from the UI

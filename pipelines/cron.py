@@ -23,21 +23,32 @@ FIELDS = (
     ("day of week", 0, 6, DAYS),
 )
 DESCRIPTORS = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
-GO_DURATION = re.compile(r"(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+GO_PART = re.compile(r"([0-9]+(\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
+GO_DURATION = re.compile(f"({GO_PART.pattern})+$")
+GO_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+DIGITS = re.compile("[0-9]+")
 EXAMPLE = "e.g. '0 0 3 * * *' for 03:00 every day"
 
 
 def check_cron(cron: str) -> str:
-    """Returns `cron` if KFP's parser takes it as meant.
+    """`cron` as KFP's parser takes it as meant: without the spaces around it, to be sent.
+
+    The parser matches a descriptor only at the first character and whole, so `" @daily"`
+    and `"@daily "` would be refused by the server.
 
     Raises:
         UserError: naming the bad field and the format.
     """
     text = cron.strip()
-    if text in DESCRIPTORS or (
-        text.startswith("@every ") and GO_DURATION.match(text[len("@every ") :])
-    ):
-        return cron
+    if text in DESCRIPTORS:
+        return text
+    if text.startswith("@every ") and GO_DURATION.match(text[len("@every ") :]):
+        if _seconds(text[len("@every ") :]) < 1:  # robfig/cron rounds it up to 1 s
+            raise UserError(
+                f"--cron {cron!r}: KFP would run it every second (it rounds shorter intervals "
+                "up to 1s): give 1s or more, e.g. '@every 24h'"
+            )
+        return text
     fields = text.split()
     if len(fields) != 6:
         raise UserError(f"--cron {cron!r}: KFP cron has 6 fields, seconds first, {EXAMPLE}")
@@ -49,13 +60,13 @@ def check_cron(cron: str) -> str:
                     f"--cron {cron!r}: the {name} field {value!r} {problem}; fields are second "
                     f"minute hour day-of-month month day-of-week, {EXAMPLE}"
                 )
-    return cron
+    return text
 
 
 def _part_problem(part: str, low: int, high: int, names: dict, question: bool) -> str:
     """Why one comma-separated part of a field is invalid ('' when it is valid)."""
     span, slash, step = part.partition("/")
-    if slash and not (step.isdigit() and int(step) >= 1):
+    if slash and not (DIGITS.fullmatch(step) and int(step) >= 1):
         return f"has a bad step {step!r}"
     if span == "*" or (span == "?" and question and not slash):
         return ""
@@ -71,6 +82,13 @@ def _part_problem(part: str, low: int, high: int, names: dict, question: bool) -
 
 
 def _number(text: str, names: dict) -> int | None:
-    if text.isdigit():
+    if DIGITS.fullmatch(text):  # 0-9 only, as Go's strconv.Atoi: not '²' or '٣'
         return int(text)
     return names.get(text.upper())
+
+
+def _seconds(duration: str) -> float:
+    """A Go duration's length in seconds (`1h30m` -> 5400)."""
+    return sum(
+        float(number) * GO_UNIT_SECONDS[unit] for number, _, unit in GO_PART.findall(duration)
+    )

@@ -12,25 +12,50 @@ from dataclasses import dataclass
 from typing import Any
 
 from kftransfer.components.core.errors import UserError
+from kftransfer.pipelines import kfp_access
 from kftransfer.pipelines.backend_contract import parse_version, required_backend
 from kftransfer.pipelines.settings import ClusterSettings
 from kftransfer.pipelines.transfer_learning import compile_pipeline
 
 
 def kfp_client(host: str, namespace: str, token: str | None):
-    """A `kfp.Client` for `host` (token, or the usual kubeconfig / in-cluster credentials).
+    """A `kfp.Client` for `host`, checked to be the KFP API and to let us in (`kfp_access`).
+
+    Credentials: `token`, else the token a Kubeflow notebook has mounted, else none. Each
+    request gives up after `kfp_access.API_SECONDS` without an answer.
 
     Raises:
-        UserError: the API cannot be reached (the line names the host and the cause).
+        UserError: the API cannot be reached, redirects to a login page, refuses us, or
+            is not the KFP API (the line names the host, the cause and the fix).
     """
     import kfp
 
+    credentials, bearer = None, token or ""
+    mounted = "" if token else kfp_access.service_account_token_path()
+    if mounted:
+        credentials = kfp.client.ServiceAccountTokenVolumeCredentials(mounted)
+        with open(mounted) as file:
+            bearer = file.read().strip()
+    health = kfp_access.check_api(host, bearer)
+    if health.get("multi_user") and namespace == "kubeflow":
+        print(
+            f"warning: {host} is a multi-user KFP install: runs belong in your profile's "
+            "namespace, give --namespace",
+            file=sys.stderr,
+        )
     warnings.filterwarnings("ignore", "This client only works with Kubeflow Pipeline v2")
     try:
         with quiet_kfp():
-            return kfp.Client(host=host, namespace=namespace, existing_token=token or None)
+            client = kfp.Client(
+                host=host,
+                namespace=namespace,
+                existing_token=token or None,
+                credentials=credentials,
+            )
     except Exception as err:  # noqa: BLE001 - connection, auth and HTTP errors all mean this
         raise UserError(f"cannot reach the KFP API at {host}: {first_line(err)}") from err
+    kfp_access.bound_requests(client)
+    return client
 
 
 def first_line(err: BaseException) -> str:
@@ -134,8 +159,9 @@ def check_backend(client, host: str, needed: str, settings: ClusterSettings) -> 
 
 @contextlib.contextmanager
 def refusals_as_errors(host: str, what: str) -> Iterator[None]:
-    """Turns the API server's refusal of a request (HTTP 4xx/5xx) into one line."""
+    """Turns the API server's refusal of a request (HTTP 4xx/5xx), or no answer, into one line."""
     import kfp_server_api
+    import urllib3
 
     try:
         yield
@@ -143,6 +169,23 @@ def refusals_as_errors(host: str, what: str) -> Iterator[None]:
         raise UserError(
             f"the KFP API at {host} refused the {what}: HTTP {err.status} {api_message(err)}"
         ) from err
+    except urllib3.exceptions.HTTPError as err:
+        problem = kfp_access.transport_problem(err)
+        raise UserError(f"the KFP API at {host} did not answer the {what}: {problem}") from err
+
+
+def answered_id(value: str | None, host: str, what: str) -> str:
+    """The id the server gave a new `what`.
+
+    Raises:
+        UserError: it gave none: its answer was not the KFP API's.
+    """
+    if not value:
+        raise UserError(
+            f"{host} answered the {what} without an id, so it is not the KFP API (a login "
+            "page?): check --host and --token"
+        )
+    return value
 
 
 def api_message(err) -> str:
@@ -166,7 +209,7 @@ def submit(job: Job, run_name: str = "") -> str:
             namespace=job.namespace,
             pipeline_root=job.pipeline_root or None,
         )
-    return result.run_id
+    return answered_id(result.run_id, job.host, "run")
 
 
 def run_link(job: Job, run_id: str) -> str:

@@ -7,7 +7,7 @@ The backend keeps any number of recurring runs of one name (rule `one-schedule`)
 from kftransfer.components.core.errors import UserError
 from kftransfer.pipelines.backend_contract import scheduled_workflow_prefix
 from kftransfer.pipelines.cron import check_cron
-from kftransfer.pipelines.kfp_server import Job, quiet_kfp, refusals_as_errors
+from kftransfer.pipelines.kfp_server import Job, answered_id, quiet_kfp, refusals_as_errors
 from kftransfer.pipelines.transfer_learning import PIPELINE_NAME
 
 
@@ -26,7 +26,7 @@ def schedule(
             `replace`), the name would be refused by Kubernetes, or the server refused a
             request.
     """
-    check_cron(cron)
+    cron = check_cron(cron)
     name = name or f"{PIPELINE_NAME}-retraining"
     check_schedule_name(name)
     export_uri = job.arguments.get("export_uri") or ""
@@ -34,22 +34,25 @@ def schedule(
         existing = _same_schedule(recurring_runs(job.client, job.namespace), name, export_uri)
     if existing and not replace:
         raise UserError(_conflict_line(existing[0], name, export_uri))
-    with job.package() as package, refusals_as_errors(job.host, "recurring run"):
-        with quiet_kfp():
+    with job.package() as package:
+        with refusals_as_errors(job.host, f"experiment {job.experiment!r}"), quiet_kfp():
             found = job.client.create_experiment(job.experiment, namespace=job.namespace)
-        recurring = job.client.create_recurring_run(
-            experiment_id=found.experiment_id,
-            job_name=name,
-            cron_expression=cron,
-            max_concurrency=max_concurrency,
-            no_catchup=not catchup,
-            params=job.arguments,
-            pipeline_package_path=package,
-            pipeline_root=job.pipeline_root or None,
-        )
+        experiment_id = answered_id(found.experiment_id, job.host, "experiment")
+        with refusals_as_errors(job.host, "recurring run"):
+            recurring = job.client.create_recurring_run(
+                experiment_id=experiment_id,
+                job_name=name,
+                cron_expression=cron,
+                max_concurrency=max_concurrency,
+                no_catchup=not catchup,
+                params=job.arguments,
+                pipeline_package_path=package,
+                pipeline_root=job.pipeline_root or None,
+            )
+    recurring_id = answered_id(recurring.recurring_run_id, job.host, "recurring run")
     old_ids = [old.recurring_run_id for old in existing]
-    _delete_replaced(job, old_ids, f"{recurring.recurring_run_id} ({name!r})")
-    return recurring.recurring_run_id, old_ids
+    _delete_replaced(job, old_ids, f"{recurring_id} ({name!r})")
+    return recurring_id, old_ids
 
 
 def _delete_replaced(job: Job, old_ids: list[str], new: str) -> None:
@@ -83,7 +86,7 @@ def check_schedule_name(name: str) -> None:
 
 
 def recurring_runs(client, namespace: str) -> list:
-    """Every recurring run of `namespace`, page after page (the API answers 100 at most)."""
+    """Every recurring run of `namespace`, page after page of 100."""
     found, token = [], ""
     while True:
         response = client.list_recurring_runs(page_token=token, page_size=100, namespace=namespace)
@@ -143,5 +146,13 @@ def list_schedules(client, namespace: str) -> list[dict]:
 
 
 def delete_schedule(client, recurring_run_id: str) -> None:
-    """Deletes a recurring run."""
-    client.delete_recurring_run(recurring_run_id)
+    """Deletes a recurring run; a run of it under way goes on (rule `schedule-delete-orphans`).
+
+    The server deletes its ScheduledWorkflow, which owns the Workflows of its runs, with
+    the propagation policy asked for, and with none Kubernetes collects them: a nightly
+    retrain in progress would be stopped by `schedule create --replace`. `ORPHAN` leaves
+    them running; backends before 2.16.0 ignore it (and stop them).
+    """
+    client._recurring_run_api.recurring_run_service_delete_recurring_run(
+        recurring_run_id=recurring_run_id, propagation_policy="ORPHAN"
+    )

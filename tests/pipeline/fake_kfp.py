@@ -2,6 +2,7 @@
 
 import json
 import re
+import threading
 import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler
@@ -18,6 +19,12 @@ class FakeKfp(LocalServer):
         self.experiments: dict[str, dict] = {}
         self.recurring: dict[str, dict] = {}
         self.refuse_deletes = False  # answer DELETE as a profile without that permission
+        self.multi_user = False
+        self.without_ids = False  # answer creations without their ids
+        # (status, headers, body) answered to every request, as a login proxy in front does
+        self.everything: tuple[int, dict, bytes] | None = None
+        self.silent_paths: set[str] = set()  # taken and never answered (until the exit)
+        self.closing = threading.Event()
         super().__init__(self._handler())
         self.host = self.url
 
@@ -32,7 +39,7 @@ class FakeKfp(LocalServer):
             return 200, {
                 "commit_sha": "0123abcd",
                 "tag_name": self.version,
-                "multi_user": False,
+                "multi_user": self.multi_user,
                 "pipeline_store": "database",
             }
         if method == "GET" and path == f"{api}/experiments":
@@ -45,7 +52,8 @@ class FakeKfp(LocalServer):
             self.experiments[experiment["experiment_id"]] = experiment
             return 200, experiment
         if method == "POST" and path == f"{api}/runs":
-            return 200, {**body, "run_id": str(uuid.uuid4()), "state": "PENDING"}
+            run_id = "" if self.without_ids else str(uuid.uuid4())
+            return 200, {**body, "run_id": run_id, "state": "PENDING"}
         if method == "POST" and path == f"{api}/recurringruns":
             recurring = {**body, "recurring_run_id": str(uuid.uuid4()), "status": "ENABLED"}
             self.recurring[recurring["recurring_run_id"]] = recurring
@@ -55,11 +63,11 @@ class FakeKfp(LocalServer):
         match = re.fullmatch(f"{api}/recurringruns/([^/]+)", path)
         if method == "DELETE" and match and self.refuse_deletes:
             message = "User 'me@example.com' is not authorized with reason: (delete)"
-            return 403, {"error": message, "code": 7, "message": message}
+            return 403, {"code": 7, "message": message, "details": []}  # grpc-gateway v2
         if method == "DELETE" and match and match.group(1) in self.recurring:
             del self.recurring[match.group(1)]
             return 200, {}
-        return 404, {"error": f"fake KFP: no route for {method} {path}"}
+        return 404, {"code": 5, "message": f"fake KFP: no route for {method} {path}"}
 
     @staticmethod
     def _page(items: list[dict], query: dict) -> dict:
@@ -71,6 +79,10 @@ class FakeKfp(LocalServer):
             page["next_page_token"] = str(start + size)
         return page
 
+    def __exit__(self, *exc):
+        self.closing.set()
+        super().__exit__(*exc)
+
     def _handler(self):
         fake = self
 
@@ -81,12 +93,24 @@ class FakeKfp(LocalServer):
                 body = json.loads(raw) if raw else {}
                 path, _, query = self.path.partition("?")
                 fake.requests.append(
-                    {"method": self.command, "path": path, "query": query, "body": body}
+                    {
+                        "method": self.command,
+                        "path": path,
+                        "query": query,
+                        "body": body,
+                        "authorization": self.headers.get("Authorization", ""),
+                    }
                 )
+                if path in fake.silent_paths:
+                    fake.closing.wait(60)
+                    return
                 status, answer = fake.answer(self.command, path, body, query)
-                data = json.dumps(answer).encode()
+                headers, data = {"Content-Type": "application/json"}, json.dumps(answer).encode()
+                if fake.everything:
+                    status, headers, data = fake.everything
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)

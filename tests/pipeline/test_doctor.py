@@ -99,7 +99,7 @@ def test_doctor_reports_every_check_and_fails_on_a_problem(version, published, c
     assert (
         "2 of extract_bottlenecks, train_head, fine_tune after 60 s, 120 s, within 48h" in lines[5]
     )
-    assert lines[6].startswith("ok   backend rules: the compiled spec keeps the 19 rules")
+    assert lines[6].startswith("ok   backend rules: the compiled spec keeps the 21 rules")
 
 
 def test_doctor_without_a_pipeline_root_says_where_runs_will_write():

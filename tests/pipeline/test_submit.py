@@ -109,6 +109,9 @@ def test_schedule_creates_a_recurring_run_then_lists_and_deletes_it(kfp):
         f"deleted recurring run {recurring_id}\n"
     )
     assert kfp.recurring == {}
+    # rule schedule-delete-orphans: a run of it under way is left running
+    [delete] = [r for r in kfp.requests if r["method"] == "DELETE"]
+    assert delete["query"] == "propagation_policy=ORPHAN"
 
 
 def test_a_second_schedule_of_one_name_or_export_is_refused_and_replace_swaps_it(kfp):
@@ -140,6 +143,10 @@ def test_a_second_schedule_of_one_name_or_export_is_refused_and_replace_swaps_it
         f"deleted recurring run {first}, which it replaces\n"
     )
     assert kfp.recurring[second]["trigger"] == {"cron_schedule": {"cron": "0 0 4 * * *"}}
+    # before: the old schedule's Workflows were deleted with it, stopping tonight's run
+    [delete] = [r for r in kfp.requests if r["method"] == "DELETE"]
+    assert delete["path"] == f"{API}/recurringruns/{first}"
+    assert delete["query"] == "propagation_policy=ORPHAN"
     invoke(*args, "--name", "weekly", "--export", "gs://b/models-weekly")
     assert len(kfp.recurring) == 2
 
@@ -254,9 +261,10 @@ def test_ctrl_c_while_the_server_does_not_answer_is_one_line_and_exit_130():
             stderr=subprocess.PIPE, text=True, **AS_A_SHELL_JOB,
         )  # fmt: skip
         server.settimeout(60)
-        server.accept()  # the command is waiting for the answer
+        connection, _ = server.accept()  # the command is waiting for the answer
         press_ctrl_c(process)
         stderr = process.communicate(timeout=60)[1]
+        connection.close()  # held open until now: a closed one is an answer (an error)
     assert (process.returncode, stderr) == (130, "interrupted: kftransfer schedule stopped\n")
 
 
@@ -304,3 +312,123 @@ def test_an_unknown_backend_version_is_a_warning_not_a_refusal():
         result = invoke("submit", "gs://b/p", "--host", kfp.host)
     assert "warning: cannot tell the KFP backend's version" in result.stderr
     assert "this pipeline needs 2.5.0 or newer" in result.stderr
+
+
+LOGIN_PAGE = b"<html><body>Sign in</body></html>"
+
+
+@pytest.mark.parametrize(
+    "everything, problem",
+    [
+        # Dex / oauth2-proxy in front of the API, without a session: before, `schedule
+        # create` printed "scheduled recurring run None" and exit 0, `list` printed nothing
+        (
+            (302, {"Location": "/dex/auth?client_id=kubeflow", "Content-Type": "text/html"},
+             LOGIN_PAGE),
+            "{host} redirects to /dex/auth?client_id=kubeflow, a login page: give a bearer "
+            "token (--token or KFTRANSFER_KFP_TOKEN), or reach the API itself (kubectl -n "
+            "kubeflow port-forward svc/ml-pipeline-ui 8080:80 and --host http://localhost:8080)",
+        ),
+        (
+            (200, {"Content-Type": "text/html"}, LOGIN_PAGE),
+            "{host} is not the KFP API: /apis/v2beta1/healthz answered HTTP 200, not JSON (a "
+            "login page?): check --host, e.g. kubectl -n kubeflow port-forward "
+            "svc/ml-pipeline-ui 8080:80 and --host http://localhost:8080",
+        ),
+        (
+            (401, {"Content-Type": "application/json"}, b'{"code": 16, "message": "no token"}'),
+            "the KFP API at {host} refused us (HTTP 401): give a bearer token (--token or "
+            "KFTRANSFER_KFP_TOKEN)",
+        ),
+    ],
+)  # fmt: skip
+def test_a_login_page_or_refusal_in_front_of_the_api_is_one_line_before_any_request(
+    kfp, everything, problem
+):
+    kfp.everything = everything
+    for command in (
+        ["schedule", "create", "gs://b/photos"],
+        ["schedule", "list"],
+        ["submit", "gs://b/p"],
+    ):
+        result = CliRunner().invoke(cli, [*command, "--host", kfp.host])
+        assert (result.exit_code, result.stdout) == (2, "")
+        assert result.stderr == f"error: {problem.format(host=kfp.host)}\n"
+    assert {r["path"] for r in kfp.requests} == {f"{API}/healthz"}  # 1 per command
+
+
+def test_a_server_that_stops_answering_is_one_line_after_the_bound(kfp, monkeypatch):
+    # before: `schedule list` waited for ever on a stuck port-forward
+    from kftransfer.pipelines import kfp_access
+
+    monkeypatch.setattr(kfp_access, "API_SECONDS", 0.5)
+    kfp.silent_paths = {f"{API}/recurringruns"}
+    result = CliRunner().invoke(cli, ["schedule", "list", "--host", kfp.host])
+    assert (result.exit_code, result.stdout) == (2, "")
+    assert result.stderr.endswith(
+        f"error: the KFP API at {kfp.host} did not answer the listing of recurring runs: no "
+        "answer within 0.5 s (a stuck port-forward? restart it)\n"
+    )
+    assert [r["path"] for r in kfp.requests].count(f"{API}/recurringruns") == 1  # not retried
+    kfp.silent_paths = {f"{API}/healthz"}
+    result = CliRunner().invoke(cli, ["schedule", "list", "--host", kfp.host])
+    assert result.stderr == (
+        f"error: cannot reach the KFP API at {kfp.host}: no answer within 0.5 s (a stuck "
+        "port-forward? restart it)\n"
+    )
+
+
+def test_a_kubeflow_notebooks_mounted_token_is_sent_without_token(kfp, tmp_path, monkeypatch):
+    # before: kfp.Client given a host and no token sent no credentials (client.py:291-299)
+    token = tmp_path / "token"
+    token.write_text("eyJ-notebook\n")
+    monkeypatch.setenv("KF_PIPELINES_SA_TOKEN_PATH", str(token))
+    invoke("schedule", "list", "--host", kfp.host)
+    assert {r["authorization"] for r in kfp.requests} == {"Bearer eyJ-notebook"}
+    kfp.requests.clear()
+    invoke("schedule", "list", "--host", kfp.host, "--token", "given")
+    assert {r["authorization"] for r in kfp.requests} == {"Bearer given"}
+
+
+def test_a_multi_user_install_in_the_default_namespace_gets_a_warning(kfp):
+    kfp.multi_user = True
+    listed = invoke("schedule", "list", "--host", kfp.host)
+    assert listed.stderr == (
+        f"warning: {kfp.host} is a multi-user KFP install: runs belong in your profile's "
+        "namespace, give --namespace\n"
+    )
+    assert invoke("schedule", "list", "--host", kfp.host, "--namespace", "alice").stderr == ""
+
+
+def test_an_answer_without_an_id_is_an_error_not_a_success(kfp):
+    kfp.without_ids = True
+    result = CliRunner().invoke(cli, ["submit", "gs://b/p", "--host", kfp.host])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr.endswith(
+        f"error: {kfp.host} answered the run without an id, so it is not the KFP API (a login "
+        "page?): check --host and --token\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "cron, problem",
+    [
+        ("² 0 3 * * *", "the second field '²' has '²', not a number from 0 to 59"),  # traceback
+        ("0 ٣ 3 * * *", "the minute field '٣' has '٣', not a number from 0 to 59"),  # HTTP 400
+        ("@every 0s", "KFP would run it every second (it rounds shorter intervals up to 1s): "
+                      "give 1s or more, e.g. '@every 24h'"),  # robfig: every second
+    ],
+)  # fmt: skip
+def test_a_cron_go_would_read_otherwise_is_refused_before_any_request(kfp, cron, problem):
+    result = CliRunner().invoke(
+        cli, ["schedule", "create", "gs://b/p", "--host", kfp.host, "--cron", cron]
+    )
+    assert result.exit_code == 2 and kfp.requests == []
+    assert result.stderr.startswith(f"error: --cron {cron!r}: {problem}")
+
+
+def test_a_descriptor_is_sent_without_the_spaces_around_it(kfp):
+    # robfig/cron takes a descriptor only at the first character and whole: 400 before
+    invoke("schedule", "create", "gs://b/p", "--host", kfp.host, "--cron", " @daily ")
+    [recurring] = kfp.bodies("POST", f"{API}/recurringruns")
+    assert recurring["trigger"] == {"cron_schedule": {"cron": "@daily"}}
