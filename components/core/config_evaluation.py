@@ -22,7 +22,7 @@ class EvalConfig(Config):
     skill_alpha: float = param(
         0.01,
         "Significance level of the no-skill gate: the candidate must beat always answering "
-        "the largest training class (one-sided exact binomial test) at this level.",
+        "the test split's most frequent class (one-sided exact binomial test) at this level.",
     )
     min_confidence: float = param(
         0.0,

@@ -16,6 +16,7 @@ from kftransfer.components.core.classifier import (
     with_flip_averaging,
 )
 from kftransfer.components.core.config import EvalConfig
+from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.export import load_exported
 from kftransfer.components.core.layout import read_labels, read_rows, stage_model
 from kftransfer.components.core.metrics import classification_metrics
@@ -136,6 +137,23 @@ class HeldOutImages:
         return predict_batches(model, batches)
 
 
+def check_read(images: int, read: int, split: str) -> None:
+    """Says when images of a split could not be read at evaluation (moved or deleted since).
+
+    Raises:
+        UserError: none could: there is nothing to judge the model on.
+    """
+    why = "moved or deleted since the split? run again to split anew"
+    if images and not read:
+        raise UserError(f"none of the {images} {split} images could be read ({why})")
+    if read < images:
+        LOGGER.warning(
+            "%d of the %d %s images could not be read (%s): the fine-tuned model is judged "
+            "on the %d read, the head-only one on all (from the cached features)",
+            images - read, images, split, why, read,
+        )  # fmt: skip
+
+
 def evaluate_stages(
     splits_uri: str,
     features_uri: str,
@@ -175,14 +193,15 @@ def evaluate_stages(
     if config.test_time_flip:
         candidate = with_flip_averaging(candidate)
     probabilities, kept = test.predict(candidate)
+    check_read(len(test.uris), len(kept), "test")
     y_test = test.y_true[kept]
     fine_tuned = classification_metrics(y_test, probabilities, labels, config.top_k)
     kept_shas = [test.sha256s[i] for i in kept]
-    skill = _skill_reasons(rows["train"], labels, config, y_test, probabilities, kept_shas,
-                           head_right)  # fmt: skip
+    skill = _skill_reasons(labels, config, y_test, probabilities, kept_shas, head_right)
     production, version, note, same = _production(export_uri, labels, test, config, candidate)
     validation = HeldOutImages.of(rows["validation"], labels, cache_uri)
     val_probabilities, val_kept = validation.predict(candidate)
+    check_read(len(validation.uris), len(val_kept), "validation")
     calibrated = trust.calibrate(
         (val_probabilities, validation.y_true[val_kept]), (probabilities, y_test), config
     )
@@ -230,14 +249,12 @@ def evaluate_stages(
     )
 
 
-def _skill_reasons(train_rows, labels, config, y_test, probabilities, kept_shas, head_right):
-    """The no-skill gate's lines: against the largest train class, and against the head."""
-    train_ids = np.array([labels.index(r.label) for r in train_rows], dtype=np.int64)
+def _skill_reasons(labels, config, y_test, probabilities, kept_shas, head_right):
+    """The no-skill gate's lines: against the best constant answer, and against the head."""
     paired = set(kept_shas) <= set(head_right)  # the head saw every image the model did
     return skill_reasons(
         y_test,
         probabilities.argmax(axis=1),
-        np.bincount(train_ids, minlength=len(labels)),
         labels,
         config.skill_alpha,
         np.array([head_right[s] for s in kept_shas]) if paired else None,

@@ -107,9 +107,8 @@ def _misclassified_grid(evaluation: Evaluation) -> str:
         return "<p>No misclassified test image.</p>"
     figures = ""
     for item in evaluation.misclassified:
-        caption = (
-            f"true: {item['true']}<br>predicted: {item['predicted']} ({item['probability']:.2f})"
-        )
+        true, predicted = html.escape(item["true"]), html.escape(item["predicted"])
+        caption = f"true: {true}<br>predicted: {predicted} ({item['probability']:.2f})"
         alt = f"{item['uri']}: {item['true']} predicted as {item['predicted']}"
         image = img_tag(thumbnail(item["uri"]), alt)
         figures += f"<figure>{image}<figcaption>{caption}</figcaption></figure>"

@@ -2,13 +2,17 @@
 
 import dataclasses
 import html
+import os
 import re
+import shutil
 
 import numpy as np
+import pytest
 
 from kftransfer.components.core import export
 from kftransfer.components.core.backbones import load_backbone
 from kftransfer.components.core.config import EvalConfig, HeadConfig
+from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.evaluate import evaluate_stages
 from kftransfer.components.core.fine_tune_model import build_fine_tune_model
 from kftransfer.components.core.heads import build_head
@@ -21,6 +25,7 @@ from kftransfer.components.core.layout import (
     write_split_folder,
 )
 from kftransfer.components.core.model_io import load_model, save_model
+from kftransfer.components.core.progress import LOGGER
 from kftransfer.components.core.report import render_report
 
 
@@ -124,6 +129,11 @@ def test_report_contains_every_plot_and_the_verdict(tuned):
         assert html.escape(reason) in page
     assert "BLESSED: exported" in page
     assert "<th>head only</th><th>fine-tuned</th>" in page
+    hostile = "<img src=x onerror=alert(1)>"  # a class folder's name, from anyone
+    uri = read_rows(tuned["split"], "test")[0].uri
+    result.misclassified.append({"uri": uri, "true": hostile, "predicted": "R&D", "probability": 1})
+    page = render_report(result, histories, {})
+    assert hostile not in page and f"true: {html.escape(hostile)}<br>predicted: R&amp;D" in page
 
 
 def test_a_class_named_unknown_fails_only_with_a_minimum_confidence(tuned, tmp_path):
@@ -147,3 +157,33 @@ def test_a_class_named_unknown_fails_only_with_a_minimum_confidence(tuned, tmp_p
     )
     assert all(r.startswith("PASS") for r in unsure.verdict.reasons[:-1])
     assert run({**tuned, "split": split}).verdict.blessed  # never answers 'unknown' itself
+
+
+def test_test_images_gone_since_the_split_are_one_error_or_a_warning(
+    tuned, tmp_path, caplog, monkeypatch
+):
+    # Before: none readable crashed with a TypeError; some gone went unsaid.
+    monkeypatch.setattr(LOGGER, "propagate", True)  # setup_logging may have turned it off
+    moved = tmp_path / "moved"
+    rows = [row for split in SPLITS for row in read_rows(tuned["split"], split)]
+    test = [row for row in rows if row.split == "test"]
+    for row in test:
+        target = moved / f"{row.sha256}.png"
+        target.parent.mkdir(exist_ok=True)
+        shutil.copy(row.uri, target)
+    gone = {row.uri: str(tmp_path / "gone" / os.path.basename(row.uri)) for row in test}
+    rows = [dataclasses.replace(r, uri=gone.get(r.uri, r.uri)) for r in rows]
+    split = str(tmp_path / "split")
+    write_split_folder(split, read_labels(tuned["split"]), rows, read_stats(tuned["split"]))
+    with pytest.raises(UserError) as raised:
+        run({**tuned, "split": split})
+    assert str(raised.value) == (
+        f"none of the {len(test)} test images could be read (moved or deleted since the "
+        "split? run again to split anew)"
+    )
+    back = {gone[row.uri]: str(moved / f"{row.sha256}.png") for row in test[1:]}
+    rows = [dataclasses.replace(r, uri=back.get(r.uri, r.uri)) for r in rows]
+    write_split_folder(split, read_labels(tuned["split"]), rows, read_stats(tuned["split"]))
+    result = run({**tuned, "split": split})
+    assert result.fine_tuned["examples"] == len(test) - 1 == result.head["examples"] - 1
+    assert f"1 of the {len(test)} test images could not be read" in caplog.text

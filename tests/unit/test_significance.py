@@ -8,11 +8,11 @@ import pytest
 
 from kftransfer.components.core.significance import (
     beats_baseline,
+    best_constant_answer,
     binomial_tail,
     log_binomial_tail,
-    majority_class,
-    majority_class_accuracy,
     mcnemar_p,
+    skill_reasons,
 )
 
 
@@ -55,19 +55,32 @@ def test_binomial_tail_degenerate_probabilities():
     assert binomial_tail(5, 5, 1.0) == 1.0 and binomial_tail(6, 5, 1.0) == 0.0
 
 
-def test_majority_class_is_chosen_on_train_counts():
-    train_counts = np.array([5, 40, 40, 10])  # tie: the lowest id, 1
-    assert majority_class(train_counts) == 1
-    # the test split's own majority (class 3) is not what a prior-only model would say
-    assert majority_class_accuracy(train_counts, np.array([1, 3, 3, 3])) == 0.25
-    assert majority_class_accuracy(train_counts, np.array([], dtype=int)) == 0.0
+def test_the_baseline_is_the_best_constant_answer_on_the_test_split():
+    assert best_constant_answer(np.array([1, 3, 3, 3]), 4) == (3, 0.75)
+    assert best_constant_answer(np.array([2, 0, 2, 0]), 3) == (0, 0.5)  # a tie: the lowest id
+    assert best_constant_answer(np.array([], dtype=int), 3) == (0, 0.0)
+
+
+def test_a_model_stuck_on_one_class_never_passes_whichever_class():
+    # Before, the baseline was the train split's largest class, which the per-image split
+    # can leave with no test image: its baseline 0, one right answer "proved" skill
+    # (helper audit: 'PASS: test accuracy 0.0223 (4/179) beats always 'class004' 0.0000').
+    labels = ["c0", "c1", "c2", "c3", "c4"]
+    y_true = np.array([1] * 4 + [2] * 6 + [3] * 5 + [4] * 5)  # no test image of c0
+    for stuck in range(len(labels)):
+        [reason] = skill_reasons(y_true, np.full(len(y_true), stuck), labels, 0.01)
+        assert reason.startswith("FAIL: ") and "beat always 'c2' 0.3000" in reason, reason
+    skilled = y_true.copy()
+    skilled[:3] = 2  # 17/20 right
+    [reason] = skill_reasons(y_true, skilled, labels, 0.01)
+    assert reason.startswith("PASS: test accuracy 0.8500 (17/20) beats always 'c2' 0.3000")
 
 
 def test_chance_level_accuracy_does_not_pass():
-    # 3 classes, 19 test images, 6 right (0.316) while always-majority gets 0.333
-    baseline = majority_class_accuracy(np.array([7, 6, 6]), np.array([0] * 7 + [1] * 6 + [2] * 6))
+    # 3 classes, 19 test images, 6 right (0.316) while always-majority gets 0.368
+    _, baseline = best_constant_answer(np.array([0] * 7 + [1] * 6 + [2] * 6), 3)
     assert baseline == pytest.approx(7 / 19)
-    test = beats_baseline(6, 19, 1 / 3, description="always 'a'")
+    test = beats_baseline(6, 19, baseline, description="always 'a'")
     assert test.accuracy == pytest.approx(0.3158, abs=1e-4)
     assert not test.passed and test.p_value > 0.5
     assert test.reason().startswith("FAIL: test accuracy 0.3158 (6/19)")
