@@ -73,17 +73,7 @@ def bless(
     if same_weights:
         check(False, "the same weights as the production model: nothing new to export")
     if config.min_class_recall > 0:
-        low = {
-            c: s["recall"]
-            for c, s in candidate["per_class"].items()
-            if s["recall"] < config.min_class_recall
-        }
-        check(
-            not low,
-            _low_recall_text(low, config.min_class_recall)
-            if low
-            else f"every class's recall >= the floor {config.min_class_recall:.4f}",
-        )
+        check(*_recall_floor(candidate["per_class"], config.min_class_recall))
     if unknown_is_ambiguous(labels, min_confidence):
         check(
             False,
@@ -92,6 +82,23 @@ def bless(
             "--min-confidence 0 and --target-precision 0",
         )
     return Verdict.of(reasons)
+
+
+def _recall_floor(per_class: dict[str, dict], floor: float) -> tuple[bool, str]:
+    """Whether every class with test images reaches the recall floor, and the line saying so.
+
+    A class without test images has no recall: it is named, not failed (it would fail
+    every run until a test image of it turned up).
+    """
+    untested = sorted(c for c, s in per_class.items() if not s["support"])
+    low = {c: s["recall"] for c, s in per_class.items() if s["support"] and s["recall"] < floor}
+    text = _low_recall_text(low, floor) if low else f"every class's recall >= the floor {floor:.4f}"
+    if untested:
+        names = ", ".join(repr(c) for c in untested[:LISTED_CLASSES])
+        extra = len(untested) - LISTED_CLASSES
+        more = f" and {extra} more" if extra > 0 else ""
+        text += f" (not judged, no test images: {names}{more})"
+    return not low, text
 
 
 def _low_recall_text(low: dict[str, float], floor: float) -> str:

@@ -31,7 +31,8 @@ def _ratio(numerator: float, denominator: float) -> float:
 def per_class_scores(matrix: np.ndarray, labels: list[str]) -> dict[str, dict[str, float]]:
     """Precision, recall, F1 and support of each class from a confusion matrix.
 
-    An undefined ratio (no predictions of a class, or no examples of it) counts as 0.
+    An undefined ratio (no predictions of a class, or no examples of it) counts as 0: a
+    class of support 0 has no recall to judge (the blessing's floor skips it).
     """
     scores = {}
     for i, label in enumerate(labels):
@@ -54,8 +55,9 @@ def classification_metrics(
         top_k: k of the top-k accuracy (reported only when k < the number of classes).
 
     Returns:
-        accuracy, top_k_accuracy (or None), log_loss, macro_f1, per_class, confusion
-        (rows: true class, columns: predicted), examples.
+        accuracy, top_k_accuracy (or None), log_loss, macro_f1 (the mean F1 of the classes
+        the test split has or the model predicted: one with neither has no F1 to average),
+        per_class, confusion (rows: true class, columns: predicted), examples.
     """
     y_true = np.asarray(y_true)
     predicted = np.argmax(probabilities, axis=1)
@@ -69,10 +71,21 @@ def classification_metrics(
         if top_k < len(labels)
         else None,
         "log_loss": log_loss(y_true, probabilities) if len(y_true) else 0.0,
-        "macro_f1": float(np.mean([s["f1"] for s in per_class.values()])),
+        "macro_f1": macro_f1(matrix, per_class),
         "per_class": per_class,
         "confusion": matrix.tolist(),
     }
+
+
+def macro_f1(matrix: np.ndarray, per_class: dict[str, dict[str, float]]) -> float:
+    """The mean F1 of the classes that are in the test split or predicted (as scikit-learn).
+
+    A class with no test image that the model never predicts has no F1: counting it as 0
+    put a perfect model's macro F1 at 2/3 when one of three classes missed the test split.
+    """
+    present = (matrix.sum(axis=0) + matrix.sum(axis=1)) > 0
+    scores = [s["f1"] for s, seen in zip(per_class.values(), present, strict=True) if seen]
+    return float(np.mean(scores)) if scores else 0.0
 
 
 def most_confused_pairs(matrix: np.ndarray, most: int) -> list[tuple[int, int]]:

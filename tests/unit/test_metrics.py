@@ -56,10 +56,14 @@ def test_a_class_never_predicted_has_zero_precision_not_a_crash():
     assert m["per_class"]["b"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
 
 
-def candidate(accuracy, recalls=(0.9, 0.9)):
+def candidate(accuracy, recalls=(0.9, 0.9), supports=None):
+    supports = supports or [10] * len(recalls)
     return {
         "accuracy": accuracy,
-        "per_class": {f"c{i}": {"recall": r} for i, r in enumerate(recalls)},
+        "per_class": {
+            f"c{i}": {"recall": r, "support": n}
+            for i, (r, n) in enumerate(zip(recalls, supports, strict=True))
+        },
     }
 
 
@@ -119,6 +123,29 @@ def test_recall_floor_names_the_weak_classes():
     assert not verdict.blessed
     assert verdict.reasons[-1] == "FAIL: recall of 'c0' 0.4000 below the floor 0.5000"
     assert bless(candidate(0.9, recalls=(0.6, 0.8)), None, config).blessed
+
+
+def test_a_class_without_test_images_is_named_not_failed_by_the_recall_floor():
+    # Before: recall 0 for a class the split left out of test: never blessed, "recall 0".
+    config = EvalConfig(min_class_recall=0.5)
+    verdict = bless(candidate(1.0, recalls=(0.0, 1.0), supports=[0, 9]), None, config)
+    assert verdict.blessed
+    assert verdict.reasons[-1] == (
+        "PASS: every class's recall >= the floor 0.5000 (not judged, no test images: 'c0')"
+    )
+    verdict = bless(candidate(0.9, recalls=(0.0, 0.4), supports=[0, 9]), None, config)
+    assert verdict.reasons[-1] == (
+        "FAIL: recall of 'c1' 0.4000 below the floor 0.5000 (not judged, no test images: 'c0')"
+    )
+
+
+def test_macro_f1_averages_the_classes_tested_or_predicted():
+    labels = ["few", "a", "b"]
+    perfect = classification_metrics(np.array([1, 2, 1]), np.eye(3)[[1, 2, 1]], labels)
+    assert perfect["macro_f1"] == 1.0  # before: 2/3, 'few' (no test image) counted as 0
+    assert perfect["per_class"]["few"]["support"] == 0
+    wrong = classification_metrics(np.array([1, 2, 1]), np.eye(3)[[0, 2, 1]], labels)
+    assert wrong["macro_f1"] == pytest.approx((0 + 2 / 3 + 1) / 3)  # 'few' predicted: counted
 
 
 def test_recall_floor_over_many_classes_names_the_lowest_ten():
