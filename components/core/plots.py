@@ -23,6 +23,15 @@ def figure_png(figure) -> bytes:
     return buffer.getvalue()
 
 
+def literal(texts: list[str]) -> list[str]:
+    """Texts (class names) as matplotlib must be given them to draw them as written.
+
+    It reads what lies between two `$` as math: price tiers `$`, `$$`, `$$$` failed the
+    evaluation step (a mathtext `ValueError`), and `$5 or $10` lost its signs.
+    """
+    return [text.replace("$", r"\$") for text in texts]
+
+
 def img_tag(png: bytes, alt: str) -> str:
     """An `<img>` element with the PNG embedded as a data URI (self-contained HTML)."""
     data = base64.b64encode(png).decode()

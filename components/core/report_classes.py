@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.colors import PowerNorm
 
 from kftransfer.components.core.metrics import most_confused_pairs
-from kftransfer.components.core.plots import figure_png, img_tag, plt
+from kftransfer.components.core.plots import figure_png, img_tag, literal, plt
 
 ANNOTATED_CLASSES = 30  # up to this many, the heatmap writes every count in its cell
 NAMED_CLASSES = 60  # up to this many, the heatmap names every class on its axes
@@ -67,8 +67,8 @@ def confusion_heatmap(matrix: np.ndarray, labels: list[str], title: str) -> byte
         image = axis.imshow(shares, cmap="Blues", norm=PowerNorm(0.5, 0, 1), interpolation="none")
         title += ": share of each true class"
     if named:
-        axis.set_xticks(range(count), labels, rotation=45, ha="right")
-        axis.set_yticks(range(count), labels)
+        axis.set_xticks(range(count), literal(labels), rotation=45, ha="right")
+        axis.set_yticks(range(count), literal(labels))
     numbered = "" if named else " (index in labels.json)"
     axis.set_xlabel("predicted" + numbered)
     axis.set_ylabel("true" + numbered)
@@ -109,7 +109,10 @@ def per_class_bars(models: dict[str, dict], labels: list[str], score: str) -> by
         values = [metrics["per_class"][label][score] for label in labels]
         axis.bar(np.arange(len(labels)) + i * width, values, width, label=name)
     axis.set_xticks(
-        np.arange(len(labels)) + width * (len(models) - 1) / 2, labels, rotation=45, ha="right"
+        np.arange(len(labels)) + width * (len(models) - 1) / 2,
+        literal(labels),
+        rotation=45,
+        ha="right",
     )
     axis.set_ylim(0, 1.05)
     axis.set_ylabel(score)

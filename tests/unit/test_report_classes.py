@@ -74,3 +74,13 @@ def test_a_few_classes_show_every_class():
     assert "classes of lowest" not in html
     small = png_size(confusion_heatmap(matrix, labels, "fine-tuned"))
     assert small[0] < png_size(confusion_heatmap(*many_classes(25)[:2], "fine-tuned"))[0]
+
+
+def test_class_names_with_dollar_signs_are_drawn_as_written():
+    # Before: matplotlib read `$$` as math and the evaluation step failed (ValueError).
+    labels = ["$", "$$", "$$$", "$5 or $10"]
+    matrix = np.array([[3, 1, 0, 0], [0, 4, 0, 0], [1, 0, 2, 0], [0, 0, 0, 5]])
+    per_class = {label: {"recall": 0.5, "f1": 0.5} for label in labels}
+    models = {"head only": {"per_class": per_class},
+              "fine-tuned": {"per_class": per_class, "confusion": matrix.tolist()}}  # fmt: skip
+    assert class_sections(models, labels).count("<img") == 3
