@@ -1,6 +1,23 @@
 """The model card: what a reader of an exported version needs to know, in markdown."""
 
 import datetime
+import json
+import re
+
+# What markdown (GitHub's, GitLab's) reads as markup, HTML, math or a table's cell border.
+MARKUP = re.compile(r"([\\`*_\[\]<>|~&$])")
+
+
+def _literal(text: str) -> str:
+    """`text` (a class name, a verdict line) shown as written, on one line.
+
+    Class names come from folder names and CSVs: `pipe | cell` split a table row,
+    `<img ...>` rendered as HTML, a newline cut a row in two.
+    """
+    one_line = "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode() for c in str(text)
+    )
+    return MARKUP.sub(r"\\\1", one_line)
 
 
 def _table(header: tuple[str, ...], rows: list[tuple]) -> str:
@@ -27,14 +44,15 @@ def model_card(
     """
     labels = evaluation["labels"]
     size = manifest["image_size"]
-    verdict = "\n".join(f"- {reason}" for reason in evaluation["verdict"]["reasons"])
+    verdict = "\n".join(f"- {_literal(reason)}" for reason in evaluation["verdict"]["reasons"])
+    names = ", ".join(_literal(json.dumps(label, ensure_ascii=False)) for label in labels)
     return f"""# Model card: kftransfer image classifier, version {version}
 
 Exported {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M UTC} by kftransfer.
 
 ## Use
 
-Classifies an RGB image into one of {len(labels)} classes: {", ".join(labels)}.
+Classifies an RGB image into one of {len(labels)} classes: {names}.
 
 `saved_model.pb` (TF Serving / KServe): signature `serving_default` takes `image_bytes`
 (encoded JPEG/PNG/GIF/BMP/WebP, a batch) and returns `probabilities` [N, {len(labels)}]
@@ -67,7 +85,7 @@ above unless its calibrated confidence is below the minimum confidence.
 
 def _data(stats: dict, labels: list[str]) -> str:
     """Where the images came from, how they were split, and the counts per class."""
-    counts = [(label, *stats["counts"][label].values()) for label in labels]
+    counts = [(_literal(label), *stats["counts"][label].values()) for label in labels]
     return f"""## Data
 
 - source: `{stats.get("source", "?")}` ({stats.get("layout", "?")})
@@ -109,7 +127,10 @@ def _test_metrics(evaluation: dict) -> str:
     metric_rows = [(name, *(_fmt(m[key]) for m in models.values())) for name, key in names]
     per_class = evaluation["fine_tuned"]["per_class"]
     class_rows = [
-        (label, *(_fmt(per_class[label][k]) for k in ("precision", "recall", "f1", "support")))
+        (
+            _literal(label),
+            *(_fmt(per_class[label][k]) for k in ("precision", "recall", "f1", "support")),
+        )
         for label in evaluation["labels"]
     ]
     return f"""## Test metrics
