@@ -11,6 +11,7 @@ from kftransfer.components.core import export, gcs, storage
 from kftransfer.components.core.layout import read_labels, read_rows
 from kftransfer.components.core.model_io import load_model
 from kftransfer.pipelines.cli import cli
+from tests import refused_images
 
 
 def test_export_to_gcs_then_predict_from_it(tuned, gcs_bucket):
@@ -76,26 +77,10 @@ def test_real_gcs_rejects_a_stale_generation():
 def test_predict_checks_a_bucket_images_header_in_the_bytes_it_reads_anyway(tuned, gcs_bucket):
     # Before: one ranged read of each object's head, then the whole object: two requests
     # per image (0.86-0.90 of the images/s, docs/benchmarks.md).
-    import io
-
-    import numpy as np
-    from PIL import Image
-
     from kftransfer.components.core import predict
 
-    def encoded(image: Image.Image, fmt: str) -> bytes:
-        out = io.BytesIO()
-        image.save(out, fmt)
-        return out.getvalue()
-
     good = read_rows(tuned["split"], "test")[0]
-    pixels = np.zeros((32, 32, 3), np.uint8)
-    pixels[:, 16:] = (255, 0, 0)
-    files = {
-        "a.png": Path(good.uri).read_bytes(),
-        "b.bmp": encoded(Image.fromarray(pixels).quantize(colors=2), "BMP"),
-        "c.png": encoded(Image.fromarray(np.zeros((64, 64, 3), np.uint8)), "PNG"),
-    }
+    files = refused_images.files(good.uri)
     uris = [f"{gcs_bucket}/new/{name}" for name in files]
     for uri, data in zip(uris, files.values(), strict=True):
         storage.write_bytes(uri, data)
@@ -104,15 +89,10 @@ def test_predict_checks_a_bucket_images_header_in_the_bytes_it_reads_anyway(tune
     session = gcs.client()._http
     session.hooks["response"].append(log)
     try:
-        answers = list(predict.predict(model, labels, uris, max_pixels=48 * 48))
+        answers = list(predict.predict(model, labels, uris, max_pixels=refused_images.CAP))
     finally:
         session.hooks["response"].remove(log)
-    assert [a.error for a in answers] == [
-        "",
-        "unsupported_format: a BMP of a colour palette is not supported (TensorFlow reads it "
-        "wrong: save it as PNG)",
-        "decompression_bomb: 64x64 px > 2304 px cap",
-    ]
+    assert [a.error for a in answers] == refused_images.ERRORS
     assert answers[0].label == good.label
     reads = sorted(url.split("/o/")[1].split("?")[0] for url in log.urls if "alt=media" in url)
     assert reads == ["new%2Fa.png", "new%2Fb.bmp", "new%2Fc.png"]  # one read per image

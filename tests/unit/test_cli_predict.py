@@ -15,6 +15,7 @@ from kftransfer.components.core import export, predict, versions
 from kftransfer.components.core.layout import read_labels, read_rows
 from kftransfer.components.core.model_io import load_model
 from kftransfer.pipelines.cli import cli
+from tests import refused_images
 from tests.shell_job import AS_A_SHELL_JOB, press_ctrl_c
 
 
@@ -84,23 +85,13 @@ def test_a_named_pipe_among_the_images_gets_an_error_line_at_once(tuned, exporte
 def test_images_the_split_refuses_from_their_header_are_not_decoded(tuned, exported, tmp_path):
     # Before: predict decoded whatever TensorFlow could (a 1.1 MB PNG of 20000x20000 px
     # took 1.9 GB), and answered a palette BMP from its palette indices.
-    from PIL import Image
-
     good = read_rows(tuned["split"], "test")[0]
-    shutil.copy(good.uri, tmp_path / "a.png")
-    pixels = np.zeros((32, 32, 3), np.uint8)
-    pixels[:, 16:] = (255, 0, 0)
-    Image.fromarray(pixels).quantize(colors=2).save(tmp_path / "b.bmp")
-    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(tmp_path / "c.png")
+    for name, data in refused_images.files(good.uri).items():
+        (tmp_path / name).write_bytes(data)
     model, labels, _ = predict.load_predictor(exported)
     uris = [str(tmp_path / name) for name in ("a.png", "b.bmp", "c.png")]
-    answers = list(predict.predict(model, labels, uris, max_pixels=48 * 48))
-    assert [a.error for a in answers] == [
-        "",
-        "unsupported_format: a BMP of a colour palette is not supported (TensorFlow reads it "
-        "wrong: save it as PNG)",
-        "decompression_bomb: 64x64 px > 2304 px cap",
-    ]
+    answers = list(predict.predict(model, labels, uris, max_pixels=refused_images.CAP))
+    assert [a.error for a in answers] == refused_images.ERRORS
     assert answers[0].label == good.label
     result = invoke(exported, str(tmp_path))  # the split's cap: 50 MP
     assert result.exit_code == 1
