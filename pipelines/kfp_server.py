@@ -2,6 +2,7 @@
 
 import contextlib
 import dataclasses
+import datetime
 import json
 import os
 import sys
@@ -15,7 +16,7 @@ from kftransfer.components.core.errors import UserError
 from kftransfer.pipelines import kfp_access
 from kftransfer.pipelines.backend_contract import parse_version, required_backend
 from kftransfer.pipelines.settings import ClusterSettings
-from kftransfer.pipelines.transfer_learning import compile_pipeline
+from kftransfer.pipelines.transfer_learning import PIPELINE_NAME, compile_pipeline
 
 
 def kfp_client(host: str, namespace: str, token: str | None):
@@ -199,17 +200,44 @@ def api_message(err) -> str:
 
 
 def submit(job: Job, run_name: str = "") -> str:
-    """Compiles and submits one run; returns its id."""
-    with job.package() as package, quiet_kfp(), refusals_as_errors(job.host, "run"):
-        result = job.client.create_run_from_pipeline_package(
-            package,
-            arguments=job.arguments,
-            run_name=run_name or None,
-            experiment_name=job.experiment,
-            namespace=job.namespace,
-            pipeline_root=job.pipeline_root or None,
-        )
+    """Compiles and submits one run; returns its id.
+
+    Without `run_name` the run is named `kftransfer <local time>`: the SDK would name it
+    after the package's temporary file (`pipeline.yaml 2026-11-26 03-45-00`).
+    """
+    run_name = run_name or f"{PIPELINE_NAME} {datetime.datetime.now():%Y-%m-%d %H-%M-%S}"
+    with job.package() as package:
+        experiment = experiment_id(job)
+        with quiet_kfp(), refusals_as_errors(job.host, "run"):
+            result = job.client.create_run_from_pipeline_package(
+                package,
+                arguments=job.arguments,
+                run_name=run_name,
+                experiment_id=experiment,
+                namespace=job.namespace,
+                pipeline_root=job.pipeline_root or None,
+            )
     return answered_id(result.run_id, job.host, "run")
+
+
+def experiment_id(job: Job) -> str:
+    """The id of `job.experiment` in `job.namespace`, created when it does not exist.
+
+    An archived experiment gets a warning: runs filed under it are hidden from the KFP
+    UI's default views (the API files them there all the same).
+
+    Raises:
+        UserError: the server refused, or answered without an id.
+    """
+    with refusals_as_errors(job.host, f"experiment {job.experiment!r}"), quiet_kfp():
+        found = job.client.create_experiment(job.experiment, namespace=job.namespace)
+    if found.storage_state == "ARCHIVED":
+        print(
+            f"warning: experiment {job.experiment!r} is archived, so the KFP UI hides its runs: "
+            "restore it in the UI (Experiments, Archive), or give another --experiment",
+            file=sys.stderr,
+        )
+    return answered_id(found.experiment_id, job.host, "experiment")
 
 
 def run_link(job: Job, run_id: str) -> str:

@@ -7,7 +7,12 @@ The backend keeps any number of recurring runs of one name (rule `one-schedule`)
 from kftransfer.components.core.errors import UserError
 from kftransfer.pipelines.backend_contract import scheduled_workflow_prefix
 from kftransfer.pipelines.cron import check_cron
-from kftransfer.pipelines.kfp_server import Job, answered_id, quiet_kfp, refusals_as_errors
+from kftransfer.pipelines.kfp_server import (
+    Job,
+    answered_id,
+    experiment_id,
+    refusals_as_errors,
+)
 from kftransfer.pipelines.transfer_learning import PIPELINE_NAME
 
 
@@ -35,12 +40,10 @@ def schedule(
     if existing and not replace:
         raise UserError(_conflict_line(existing[0], name, export_uri))
     with job.package() as package:
-        with refusals_as_errors(job.host, f"experiment {job.experiment!r}"), quiet_kfp():
-            found = job.client.create_experiment(job.experiment, namespace=job.namespace)
-        experiment_id = answered_id(found.experiment_id, job.host, "experiment")
+        experiment = experiment_id(job)
         with refusals_as_errors(job.host, "recurring run"):
             recurring = job.client.create_recurring_run(
-                experiment_id=experiment_id,
+                experiment_id=experiment,
                 job_name=name,
                 cron_expression=cron,
                 max_concurrency=max_concurrency,

@@ -1,5 +1,6 @@
 """submit and schedule against a fake KFP v2beta1 API on 127.0.0.1: the request bodies."""
 
+import re
 import socket
 import subprocess
 import sys
@@ -398,6 +399,27 @@ def test_a_multi_user_install_in_the_default_namespace_gets_a_warning(kfp):
         "namespace, give --namespace\n"
     )
     assert invoke("schedule", "list", "--host", kfp.host, "--namespace", "alice").stderr == ""
+
+
+def test_a_run_without_run_name_is_named_after_the_pipeline_not_a_temporary_file(kfp):
+    invoke("submit", "gs://b/p", "--host", kfp.host)
+    [run] = kfp.bodies("POST", f"{API}/runs")
+    assert re.fullmatch(
+        r"kftransfer \d{4}-\d\d-\d\d \d\d-\d\d-\d\d", run["display_name"]
+    )  # was pipeline.yaml ...
+
+
+def test_runs_into_an_archived_experiment_get_a_warning(kfp):
+    # the API files runs under an archived experiment, which the UI's default views hide
+    kfp.experiments["e-1"] = {"experiment_id": "e-1", "display_name": "kftransfer",
+                              "storage_state": "ARCHIVED"}  # fmt: skip
+    for command in (["submit"], ["schedule", "create"]):
+        result = invoke(*command, "gs://b/p", "--host", kfp.host)
+        assert (
+            "warning: experiment 'kftransfer' is archived, so the KFP UI hides its runs: "
+            "restore it in the UI (Experiments, Archive), or give another --experiment\n"
+        ) in result.stderr
+    assert [body["experiment_id"] for body in kfp.bodies("POST", f"{API}/runs")] == ["e-1"]
 
 
 def test_an_answer_without_an_id_is_an_error_not_a_success(kfp):
