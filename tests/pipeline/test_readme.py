@@ -14,23 +14,23 @@ from tests.readme import demo_output, section
 
 def test_the_demo_summary_prints_as_the_readme_shows(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    run = os.path.join("kftransfer-demo", "runs", "20261124-220618-c483e4")
+    run = os.path.join("kftransfer-demo", "runs", "20261126-042149-58ceb9")
     summary = {
-        "head": {"val_accuracy": 0.7079, "test_accuracy": 0.8161},
-        "fine_tuned": {"val_accuracy": 0.8764, "test_accuracy": 0.9080},
-        "trust": {"temperature": 0.77, "ece_before": 0.140, "ece_after": 0.084,
+        "head": {"val_accuracy": 0.7528, "test_accuracy": 0.8276},
+        "fine_tuned": {"val_accuracy": 0.8427, "test_accuracy": 0.8851},
+        "trust": {"temperature": 0.75, "ece_before": 0.132, "ece_after": 0.084,
                   "min_confidence": 0.0, "label_issues": 62,
                   "label_issues_csv": os.path.abspath(os.path.join(run, "label_issues.csv")),
                   "leaked_test_images": 0},
         "blessed": True,
-        "reasons": ["PASS: test accuracy 0.9080 (79/87) beats always 'bag' 0.0805 (one-sided "
-                    "binomial p=1e-76 < 0.01)",
+        "reasons": ["PASS: test accuracy 0.8851 (77/87) beats always 'coat' 0.1379 (one-sided "
+                    "binomial p=5.3e-55 < 0.01)",
                     "PASS: not significantly worse than the head-only model on the same 87 "
-                    "images (9 fixed, 1 broken; McNemar p=0.021)",
-                    "PASS: test accuracy 0.9080 >= the threshold 0.0000",
+                    "images (7 fixed, 2 broken; McNemar p=0.18)",
+                    "PASS: test accuracy 0.8851 >= the threshold 0.0000",
                     "PASS: no production model at kftransfer-demo/models yet"],
         "report": os.path.abspath(os.path.join(run, "report.html")),  # printed relative
-        "exported": "kftransfer-demo/models/20261124220808192",
+        "exported": "kftransfer-demo/models/20261126042448386",
     }  # fmt: skip
     readme = [line for line in demo_output() if not line.startswith("try:")]
     assert format_summary(summary).splitlines() == readme
