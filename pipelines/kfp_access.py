@@ -20,6 +20,7 @@ within API_SECONDS; and `bound_requests` gives each of the client's requests the
 
 import json
 import os
+import re
 
 from kftransfer.components.core.errors import UserError
 
@@ -29,6 +30,7 @@ FORWARD = (
     "kubectl -n kubeflow port-forward svc/ml-pipeline-ui 8080:80 and --host http://localhost:8080"
 )
 TOKEN_FIX = "give a bearer token (--token or KFTRANSFER_KFP_TOKEN)"
+CONNECTION_NAME = re.compile(r"^(<[^>]* object at 0x[0-9a-f]+>|\w+\([^)]*\)): ")
 
 
 def api_url(host: str) -> str:
@@ -106,11 +108,11 @@ def transport_problem(err: Exception) -> str:
     import urllib3
 
     reason = getattr(err, "reason", None) or err  # a MaxRetryError's last failure
-    if isinstance(reason, urllib3.exceptions.TimeoutError):
+    refused = isinstance(reason, urllib3.exceptions.NewConnectionError)  # a TimeoutError too
+    if isinstance(reason, urllib3.exceptions.TimeoutError) and not refused:
         return f"no answer within {API_SECONDS} s (a stuck port-forward? restart it)"
-    text = str(reason)
-    if "object at 0x" in text:  # "<urllib3.connection.HTTPConnection object at 0x...>: Failed..."
-        text = text.split(">: ", 1)[-1]
+    # "HTTPConnection(host='h', port=1): Failed ...", or "<... object at 0x...>: Failed ..."
+    text = CONNECTION_NAME.sub("", str(reason))
     return " ".join(text.split())[:200]
 
 
