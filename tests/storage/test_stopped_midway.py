@@ -113,8 +113,10 @@ def test_ctrl_c_keeps_the_verdicts_read_and_cancels_the_queued_reads(gcs_bucket,
         f"interrupted: nothing was written to {out}; the images read so far keep their "
         f"verdicts in {cache}, so the same command reads only the rest"
     )
-    # Only the reads already running finish; before, the 256 queued ones were read too.
-    assert read - at_signal <= CHECK_THREADS
+    # Only the reads already running finish, and those the threads start before the
+    # handler runs (CI saw 18 after the signal once, under load); before, the 256 queued
+    # ones were read too.
+    assert read - at_signal <= 2 * CHECK_THREADS
     assert not storage.exists(storage.join(out, layout.STATS_FILE))
     # before: no verdict kept, and the rerun read all 300 again
     assert assert_rerun_reads_only_the_rest(data, cache, total=300) <= read
