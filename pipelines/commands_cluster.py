@@ -97,8 +97,10 @@ def _job(source: str, kwargs: dict):
     arguments = {"source": source, **pop_pipeline_arguments(kwargs)}
     validate_run(arguments)
     host, namespace = kwargs.pop("host"), kwargs.pop("namespace")
+    server = kfp_server.connect(host, namespace, kwargs.pop("token"))
     return kfp_server.Job(
-        client=kfp_server.kfp_client(host, namespace, kwargs.pop("token")),
+        client=server.client,
+        healthz=server.healthz,
         host=host,
         arguments=arguments,
         settings=settings,
@@ -276,7 +278,7 @@ def schedule_list(host: str, namespace: str, token: str) -> None:
     """List the recurring runs: id, status, cron, name, export destination."""
     from kftransfer.pipelines import kfp_server, schedules
 
-    client = kfp_server.kfp_client(host, namespace, token)
+    client = kfp_server.connect(host, namespace, token).client
     with kfp_server.refusals_as_errors(host, "listing of recurring runs"):
         listed = schedules.list_schedules(client, namespace)
     for item in listed:
@@ -292,7 +294,7 @@ def schedule_delete(recurring_run_id: str, host: str, namespace: str, token: str
     """Delete the recurring run RECURRING_RUN_ID."""
     from kftransfer.pipelines import kfp_server, schedules
 
-    client = kfp_server.kfp_client(host, namespace, token)
+    client = kfp_server.connect(host, namespace, token).client
     with kfp_server.refusals_as_errors(host, "deletion"):
         schedules.delete_schedule(client, recurring_run_id)
     click.echo(f"deleted recurring run {recurring_run_id}")
@@ -324,8 +326,8 @@ def doctor(host: str, namespace: str, token: str, pipeline_root: str, cache: boo
     from kftransfer.pipelines.doctor import diagnose
 
     settings = dataclasses.replace(pop_cluster_settings(kwargs), caching=cache)
-    client = kfp_server.kfp_client(host, namespace, token)
-    findings = diagnose(client, host, namespace, pipeline_root, settings)
+    healthz = kfp_server.connect(host, namespace, token).healthz
+    findings = diagnose(healthz, host, namespace, pipeline_root, settings)
     for finding in findings:
         mark = {True: "ok  ", False: "FAIL", None: "??  "}[finding.ok]
         click.echo(printable(f"{mark} {finding.topic}: {finding.text}"))

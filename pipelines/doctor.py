@@ -36,13 +36,13 @@ class Finding:
     ok: bool | None = True
 
 
-def diagnose(client, host: str, namespace: str, pipeline_root: str, settings: ClusterSettings):
-    """Every finding for a run of this pipeline with these settings on `host`."""
-    from kftransfer.pipelines.kfp_server import server_info
+def diagnose(info: dict, host: str, namespace: str, pipeline_root: str, settings: ClusterSettings):
+    """Every finding for a run of this pipeline with these settings on `host`.
 
+    `info` is the server's healthz answer (`kfp_server.Server.healthz`).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         spec = compile_pipeline(os.path.join(tmp, "pipeline.yaml"), settings)
-    info = server_info(client)
     return [
         _version(info, host, required_backend(spec)),
         *_images(settings),

@@ -19,11 +19,25 @@ from kftransfer.pipelines.settings import ClusterSettings
 from kftransfer.pipelines.transfer_learning import PIPELINE_NAME, compile_pipeline
 
 
-def kfp_client(host: str, namespace: str, token: str | None):
-    """A `kfp.Client` for `host`, checked to be the KFP API and to let us in (`kfp_access`).
+@dataclass(frozen=True)
+class Server:
+    """A KFP API checked to be one and to let us in: its client and its healthz answer.
 
-    Credentials: `token`, else the token a Kubeflow notebook has mounted, else none. Each
-    request gives up after `kfp_access.API_SECONDS` without an answer.
+    Attributes:
+        client: a `kfp.Client` whose requests give up after `kfp_access.API_SECONDS`.
+        healthz: the raw `/apis/v2beta1/healthz` answer: `tag_name`, `commit_sha`,
+            `multi_user`, ... (the SDK's typed call drops the version, rule
+            `healthz-version`).
+    """
+
+    client: Any
+    healthz: dict
+
+
+def connect(host: str, namespace: str, token: str | None) -> Server:
+    """The KFP API at `host`, checked (`kfp_access.check_api`), and a client for it.
+
+    Credentials: `token`, else the token a Kubeflow notebook has mounted, else none.
 
     Raises:
         UserError: the API cannot be reached, redirects to a login page, refuses us, or
@@ -31,14 +45,12 @@ def kfp_client(host: str, namespace: str, token: str | None):
     """
     import kfp
 
-    credentials, bearer = None, token or ""
-    mounted = "" if token else kfp_access.service_account_token_path()
+    bearer, mounted = token or "", "" if token else kfp_access.service_account_token_path()
     if mounted:
-        credentials = kfp.client.ServiceAccountTokenVolumeCredentials(mounted)
         with open(mounted) as file:
             bearer = file.read().strip()
-    health = kfp_access.check_api(host, bearer)
-    if health.get("multi_user") and namespace == "kubeflow":
+    healthz = kfp_access.check_api(host, bearer)
+    if healthz.get("multi_user") and namespace == "kubeflow":
         print(
             f"warning: {host} is a multi-user KFP install: runs belong in your profile's "
             "namespace, give --namespace",
@@ -47,16 +59,11 @@ def kfp_client(host: str, namespace: str, token: str | None):
     warnings.filterwarnings("ignore", "This client only works with Kubeflow Pipeline v2")
     try:
         with quiet_kfp():
-            client = kfp.Client(
-                host=host,
-                namespace=namespace,
-                existing_token=token or None,
-                credentials=credentials,
-            )
+            client = kfp.Client(host=host, namespace=namespace, existing_token=bearer or None)
     except Exception as err:  # noqa: BLE001 - connection, auth and HTTP errors all mean this
         raise UserError(f"cannot reach the KFP API at {host}: {first_line(err)}") from err
     kfp_access.bound_requests(client)
-    return client
+    return Server(client, healthz)
 
 
 def first_line(err: BaseException) -> str:
@@ -77,6 +84,7 @@ class Job:
 
     Attributes:
         client: a `kfp.Client`.
+        healthz: the server's healthz answer (`Server.healthz`: its version).
         host: the API endpoint (for links).
         arguments: the pipeline's arguments (`source` and the rest).
         settings: the compile-time cluster settings.
@@ -87,6 +95,7 @@ class Job:
     """
 
     client: Any
+    healthz: dict
     host: str
     arguments: dict
     settings: ClusterSettings
@@ -111,31 +120,19 @@ class Job:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "pipeline.yaml")
             spec = compile_pipeline(path, dataclasses.replace(self.settings, caching=self.caching))
-            check_backend(self.client, self.host, required_backend(spec), self.settings)
+            check_backend(self.healthz, self.host, required_backend(spec), self.settings)
             yield path
 
 
-def server_info(client) -> dict:
-    """The server's raw healthz answer: `tag_name`, `commit_sha`, `multi_user`, ...
-
-    Read raw: the SDK's typed `get_kfp_healthz()` drops the version fields (rule
-    `healthz-version`). Empty when the server does not answer it.
-    """
-    try:
-        with quiet_kfp():
-            response = client._healthz_api.healthz_service_get_healthz(_preload_content=False)
-        return json.loads(response.data or b"{}")
-    except Exception:  # noqa: BLE001 - an old or proxied server: the version is unknown
-        return {}
-
-
-def check_backend(client, host: str, needed: str, settings: ClusterSettings) -> str:
+def check_backend(healthz: dict, host: str, needed: str, settings: ClusterSettings) -> str:
     """Refuses a backend older than `needed`; returns its version tag ('' when unknown).
+
+    `healthz` is the server's healthz answer (`Server.healthz`), which names its version.
 
     Raises:
         UserError: the backend is older than `needed`.
     """
-    tag = server_info(client).get("tag_name", "")
+    tag = healthz.get("tag_name", "")
     version = parse_version(tag)
     if version is None:
         print(

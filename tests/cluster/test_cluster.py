@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from kftransfer.pipelines.kfp_server import Job, kfp_client, submit
+from kftransfer.pipelines.kfp_server import Job, connect, submit
 from kftransfer.pipelines.settings import ClusterSettings
 
 HOST = os.environ.get("KFTRANSFER_KFP_HOST", "")
@@ -36,9 +36,10 @@ def test_demo_pipeline_runs_and_exports_on_the_cluster():
         "head_epochs": 5, "fine_tune_epochs": 1, "export_uri": export,
     }  # fmt: skip
     namespace = os.environ.get("KFTRANSFER_KFP_NAMESPACE", "kubeflow")
-    client = kfp_client(HOST, namespace, None)
+    server = connect(HOST, namespace, None)
     job = Job(
-        client=client,
+        client=server.client,
+        healthz=server.healthz,
         host=HOST,
         arguments=arguments,
         settings=settings,
@@ -48,7 +49,7 @@ def test_demo_pipeline_runs_and_exports_on_the_cluster():
         caching=False,
     )
     run_id = submit(job, run_name=f"cluster-test-{int(started)}")
-    run = client.wait_for_run_completion(run_id, timeout=TIMEOUT)
+    run = server.client.wait_for_run_completion(run_id, timeout=TIMEOUT)
     assert run.state == "SUCCEEDED", f"run {run_id} ended {run.state}"
     tasks = {task.display_name: task.state for task in run.run_details.task_details or []}
     assert tasks.get("export") == "SUCCEEDED", tasks
