@@ -25,6 +25,7 @@ from kftransfer.components.core.sources import is_hidden, shown_name
 from kftransfer.components.core.validation import (
     EXTENSION_FORMATS,
     UNSUPPORTED_HINTS,
+    ImageCheck,
     check_image,
     header_problem,
 )
@@ -230,8 +231,7 @@ class HeaderScreen:
 
     def __call__(self, uri: str, data: bytes) -> str:
         """Why `uri` (whose bytes are `data`) must not be decoded; '' to decode it."""
-        problem = header_problem(uri, data, self.max_pixels)
-        why = f"{problem.problem}: {problem.detail}" if problem else ""
+        why = _reason(header_problem(uri, data, self.max_pixels))
         if why:
             self.reasons[uri] = why
         return why
@@ -248,11 +248,10 @@ def _refused_by_header(uris: list[str], skip: set[int], max_pixels: int) -> dict
 
     def judge(index: int) -> str:
         try:
-            problem = header_problem(uris[index], storage.read_head(uris[index], HEAD_BYTES),
-                                     max_pixels)  # fmt: skip
+            head = storage.read_head(uris[index], HEAD_BYTES)
         except storage.StorageError:
             return ""
-        return f"{problem.problem}: {problem.detail}" if problem else ""
+        return _reason(header_problem(uris[index], head, max_pixels))
 
     todo = [i for i in range(len(uris)) if i not in skip]
     reasons = map_ordered(judge, todo, threads=HEAD_THREADS)
@@ -271,6 +270,10 @@ def _answer(uri: str, row: np.ndarray, labels: list[str], top_k: int, min_confid
 def _failed(uri: str, reason: str | None = None) -> Prediction:
     """Why an image was not predicted: `reason`, or else what checking it finds."""
     if not reason:
-        check = check_image(uri, min_side=1, max_pixels=10**12)
-        reason = f"{check.problem}: {check.detail}" if check.problem else "could not be decoded"
+        reason = _reason(check_image(uri, min_side=1, max_pixels=10**12)) or "could not be decoded"
     return Prediction(shown_name(uri), [], reason)
+
+
+def _reason(check: ImageCheck | None) -> str:
+    """`problem: detail` of a check that found one; '' for none."""
+    return f"{check.problem}: {check.detail}" if check and check.problem else ""
