@@ -7,9 +7,8 @@ misreads is never decoded. Measured on photo-like 4000x3000 JPEGs
 (`devtools.imagegen.photo`, ~3.3 MB each), from local disk and from a bucket (the GCS
 emulator behind a proxy that adds `--latency` seconds to every request, as real GCS
 answers tens of ms after a request), with a small model, so that input dominates as it
-does on a CPU. "Without" is the same
-code with both checks replaced by ones that refuse nothing. Interleaved, best of
-`--repeats`; a ratio near 1 means the check is free.
+does on a CPU. "Without" is the same code with both checks replaced by ones that refuse
+nothing. Interleaved, best of `--repeats`; a ratio near 1 means the check is free.
 
 Usage: .venv/bin/python -m bench.predict_head [--photos 48] [--latency 0.02] [--repeats 3]
 """
