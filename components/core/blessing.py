@@ -30,6 +30,7 @@ def bless(
     skill: list[str] = (),
     labels: list[str] = (),
     min_confidence: float = 0.0,
+    class_change: str = "",
 ) -> Verdict:
     """Judges candidate metrics against no skill, the threshold, production and the recall floor.
 
@@ -48,6 +49,8 @@ def bless(
         labels: the class names.
         min_confidence: the calibrated probability below which the exported model answers
             `unknown` (0 = never).
+        class_change: how the candidate's classes differ from the production model's
+            (`changed_classes`), when they do: not blessed without `allow_class_change`.
     """
     reasons = list(skill)
 
@@ -60,7 +63,15 @@ def bless(
         f"test accuracy {accuracy:.4f} {'>=' if accuracy >= config.min_accuracy else '<'} "
         f"the threshold {config.min_accuracy:.4f}",
     )
-    if production is None:
+    if class_change:
+        allowed = config.allow_class_change
+        then = (
+            "exported as --allow-class-change says"
+            if allowed
+            else "if intended, pass --allow-class-change (else restore the source's class folders)"
+        )
+        check(allowed, f"{class_change}: not compared; {then}")
+    elif production is None:
         check(True, note or "no production model to compare with")
     else:
         bar = production["accuracy"] - config.baseline_tolerance
@@ -84,6 +95,34 @@ def bless(
     return Verdict.of(reasons)
 
 
+def changed_classes(production: list[str], labels: list[str], version: str) -> str:
+    """How `labels` differ from the production model's classes, for the verdict ('' if not).
+
+    Args:
+        production: the production model's class names, in output order.
+        labels: the candidate's class names, in output order.
+        version: the production model's version, named in the text.
+    """
+    if production == labels:
+        return ""
+    removed = [c for c in production if c not in labels]
+    added = [c for c in labels if c not in production]
+    parts = [
+        f"{verb} {_listed(names)}" for verb, names in (("lost", removed), ("new", added)) if names
+    ]
+    return f"the classes differ from the production model's (version {version}): " + (
+        "; ".join(parts) or "the same classes in another order"
+    )
+
+
+def _listed(names: list[str]) -> str:
+    """Up to `LISTED_CLASSES` quoted names, then how many more."""
+    extra = len(names) - LISTED_CLASSES
+    return ", ".join(repr(c) for c in names[:LISTED_CLASSES]) + (
+        f" and {extra} more" if extra > 0 else ""
+    )
+
+
 def _recall_floor(per_class: dict[str, dict], floor: float) -> tuple[bool, str]:
     """Whether every class with test images reaches the recall floor, and the line saying so.
 
@@ -94,10 +133,7 @@ def _recall_floor(per_class: dict[str, dict], floor: float) -> tuple[bool, str]:
     low = {c: s["recall"] for c, s in per_class.items() if s["support"] and s["recall"] < floor}
     text = _low_recall_text(low, floor) if low else f"every class's recall >= the floor {floor:.4f}"
     if untested:
-        names = ", ".join(repr(c) for c in untested[:LISTED_CLASSES])
-        extra = len(untested) - LISTED_CLASSES
-        more = f" and {extra} more" if extra > 0 else ""
-        text += f" (not judged, no test images: {names}{more})"
+        text += f" (not judged, no test images: {_listed(untested)})"
     return not low, text
 
 

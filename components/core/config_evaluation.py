@@ -19,6 +19,12 @@ class EvalConfig(Config):
         0.01, "Test accuracy this far below the production model's still counts as good enough."
     )
     min_class_recall: float = param(0.0, "Every class's test recall must reach this (0 = off).")
+    allow_class_change: bool = param(
+        False,
+        "Export a model whose classes differ from the production model's (a class added, "
+        "removed or renamed). Off, such a model is not blessed: a class folder lost from the "
+        "source would otherwise ship a model that never answers that class.",
+    )
     skill_alpha: float = param(
         0.01,
         "Significance level of the no-skill gate: the candidate must beat always answering "

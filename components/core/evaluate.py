@@ -7,7 +7,7 @@ import numpy as np
 
 from kftransfer.components.core import layout, pixels, trust
 from kftransfer.components.core.backbones import fingerprint
-from kftransfer.components.core.blessing import Verdict, bless
+from kftransfer.components.core.blessing import Verdict, bless, changed_classes
 from kftransfer.components.core.chunk_store import pixel_store
 from kftransfer.components.core.classifier import (
     predict_batches,
@@ -23,7 +23,7 @@ from kftransfer.components.core.metrics import classification_metrics
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
 from kftransfer.components.core.significance import skill_reasons
-from kftransfer.components.core.sources import same_classes
+from kftransfer.components.core.sources import class_name
 from kftransfer.components.core.storage import join
 from kftransfer.components.core.versions import latest_version
 
@@ -199,6 +199,8 @@ def evaluate_stages(
     kept_shas = [test.sha256s[i] for i in kept]
     skill = _skill_reasons(labels, config, y_test, probabilities, kept_shas, head_right)
     production, version, note, same = _production(export_uri, labels, test, config, candidate)
+    # a production version that was not compared has other classes: the note says which
+    class_change = note if production is None and version is not None else ""
     validation = HeldOutImages.of(rows["validation"], labels, cache_uri)
     val_probabilities, val_kept = validation.predict(candidate)
     check_read(len(validation.uris), len(val_kept), "validation")
@@ -214,6 +216,7 @@ def evaluate_stages(
         skill=skill,
         labels=labels,
         min_confidence=calibrated["min_confidence"],
+        class_change=class_change,
     )
     _log_verdict(head, fine_tuned, production, verdict)
     trainval = trust.KeyedFeatures.joined(cached["train"], cached["validation"])
@@ -309,7 +312,8 @@ def _production(destination, labels, test: HeldOutImages, config: EvalConfig, ca
 
     Returns:
         its metrics (None when not compared), its version, a note saying why it was not
-        compared, and whether its weights equal the candidate's.
+        compared (`changed_classes` when it has other classes), and whether its weights
+        equal the candidate's.
     """
     if not destination:
         return None, None, "no export destination given: nothing to compare with", False
@@ -317,12 +321,9 @@ def _production(destination, labels, test: HeldOutImages, config: EvalConfig, ca
     if version is None:
         return None, None, f"no production model at {destination} yet", False
     model, production_labels = load_exported(join(destination, version))
-    if not same_classes(production_labels, labels):
-        listed = ", ".join(production_labels)
-        note = (
-            f"the production model (version {version}) has other classes ({listed}): not compared"
-        )
-        return None, version, note, False
+    change = changed_classes([class_name(c) for c in production_labels], labels, version)
+    if change:
+        return None, version, change, False
     probabilities, kept = test.predict(model)
     metrics = classification_metrics(test.y_true[kept], probabilities, labels, config.top_k)
     return metrics, version, "", fingerprint(model) == fingerprint(candidate)

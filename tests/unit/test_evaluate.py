@@ -71,12 +71,21 @@ def test_the_production_model_is_compared_on_the_same_images(tuned, tmp_path):
     )
 
 
-def test_a_production_model_of_other_classes_is_not_compared(tuned, tmp_path):
+def test_a_production_model_of_other_classes_is_not_compared_nor_replaced(tuned, tmp_path):
     destination = str(tmp_path / "models")
-    export.export_model(load_model(tuned["model_file"]), ["x", "y", "z"], destination, "#", {})
+    labels = read_labels(tuned["split"])
+    production = [*labels[:-1], "lost"]  # the candidate lost the class 'lost', gained one
+    export.export_model(load_model(tuned["model_file"]), production, destination, "#", {})
     result = run(tuned, destination)
     assert result.production is None and result.production_version is not None
-    assert "has other classes (x, y, z): not compared" in result.verdict.reasons[3]
+    assert not result.verdict.blessed  # before: blessed, the class silently gone
+    assert result.verdict.reasons[3] == (
+        f"FAIL: the classes differ from the production model's (version "
+        f"{result.production_version}): lost 'lost'; new {labels[-1]!r}: not compared; if "
+        "intended, pass --allow-class-change (else restore the source's class folders)"
+    )
+    allowed = run(tuned, destination, allow_class_change=True)
+    assert allowed.verdict.reasons[3].startswith("PASS: the classes differ")
 
 
 def test_a_weak_model_is_not_blessed_and_says_why(tuned, tmp_path):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kftransfer.components.core.blessing import bless
+from kftransfer.components.core.blessing import bless, changed_classes
 from kftransfer.components.core.config import EvalConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.metrics import (
@@ -155,6 +155,39 @@ def test_recall_floor_over_many_classes_names_the_lowest_ten():
     assert verdict.reasons[-1] == (
         f"FAIL: recall of 12 classes below the floor 0.7000, lowest {lowest}, ... "
         "(every class in evaluation.json)"
+    )
+
+
+def test_a_class_change_against_production_is_not_blessed_unless_allowed():
+    """A lost class folder would ship a model that never answers that class."""
+    change = changed_classes(["cat", "dog", "fox"], ["cat", "dog"], "20261126042448386")
+    assert change == (
+        "the classes differ from the production model's (version 20261126042448386): lost 'fox'"
+    )
+    note = "no production model at x yet"  # what the test of the old code was given
+    refused = bless(candidate(0.9), None, EvalConfig(), note=note, class_change=change)
+    assert not refused.blessed
+    assert refused.reasons[-1] == (
+        f"FAIL: {change}: not compared; if intended, pass --allow-class-change "
+        "(else restore the source's class folders)"
+    )
+    allowed = bless(candidate(0.9), None, EvalConfig(allow_class_change=True), class_change=change)
+    assert allowed.blessed
+    assert (
+        allowed.reasons[-1]
+        == f"PASS: {change}: not compared; exported as --allow-class-change says"
+    )
+
+
+def test_a_class_change_names_lost_and_new_classes():
+    assert changed_classes(["a", "b"], ["a", "b"], "1") == ""
+    assert changed_classes(["a", "b"], ["a", "c"], "1").endswith("lost 'b'; new 'c'")
+    assert changed_classes(["a", "b"], ["b", "a"], "1").endswith(
+        "the same classes in another order"
+    )
+    many = changed_classes(["a"], ["a"] + [f"n{i:02d}" for i in range(12)], "1")
+    assert many.endswith(
+        "new 'n00', 'n01', 'n02', 'n03', 'n04', 'n05', 'n06', 'n07', 'n08', 'n09' and 2 more"
     )
 
 
