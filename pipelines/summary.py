@@ -149,6 +149,7 @@ def trust_summary(evaluation: dict, label_issues_csv: str | None) -> dict:
     duplicates = evaluation.get("near_duplicates", {})
     return {
         "temperature": tuned.get("temperature"),
+        "temperature_from": tuned.get("temperature_from"),
         "ece_before": tuned.get("ece_before"),
         "ece_after": tuned.get("ece_after"),
         "min_confidence": tuned.get("min_confidence"),
@@ -157,6 +158,12 @@ def trust_summary(evaluation: dict, label_issues_csv: str | None) -> dict:
         "leaked_test_images": duplicates.get("leaked_count"),
         "test_accuracy_without_leaked": duplicates.get("accuracy_without_leaked"),
     }
+
+
+def _unless_fitted(trust: dict) -> str:
+    """', not fitted: ...' when the temperature was not fitted (validation had no mistake)."""
+    said = trust.get("temperature_from") or ""
+    return f", {said}" if said.startswith("not fitted") else ""
 
 
 def split_summary(splits: str | None) -> dict:
@@ -219,7 +226,7 @@ def format_summary(summary: dict) -> str:
     if trust.get("ece_after") is not None:
         lines.append(
             f"calibration: ECE {trust['ece_before']:.3f} -> {trust['ece_after']:.3f} "
-            f"(T={trust['temperature']:.2f}); answers 'unknown' below "
+            f"(T={trust['temperature']:.2f}{_unless_fitted(trust)}); answers 'unknown' below "
             f"{trust['min_confidence']:.2f}"
         )
         lines.append(

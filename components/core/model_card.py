@@ -153,8 +153,8 @@ def _trust(evaluation: dict) -> str:
     return f"""## Trust
 
 - probabilities calibrated by temperature scaling (T = {calibration["temperature"]:.3f},
-  fitted on validation): expected calibration error on test {calibration["ece_before"]:.4f}
-  before, {calibration["ece_after"]:.4f} after
+  {calibration["temperature_from"]}): expected calibration error on test
+  {calibration["ece_before"]:.4f} before, {calibration["ece_after"]:.4f} after
 - `label` is `unknown` when the top probability is below {threshold:.3f}
   ({calibration["min_confidence_chosen_by"]}; 0 = always a class)
 - {len(issues["issues"])} train/validation images flagged as likely mislabelled

@@ -50,8 +50,9 @@ def calibration_section(evaluation: Evaluation) -> str:
         else "always answers a class (--min-confidence 0)"
     )
     return (
-        "<h2>Calibration</h2><p>Temperature scaling fitted on the validation split; the "
-        "exported model includes it. Expected calibration error (ECE) on the test split:</p>"
+        "<h2>Calibration</h2><p>Temperature scaling on the validation split (fine-tuned: "
+        f"{html.escape(tuned['temperature_from'])}); the exported model includes "
+        "it. Expected calibration error (ECE) on the test split:</p>"
         "<table><tr><th>model</th><th>temperature</th><th>ECE before</th><th>ECE after</th>"
         f"</tr>{rows}</table>"
         + img_tag(reliability_diagram(tuned), "reliability diagram")

@@ -29,12 +29,13 @@ def calibrate(validation: tuple, test: tuple, config: EvalConfig) -> dict:
         config: `min_confidence` / `target_precision` choose the abstention threshold.
 
     Returns:
-        `temperature`, `ece_before`, `ece_after` (test), `min_confidence` (the threshold
-        below which the exported model answers "unknown"; 0 = always answers) and how it
-        was chosen, `reliability` (test, before and after: per bin confidence, accuracy,
-        count) and `coverage` (test: threshold, fraction answered, their accuracy).
+        `temperature` and how it was chosen (`temperature_from`), `ece_before`,
+        `ece_after` (test), `min_confidence` (the threshold below which the exported model
+        answers "unknown"; 0 = always answers) and how it was chosen, `reliability`
+        (test, before and after: per bin confidence, accuracy, count) and `coverage`
+        (test: threshold, fraction answered, their accuracy).
     """
-    temperature = calibration.fit_temperature(*validation)
+    temperature, temperature_from = calibration.temperature_from_validation(*validation)
     test_probabilities, test_labels = test
     calibrated = calibration.apply_temperature(test_probabilities, temperature)
     threshold, chosen_by = config.min_confidence, "--min-confidence"
@@ -50,6 +51,7 @@ def calibrate(validation: tuple, test: tuple, config: EvalConfig) -> dict:
         )
     return {
         "temperature": temperature,
+        "temperature_from": temperature_from,
         "ece_before": calibration.expected_calibration_error(test_probabilities, test_labels),
         "ece_after": calibration.expected_calibration_error(calibrated, test_labels),
         "min_confidence": float(threshold),

@@ -13,7 +13,9 @@ from kftransfer.components.core.calibration import (
     expected_calibration_error,
     fit_temperature,
     reliability,
+    temperature_from_validation,
 )
+from kftransfer.pipelines.summary import format_summary, trust_summary
 
 
 def softmax(logits):
@@ -47,6 +49,46 @@ def test_a_calibrated_model_keeps_temperature_one():
 def test_an_underconfident_model_is_sharpened():
     probabilities, labels = synthetic(sharpen=0.5, seed=2)
     assert fit_temperature(probabilities, labels) == pytest.approx(0.5, rel=0.1)
+
+
+def test_a_validation_split_without_mistakes_keeps_the_models_probabilities():
+    """Before: T = 0.05, every test answer near certain, wrong ones too (ECE 0.12 -> 0.19)."""
+    probabilities, labels = synthetic(sharpen=1.0, n=400, seed=3)
+    right = probabilities.argmax(axis=1) == labels
+    assert fit_temperature(probabilities[right][:12], labels[right][:12]) == pytest.approx(0.05)
+    assert temperature_from_validation(probabilities[right][:12], labels[right][:12]) == (
+        1.0,
+        "not fitted: no mistake on the 12 validation images to fit it on",
+    )
+    one_wrong = np.r_[np.flatnonzero(right)[:11], np.flatnonzero(~right)[:1]]
+    temperature, said = temperature_from_validation(probabilities[one_wrong], labels[one_wrong])
+    assert said == "fitted on 12 validation images (1 wrong)"
+    assert temperature == fit_temperature(probabilities[one_wrong], labels[one_wrong])
+    assert 0.05 < temperature < 20.0
+
+
+def test_the_run_summary_says_when_the_temperature_was_not_fitted():
+    calibration = {"temperature": 1.0, "ece_before": 0.1, "ece_after": 0.1, "min_confidence": 0}
+    said = "not fitted: no mistake on the 12 validation images to fit it on"
+    for temperature_from, printed in (
+        (said, f"(T=1.00, {said})"),
+        ("fitted on 12 ...", "(T=1.00)"),
+    ):
+        evaluation = {
+            "calibration": {"fine_tuned": {**calibration, "temperature_from": temperature_from}}
+        }
+        stage = {"val_accuracy": 0.9, "test_accuracy": 0.9}
+        summary = {
+            "head": stage,
+            "fine_tuned": stage,
+            "blessed": True,
+            "reasons": [],
+            "report": "r",
+            "exported": "",
+        }
+        summary["trust"] = trust_summary(evaluation, None)
+        lines = format_summary(summary).splitlines()
+        assert f"calibration: ECE 0.100 -> 0.100 {printed}; answers 'unknown' below 0.00" in lines
 
 
 def test_apply_temperature_keeps_rows_normalised_and_argmax():

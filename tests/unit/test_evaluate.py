@@ -138,6 +138,13 @@ def test_report_contains_every_plot_and_the_verdict(tuned):
         assert html.escape(reason) in page
     assert "BLESSED: exported" in page
     assert "<th>head only</th><th>fine-tuned</th>" in page
+    # the learnable task: no validation mistake, so no temperature to fit (before: T = 0.05)
+    calibrated = result.calibration["fine_tuned"]
+    assert calibrated["temperature"] == 1.0
+    images = len(read_rows(tuned["split"], "validation"))
+    said = f"not fitted: no mistake on the {images} validation images to fit it on"
+    assert calibrated["temperature_from"] == said
+    assert f"(fine-tuned: {said})" in page
     hostile = "<img src=x onerror=alert(1)>"  # a class folder's name, from anyone
     uri = read_rows(tuned["split"], "test")[0].uri
     result.misclassified.append({"uri": uri, "true": hostile, "predicted": "R&D", "probability": 1})
