@@ -110,7 +110,7 @@ class FoundImages:
 
     def left_out(self) -> str:
         """`left out ...`: what the folders held besides images ('' when nothing)."""
-        parts = [f"{self.hidden} dot file{'s' * (self.hidden != 1)}"] if self.hidden else []
+        parts = [f"{self.hidden} hidden file{'s' * (self.hidden != 1)}"] if self.hidden else []
         if self.other:
             kinds = ", ".join(f"{ext or 'no extension'} {n}" for ext, n in self.other.most_common())
             count = sum(self.other.values())
@@ -125,7 +125,7 @@ def find_images(paths: list[str]) -> FoundImages:
 
     A folder gives the files named as images (the extensions of
     `validation.EXTENSION_FORMATS`, any case: .jpg, .png, .webp, ...), leaving out
-    dot files (`.DS_Store`, macOS `._` copies) as the split does; what it leaves out is
+    hidden files (`.DS_Store`, macOS `._` copies, `sources.SYSTEM_NAMES`) as the split does; what it leaves out is
     counted, so the caller can say so.
 
     Raises:

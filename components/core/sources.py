@@ -26,6 +26,23 @@ SPLIT_FOLDERS = {
 # Delimiters other than a comma that spreadsheets write: -> (name, the header declaring it).
 SEPARATORS = {";": ("semicolon", "`uri;label`"), "\t": ("tab", "`uri<TAB>label`")}
 
+# Files and folders (lower case) that systems write beside photos: a Synology NAS's
+# thumbnails of every photo (`cats/@eaDir/1.jpg/SYNOPHOTO_THUMB_M.jpg`, a copy that would
+# leak into another split), recycle bins, Windows' thumbnail caches, macOS zip metadata.
+SYSTEM_NAMES = frozenset(
+    {
+        "@eadir",
+        "#recycle",
+        "#snapshot",
+        "$recycle.bin",
+        "system volume information",
+        "__macosx",
+        "thumbs.db",
+        "ehthumbs.db",
+        "desktop.ini",
+    }
+)
+
 CLASS_FOLDERS = "class_folders"
 PRESPLIT = "presplit"
 CSV_FILE = "csv"
@@ -144,7 +161,32 @@ def discover(source: str) -> Discovery:
     if top and top <= set(SPLIT_FOLDERS):
         _check_presplit(source, top, relative)
         return _discover_tree(relative, PRESPLIT, depth=2)
+    _check_not_mixed(source, relative)
     return _discover_tree(relative, CLASS_FOLDERS, depth=1)
+
+
+def _check_not_mixed(source: str, relative: list[tuple[object, list[str]]]) -> None:
+    """Refuses split folders of class folders beside other folders (`train/`, `test/`, `extra/`).
+
+    Read as class folders, such a tree would train a model of the classes `train`,
+    `test` and `extra`, its real classes lost. A split-named folder holding images
+    directly is a class (`train` among vehicles), not a split.
+
+    Raises:
+        UserError: a split-named folder holds class folders, and other folders sit beside it.
+    """
+    shown = [parts for _, parts in relative if len(parts) > 1 and not is_hidden(parts)]
+    splits = sorted({p[0] for p in shown if len(p) > 2 and p[0].lower() in SPLIT_FOLDERS})
+    flat = {p[0] for p in shown if len(p) == 2}
+    splits = [name for name in splits if name not in flat]
+    others = sorted({p[0] for p in shown if p[0].lower() not in SPLIT_FOLDERS})
+    if splits and others:
+        more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+        raise UserError(
+            f"source {source} mixes split folders ({', '.join(splits)}) with other folders "
+            f"({', '.join(others[:3])}{more}): a pre-split tree holds only train/, "
+            "validation/ and test/; move the others out of it"
+        )
 
 
 def _check_presplit(source: str, top: set[str], relative: list[tuple[object, list[str]]]) -> None:
@@ -168,12 +210,13 @@ def _check_presplit(source: str, top: set[str], relative: list[tuple[object, lis
 
 
 def is_hidden(parts: list[str]) -> bool:
-    """Whether a path below a source (its `/`-separated parts) is or lies in a dot file.
+    """Whether a path below a source (its `/`-separated parts) is or lies in a hidden file.
 
-    `.DS_Store`, macOS `._IMG_1.jpg` resource forks, `.git/`: never images of the dataset.
-    The split and `predict`'s folder listing both leave them out.
+    Dot files (`.DS_Store`, macOS `._IMG_1.jpg` resource forks, `.git/`) and the files
+    systems keep beside photos (`SYSTEM_NAMES`) are never images of the dataset. The
+    split and `predict`'s folder listing both leave them out.
     """
-    return any(part.startswith(".") for part in parts)
+    return any(part.startswith(".") or part.lower() in SYSTEM_NAMES for part in parts)
 
 
 def _discover_tree(
@@ -183,7 +226,9 @@ def _discover_tree(
     where = "a split/class folder" if depth == 2 else "a class folder"
     for info, parts in relative:
         if is_hidden(parts):
-            found.skipped.append(Skipped(info.uri, "hidden_file", "dot files are ignored"))
+            found.skipped.append(
+                Skipped(info.uri, "hidden_file", "dot files and system files are ignored")
+            )
         elif len(parts) <= depth:
             found.skipped.append(Skipped(info.uri, "outside_class_folder", f"not inside {where}"))
         elif depth == 2:

@@ -28,7 +28,7 @@ def test_export_to_gcs_then_predict_from_it(tuned, gcs_bucket):
     storage.write_bytes(f"{gcs_bucket}/new/._photo.png", b"\x00\x05\x16\x07")  # macOS copy
     result = CliRunner().invoke(cli, ["predict", destination, f"{gcs_bucket}/new/", "--json"])
     assert result.exit_code == 0, result.output
-    assert result.stderr == "note: left out 1 dot file\n"
+    assert result.stderr == "note: left out 1 hidden file\n"
     record = json.loads(result.stdout)
     assert record["image"] == f"{gcs_bucket}/new/photo.png"
     assert record["predictions"][0]["label"] == image.label

@@ -148,7 +148,7 @@ def test_export_folder_without_labels_is_exit_2(tmp_path):
 
 
 def test_folders_give_their_images_and_say_what_they_left_out(tuned, exported, tmp_path):
-    """Image names of any case (.JFIF, .jpe too); dot files and sidecars are left out."""
+    """Image names of any case (.JFIF, .jpe too); hidden files and sidecars are left out."""
     rows = read_rows(tuned["split"], "test")[:2]
     folder = tmp_path / "camera"
     (folder / "2024").mkdir(parents=True)
@@ -156,6 +156,8 @@ def test_folders_give_their_images_and_say_what_they_left_out(tuned, exported, t
     shutil.copy(rows[1].uri, folder / "b.jpe")
     (folder / "._b.jpe").write_bytes(b"\x00\x05\x16\x07" + bytes(60))  # a macOS resource fork
     (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (folder / "@eaDir" / "b.jpe").mkdir(parents=True)  # a Synology NAS's thumbnail of b.jpe
+    shutil.copy(rows[1].uri, folder / "@eaDir" / "b.jpe" / "SYNOPHOTO_THUMB_M.jpg")
     (folder / "b.xmp").write_text("<x:xmpmeta/>")  # a photo editor's sidecar
     (folder / "c.HEIC").write_bytes(b"\x00\x00\x00\x18ftypheic")
     result = invoke(exported, str(folder))
@@ -164,7 +166,7 @@ def test_folders_give_their_images_and_say_what_they_left_out(tuned, exported, t
         str(folder / "2024" / "a.JFIF"), str(folder / "b.jpe")
     ]  # fmt: skip
     assert result.stderr == (
-        "note: left out 2 dot files and 2 files not named as images (.xmp 1, .heic 1); .heic "
+        "note: left out 3 hidden files and 2 files not named as images (.xmp 1, .heic 1); .heic "
         "is HEIF (iPhone photos: convert them to JPEG, or set Camera > Formats > Most "
         "Compatible)\n"
     )
