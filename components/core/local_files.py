@@ -27,9 +27,13 @@ def walk(root: str) -> Iterator[str]:
     A class folder is often a link (`ln -s /data/raw/cats cats`), which `os.walk` alone
     does not enter. A link to a folder the walk is already inside (a cycle) is not
     followed: what it holds is listed once, through the real path.
+
+    Raises:
+        StorageError: a folder cannot be listed (no permission): `os.walk` alone leaves
+            it out without a word, and a class would lose its images, or drop out.
     """
     inside = {root: {os.path.realpath(root)}}
-    for folder, folders, names in os.walk(root, followlinks=True):
+    for folder, folders, names in os.walk(root, onerror=_unlistable, followlinks=True):
         chain, kept = inside.pop(folder), []
         for name in folders:
             real = os.path.realpath(os.path.join(folder, name))
@@ -38,6 +42,13 @@ def walk(root: str) -> Iterator[str]:
                 inside[os.path.join(folder, name)] = chain | {real}
         folders[:] = kept
         yield from (os.path.join(folder, name) for name in names)
+
+
+def _unlistable(error: OSError) -> None:
+    raise StorageError(
+        f"cannot list folder {error.filename}: {error.strerror}; give the user running "
+        "kftransfer read access to it, or move it out"
+    ) from error
 
 
 def open_file(path: str, uri: str) -> BinaryIO:

@@ -35,8 +35,11 @@ class FileInfo:
     Attributes:
         uri: its full URI.
         size: its size in bytes.
-        version: changes whenever it is rewritten: the object generation on GCS, the
-            modification time (ns) locally.
+        version: changes whenever it is rewritten: the object generation on GCS; locally
+            the modification time, change time (ns) and inode. The modification time
+            alone misses a file replaced with another of the same size and an old
+            time, as `tar`, `unzip` and `rsync -a` restore it; the change time, which
+            only the system sets, moves then, and the inode when a file is replaced.
         modified: when it was last written, in seconds since the epoch.
         checksum: the content's checksum the listing gives (GCS: `md5:<base64>`, or
             `crc32c:<base64>` for composite objects); "" locally.
@@ -106,7 +109,8 @@ def list_files(uri: str) -> list[FileInfo]:
                 stat = os.stat(path)
             except OSError:  # a dangling symbolic link: listed, and unreadable later
                 stat = os.lstat(path)
-            found.append(FileInfo(path, stat.st_size, str(stat.st_mtime_ns), stat.st_mtime))
+            version = f"{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
+            found.append(FileInfo(path, stat.st_size, version, stat.st_mtime))
         return sorted(found, key=lambda info: info.uri)
 
 

@@ -5,7 +5,7 @@ The listing (which the split needs anyway) already says which files are unchange
 result is stored under a key made of what the listing tells, and a rerun checks only the
 files whose key it has not seen. Results are identical to a cold split's.
 
-    key    local: the path, size and modification time (ns)
+    key    local: the path, size, modification and change time (ns) and inode
            GCS:   the size and the listed MD5 (content, wherever it lives); for a
                   composite object without one, the path, size and generation
 

@@ -1,11 +1,20 @@
 """What a source's listing makes of its folders: layouts, hidden files, system folders."""
 
+import hashlib
+import os
+import shutil
+import tempfile
+
 import pytest
 
-from devtools.imagegen import write_class_folders
+from devtools.imagegen import class_image, encode, write_class_folders
 from kftransfer.components.core import storage
+from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.sources import CLASS_FOLDERS, PRESPLIT, discover
+from kftransfer.components.core.split import split_dataset
+
+NOBODY = 65534
 
 
 def test_split_folders_beside_other_folders_are_refused_not_read_as_classes(tmp_path):
@@ -60,3 +69,65 @@ def test_system_folders_beside_photos_are_hidden_not_images_or_classes(tmp_path)
     assert hidden == dict.fromkeys(
         map(str, thumbs), ("hidden_file", "dot files and system files are ignored")
     )
+
+
+def listing_as_nobody(root: str) -> str:
+    """`storage.list_files(root)` as a user without root's right to read any folder."""
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        try:
+            if os.geteuid() == 0:
+                os.setuid(NOBODY)
+            said = f"listed {len(storage.list_files(root))} files"
+        except UserError as err:
+            said = f"error: {err}"
+        os.write(write, said.encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(child, 0)
+    with os.fdopen(read) as pipe:
+        return pipe.read()
+
+
+def test_an_unlistable_folder_is_an_error_not_a_lost_class():
+    # Before: os.walk left the folder out without a word: 'horses' lost all its images.
+    root = tempfile.mkdtemp(dir="/tmp")  # not below the tmp_path only root may enter
+    try:
+        os.chmod(root, 0o755)
+        write_class_folders(root, {"cats": 2, "horses": 2})
+        for folder in ("", "cats"):
+            os.chmod(os.path.join(root, folder), 0o755)
+        assert listing_as_nobody(root) == "listed 4 files"
+        os.chmod(os.path.join(root, "horses"), 0)
+        assert listing_as_nobody(root) == (
+            f"error: cannot list folder {root}/horses: Permission denied; give the user "
+            "running kftransfer read access to it, or move it out"
+        )
+    finally:
+        os.chmod(os.path.join(root, "horses"), 0o755)
+        shutil.rmtree(root)
+
+
+def test_a_file_replaced_with_its_old_size_and_time_is_hashed_again(tmp_path):
+    # Before: the key was path, size and modification time: `tar`, `unzip` and `rsync -a`
+    # restore the time, so the split reused the old image's hash (and its features).
+    data, cache = str(tmp_path / "data"), str(tmp_path / "cache")
+    write_class_folders(data, {"cat": 6, "dog": 6})
+    config = SplitConfig(val_fraction=0.2, test_fraction=0.2, min_images_per_class=5)
+    assert split_dataset(data, config, cache).stats["validation"]["checked"] == 12
+    first = sorted((tmp_path / "data" / "cat").iterdir())[0]
+    times = (first.stat().st_atime_ns, first.stat().st_mtime_ns)
+    content = encode(class_image(0, 99), "BMP")  # a BMP's size depends on its sides only
+    first.write_bytes(encode(class_image(0, 98), "BMP"))
+    os.utime(first, ns=times)
+    assert split_dataset(data, config, cache).stats["validation"]["checked"] == 1
+    replacement = tmp_path / "new.bmp"
+    replacement.write_bytes(content)
+    os.utime(replacement, ns=times)
+    assert first.stat().st_size == replacement.stat().st_size
+    os.replace(replacement, first)  # same path, size and modification time, new content
+    again = split_dataset(data, config, cache)
+    assert again.stats["validation"] == {"checked": 1, "reused": 11}
+    hashes = {row.uri: row.sha256 for row in again.rows}
+    assert hashes[str(first)] == hashlib.sha256(content).hexdigest()
