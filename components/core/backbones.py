@@ -38,7 +38,8 @@ class Backbone:
         unfreeze: the default fine-tuning policy.
         fingerprint: sha256 of the weight values (any change of weights changes it).
         units: the layers an unfreeze policy and layer decay count, bottom to top; `None`
-            for `base.layers` (KerasHub towers open their encoder's blocks).
+            for `base.layers` (KerasHub towers open their encoder's blocks, `.keras`
+            models their nested models).
     """
 
     name: str
@@ -167,7 +168,27 @@ def load_custom_backbone(
         raise UserError(f"{uri} takes any input size: pass --image-size")
     if native and size != native:
         raise UserError(f"{uri} takes {native}x{native} images: use --image-size {native} or 0")
-    return Backbone(uri, base, preprocessing, size, CUSTOM_UNFREEZE, fingerprint(base))
+    units = opened_layers(base)
+    return Backbone(uri, base, preprocessing, size, CUSTOM_UNFREEZE, fingerprint(base), units)
+
+
+def opened_layers(model: keras.Model) -> list[keras.layers.Layer]:
+    """The model's layers bottom to top, a nested model's (`MobileNet(...)(x)`) opened.
+
+    A model built the usual Keras transfer-learning way holds its pretrained base as one
+    layer: counted as one, `--unfreeze top_n_layers=20` would train all of it.
+    """
+    layers = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            layers += [
+                inner
+                for inner in opened_layers(layer)
+                if not isinstance(inner, keras.layers.InputLayer)
+            ]
+        else:
+            layers.append(layer)
+    return layers
 
 
 def _feature_layer(model: keras.Model, uri: str, name: str) -> keras.layers.Layer:

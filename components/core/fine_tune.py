@@ -2,7 +2,7 @@
 
 The head starts from the weights trained on cached features (a random head's large
 gradients would wreck the pretrained features), BatchNormalization layers stay frozen and
-in inference mode (the backbone is called with `training=False`), the model is compiled
+so in inference mode (`fine_tune_model.set_trainable`), the model is compiled
 after every change of `trainable`, the learning rate is small, and augmentation applies to
 the training input only. The saved model takes raw uint8 RGB images and contains its
 preprocessing.

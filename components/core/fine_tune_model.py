@@ -1,6 +1,6 @@
 """The fine-tuning model: which backbone layers train, the augmentation, the assembly.
 
-Raw uint8 images -> preprocessing -> backbone (inference mode: BatchNorm keeps its
+Raw uint8 images -> preprocessing -> backbone (BatchNorm frozen, so it keeps its
 statistics) -> pooling -> the trained head. Only the layers an unfreeze policy names
 train, never BatchNormalization; the training input alone is augmented.
 """
@@ -78,17 +78,21 @@ def set_trainable(backbone: Backbone, policy: str) -> list[str]:
     """Unfreezes the layers `policy` names (never BatchNormalization); returns their names.
 
     `default` means the backbone's own default policy; layers are counted over
-    `backbone.layers()`.
+    `backbone.layers()`. Every BatchNormalization at any depth stays frozen, which is
+    what keeps it in inference mode: Keras 3 passes `fit`'s `training=True` down through
+    the whole graph, over the `training=False` the backbone is called with, and a
+    BatchNormalization uses its batch's statistics (and updates its moving ones) when
+    it is trainable.
     """
     units = backbone.layers()
     start = unfreeze_start(units, policy, backbone.unfreeze)
     backbone.base.trainable = True
-    trained = []
     for index, layer in enumerate(units):
-        layer.trainable = index >= start and not isinstance(layer, keras.layers.BatchNormalization)
-        if layer.trainable and layer.weights:
-            trained.append(layer.name)
-    return trained
+        layer.trainable = index >= start
+    for layer in backbone.base._flatten_layers(include_self=False):  # every depth
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+    return [layer.name for layer in units if layer.trainable_weights]
 
 
 def build_fine_tune_model(backbone: Backbone, head: keras.Model, pooling: str) -> keras.Model:

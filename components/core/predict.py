@@ -125,8 +125,8 @@ def find_images(paths: list[str]) -> FoundImages:
 
     A folder gives the files named as images (the extensions of
     `validation.EXTENSION_FORMATS`, any case: .jpg, .png, .webp, ...), leaving out
-    hidden files (`.DS_Store`, macOS `._` copies, `sources.SYSTEM_NAMES`) as the split does; what it leaves out is
-    counted, so the caller can say so.
+    hidden files (`.DS_Store`, macOS `._` copies, `sources.SYSTEM_NAMES`) as the split
+    does; what it leaves out is counted, so the caller can say so.
 
     Raises:
         UserError: no image at all, naming the image extensions and what was left out.

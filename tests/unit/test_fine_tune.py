@@ -80,6 +80,43 @@ def test_batchnorm_stays_frozen_and_compiled_trainables_match():
     assert len(model.trainable_weights) == per_layer + len(head.trainable_weights)
 
 
+def test_a_nested_pretrained_base_keeps_batchnorm_frozen_and_counts_its_layers(tmp_path):
+    """The usual Keras transfer model, `MobileNet(...)(x, training=False)`, brought as `.keras`.
+
+    Before: its base was one unit: `top_n_layers=20` trained all of it, BatchNormalization
+    included, and `fit` (whose training=True overrides the call's) updated its statistics.
+    """
+    inner = keras.applications.MobileNet(include_top=False, weights=None, input_shape=(32, 32, 3))
+    images = keras.Input((32, 32, 3))
+    pooled = keras.layers.GlobalAveragePooling2D(name="gap")(inner(images, training=False))
+    path = str(tmp_path / "nested.keras")
+    keras.Model(images, keras.layers.Dense(5)(pooled)).save(path)
+    backbone = load_backbone(path, image_size=32)
+    model = ftm.build_fine_tune_model(
+        backbone, build_head(1024, 3, HeadConfig(head_units="")), "avg"
+    )
+    trained = ftm.set_trainable(backbone, "default")  # top_n_layers=20
+    units = [layer.name for layer in backbone.layers()]
+    assert units[-21:] == [layer.name for layer in inner.layers[-20:]] + ["gap"]
+    assert trained == [
+        "conv_dw_11",
+        "conv_pw_11",
+        "conv_dw_12",
+        "conv_pw_12",
+        "conv_dw_13",
+        "conv_pw_13",
+    ]
+    nested = backbone.base.get_layer(inner.name)
+    batch_norm = [x for x in nested.layers if isinstance(x, keras.layers.BatchNormalization)]
+    assert len(batch_norm) == 27 and not any(x.trainable for x in batch_norm)
+    before = [x.moving_mean.numpy().copy() for x in batch_norm]
+    model.compile(keras.optimizers.SGD(0.0), "sparse_categorical_crossentropy")
+    pixels = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3)).astype("uint8")
+    model.fit(pixels, np.arange(8) % 3, epochs=1, verbose=0)
+    for moving, kept in zip((x.moving_mean.numpy() for x in batch_norm), before, strict=True):
+        np.testing.assert_array_equal(moving, kept)
+
+
 def test_policy_and_head_mismatches_are_clear_errors():
     backbone = load_backbone("vgg16", "none", 32)
     with pytest.raises(UserError, match="no layer 'block9_conv1' \\(its layers run from"):
