@@ -1,13 +1,12 @@
 """Evaluation on the held-out test split: head-only vs fine-tuned vs the production model."""
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import keras
 import numpy as np
 
 from kftransfer.components.core import layout, pixels, trust
-from kftransfer.components.core.backbones import fingerprint
-from kftransfer.components.core.blessing import Verdict, bless, changed_classes
+from kftransfer.components.core.blessing import Verdict, bless
 from kftransfer.components.core.chunk_store import pixel_store
 from kftransfer.components.core.classifier import (
     predict_batches,
@@ -17,15 +16,12 @@ from kftransfer.components.core.classifier import (
 )
 from kftransfer.components.core.config import EvalConfig
 from kftransfer.components.core.errors import UserError
-from kftransfer.components.core.export import load_exported
 from kftransfer.components.core.layout import read_labels, read_rows, stage_model
 from kftransfer.components.core.metrics import classification_metrics
 from kftransfer.components.core.model_io import load_model
+from kftransfer.components.core.production import compare_with_production
 from kftransfer.components.core.progress import LOGGER
 from kftransfer.components.core.significance import skill_reasons
-from kftransfer.components.core.sources import class_name
-from kftransfer.components.core.storage import join
-from kftransfer.components.core.versions import latest_version
 
 SUMMARY_METRICS = ("accuracy", "top_k_accuracy", "macro_f1", "log_loss")
 
@@ -48,6 +44,8 @@ class Evaluation:
         label_issues: `trust.find_label_issues` on train and validation.
         near_duplicates: `trust.find_near_duplicates`, and `accuracy_without_leaked`.
         test_time_flip: the fine-tuned model was judged (and is exported) with flip averaging.
+        split_rule: the split's `layout.split_rule` (a later warm start or comparison
+            with this model, once exported, needs the same).
         tflite: the TFLite model's judgement (`tflite.convert_and_measure`), or None
             without `--tflite` (`evaluate_tflite.judge_tflite` adds it).
     """
@@ -65,6 +63,7 @@ class Evaluation:
     label_issues: dict
     near_duplicates: dict
     test_time_flip: bool = False
+    split_rule: dict = field(default_factory=dict)
     tflite: dict | None = None
 
     def to_json(self) -> dict:
@@ -198,9 +197,8 @@ def evaluate_stages(
     fine_tuned = classification_metrics(y_test, probabilities, labels, config.top_k)
     kept_shas = [test.sha256s[i] for i in kept]
     skill = _skill_reasons(labels, config, y_test, probabilities, kept_shas, head_right)
-    production, version, note, same = _production(export_uri, labels, test, config, candidate)
-    # a production version that was not compared has other classes: the note says which
-    class_change = note if production is None and version is not None else ""
+    rule = layout.split_rule(layout.read_stats(splits_uri))
+    production = compare_with_production(export_uri, labels, rule, test, config.top_k, candidate)
     validation = HeldOutImages.of(rows["validation"], labels, cache_uri)
     val_probabilities, val_kept = validation.predict(candidate)
     check_read(len(validation.uris), len(val_kept), "validation")
@@ -209,16 +207,16 @@ def evaluate_stages(
     )
     verdict = bless(
         fine_tuned,
-        production,
+        production.metrics,
         config,
-        note,
-        same_weights=same,
+        production.note,
+        same_weights=production.same_weights,
         skill=skill,
         labels=labels,
         min_confidence=calibrated["min_confidence"],
-        class_change=class_change,
+        class_change=production.class_change,
     )
-    _log_verdict(head, fine_tuned, production, verdict)
+    _log_verdict(head, fine_tuned, production.metrics, verdict)
     trainval = trust.KeyedFeatures.joined(cached["train"], cached["validation"])
     right = dict(zip(kept_shas, (probabilities.argmax(axis=1) == y_test).tolist(), strict=True))
     duplicates = _near_duplicates(trainval, cached["test"], right, config)
@@ -226,8 +224,8 @@ def evaluate_stages(
         labels=labels,
         head=head,
         fine_tuned=fine_tuned,
-        production=production,
-        production_version=version,
+        production=production.metrics,
+        production_version=production.version,
         verdict=verdict,
         misclassified=_misclassified(
             test.uris, test.y_true, probabilities, kept, labels, config.misclassified_examples
@@ -249,6 +247,7 @@ def evaluate_stages(
         label_issues=trust.find_label_issues(trainval, labels, config),
         near_duplicates=duplicates,
         test_time_flip=config.test_time_flip,
+        split_rule=rule,
     )
 
 
@@ -305,28 +304,6 @@ def _head_on_features(cached: dict, head: keras.Model, labels: list[str], config
         (test, y_test),
         dict(zip(cached["test"].sha256.tolist(), right, strict=True)),
     )
-
-
-def _production(destination, labels, test: HeldOutImages, config: EvalConfig, candidate):
-    """What the production model (`destination`'s latest version) scores on the same images.
-
-    Returns:
-        its metrics (None when not compared), its version, a note saying why it was not
-        compared (`changed_classes` when it has other classes), and whether its weights
-        equal the candidate's.
-    """
-    if not destination:
-        return None, None, "no export destination given: nothing to compare with", False
-    version = latest_version(destination)
-    if version is None:
-        return None, None, f"no production model at {destination} yet", False
-    model, production_labels = load_exported(join(destination, version))
-    change = changed_classes([class_name(c) for c in production_labels], labels, version)
-    if change:
-        return None, version, change, False
-    probabilities, kept = test.predict(model)
-    metrics = classification_metrics(test.y_true[kept], probabilities, labels, config.top_k)
-    return metrics, version, "", fingerprint(model) == fingerprint(candidate)
 
 
 def _misclassified(uris, y_true, probabilities, kept, labels, limit: int) -> list[dict]:

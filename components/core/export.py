@@ -58,6 +58,14 @@ def load_exported(folder: str) -> tuple[keras.Model, list[str]]:
     return load_labelled_model(storage.join(folder, MODEL_FILE), labels_uri)
 
 
+def exported_evaluation(folder: str) -> dict:
+    """The `evaluation.json` of a version folder ({} for a version without one)."""
+    try:
+        return storage.read_json(storage.join(folder, EVALUATION_FILE))
+    except storage.NotFoundError:
+        return {}
+
+
 def load_labelled_model(model_uri: str, labels_uri: str) -> tuple[keras.Model, list[str]]:
     """A model and the class names of its outputs, checked against each other.
 

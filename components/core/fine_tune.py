@@ -35,7 +35,13 @@ from kftransfer.components.core.fine_tune_model import (
     build_fine_tune_model,
     set_trainable,
 )
-from kftransfer.components.core.layout import read_manifest, read_rows, stage_model
+from kftransfer.components.core.layout import (
+    read_manifest,
+    read_rows,
+    read_stats,
+    split_rule,
+    stage_model,
+)
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
 from kftransfer.components.core.recipe import (
@@ -166,7 +172,8 @@ def fine_tune(
     model, backbone, trained = _build(manifest, head_uri, config, strategy, batch)
     start = Start("", "from the trained head")
     if config.warm_start:
-        start = warm_start(model, manifest["labels"], export_uri, config.cold_start_every)
+        rule = split_rule(read_stats(splits_uri))
+        start = warm_start(model, manifest["labels"], export_uri, rule, config.cold_start_every)
     head_sha = hashlib.sha256(storage.read_bytes(head_uri)).hexdigest()
     resumable = ResumableTraining(
         checkpoint_uri,

@@ -125,6 +125,27 @@ def read_stats(splits_uri: str) -> dict:
     return storage.read_json(storage.join(splits_uri, STATS_FILE))
 
 
+def split_rule(stats: dict) -> dict:
+    """What decides an image's split: the layout, and the seed and fractions of the hash rule.
+
+    Two splits of one rule put every image they share in the same split (an image's split
+    is a function of its content, `split.assign_split`), so a model trained on one never
+    trained on the other's test images. Another seed or fraction moves images between
+    splits. (A pre-split tree's folders are the user's to keep apart.)
+    """
+    by = "folders" if stats["layout"] == "presplit" else "content hash"
+    return {"split_by": by, **stats.get("config", {})}
+
+
+def split_rule_change(recorded: dict, rule: dict) -> str:
+    """How `rule` differs from a model's `recorded` split rule, e.g. `seed 0 -> 1` ('' if not)."""
+    return ", ".join(
+        f"{key} {recorded.get(key)} -> {value}"
+        for key, value in rule.items()
+        if recorded.get(key) != value
+    )
+
+
 def read_rows(splits_uri: str, split: str) -> list[Row]:
     """The rows of one split (`train`, `validation` or `test`) of a split folder."""
     text = storage.read_text(storage.join(splits_uri, split_csv(split)))

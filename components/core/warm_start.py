@@ -3,8 +3,11 @@
 A scheduled retrain on a growing folder otherwise relearns every night what the model in
 production already knows. The production model (the export destination's `latest`) is
 used only when it is the same network: the same classes in the same order, and weights of
-the same shapes in the same order (same backbone, input size, pooling and head). Anything
-else is a cold start, with the reason logged and recorded in the stage summary.
+the same shapes in the same order (same backbone, input size, pooling and head), trained
+on a split of the same rule (`layout.split_rule`): with another seed or fraction, images
+it trained on may be in this run's test split, and the blessing would judge the new model
+on images its weights learnt. Anything else is a cold start, with the reason logged and
+recorded in the stage summary.
 
 Each warm start counts how many came in a row (`warm_starts` in the fine-tuning summary,
 read back from the production version's evaluation.json), so `--cold-start-every N` can
@@ -17,8 +20,8 @@ from dataclasses import dataclass
 import keras
 
 from kftransfer.components.core import storage
-from kftransfer.components.core.export import load_exported
-from kftransfer.components.core.layout import EVALUATION_FILE
+from kftransfer.components.core.export import exported_evaluation, load_exported
+from kftransfer.components.core.layout import split_rule_change
 from kftransfer.components.core.progress import LOGGER
 from kftransfer.components.core.sources import same_classes
 from kftransfer.components.core.versions import latest_version
@@ -40,7 +43,11 @@ class Start:
 
 
 def warm_start(
-    model: keras.Model, labels: list[str], export_uri: str, cold_start_every: int = 0
+    model: keras.Model,
+    labels: list[str],
+    export_uri: str,
+    split_rule: dict,
+    cold_start_every: int = 0,
 ) -> Start:
     """Loads the production model's weights into `model` when it is the same network.
 
@@ -48,6 +55,8 @@ def warm_start(
         model: the fine-tuning model (backbone + head), built and compiled.
         labels: its class names in output order.
         export_uri: the export destination whose latest version is in production.
+        split_rule: this run's `layout.split_rule`; production must have been trained on
+            a split of the same rule.
         cold_start_every: start cold when this would be the N-th start in a row without a
             cold one (0 = never forced).
     """
@@ -56,12 +65,21 @@ def warm_start(
         note = "cold start: no production model" + (f" at {export_uri}" if export_uri else "")
         return _said(Start("", note))
     folder = storage.join(export_uri, version)
-    chain = _warm_starts(folder) + 1
+    evaluation = exported_evaluation(folder)
+    chain = _warm_starts(evaluation) + 1
     if cold_start_every and chain >= cold_start_every:
         return _said(Start("", f"cold start: every {cold_start_every} runs (--cold-start-every)"))
     production, production_labels = load_exported(folder)
     if not same_classes(production_labels, labels):
         return _said(Start("", f"cold start: production version {version} has other classes"))
+    recorded = evaluation.get("split_rule")
+    changed = split_rule_change(recorded, split_rule) if recorded else "not recorded"
+    if changed:
+        note = (
+            f"cold start: production version {version} was trained on another split "
+            f"({changed}): images it trained on may be in this run's test split"
+        )
+        return _said(Start("", note))
     ours, theirs = model.get_weights(), production.get_weights()
     if [w.shape for w in ours] != [w.shape for w in theirs]:
         note = f"cold start: production version {version} is another architecture"
@@ -70,12 +88,8 @@ def warm_start(
     return _said(Start(version, f"warm start from production version {version}", chain))
 
 
-def _warm_starts(version_folder: str) -> int:
-    """How many warm starts in a row led to the version (0 when it records none)."""
-    try:
-        evaluation = storage.read_json(storage.join(version_folder, EVALUATION_FILE))
-    except storage.NotFoundError:
-        return 0
+def _warm_starts(evaluation: dict) -> int:
+    """How many warm starts in a row led to a version (0 when its evaluation records none)."""
     return int(evaluation.get("training", {}).get("fine_tuned", {}).get("warm_starts", 0))
 
 

@@ -21,6 +21,7 @@ from kftransfer.components.core.layout import (
     read_labels,
     read_rows,
     read_stats,
+    split_rule,
     stage_model,
     write_split_folder,
 )
@@ -86,6 +87,25 @@ def test_a_production_model_of_other_classes_is_not_compared_nor_replaced(tuned,
     )
     allowed = run(tuned, destination, allow_class_change=True)
     assert allowed.verdict.reasons[3].startswith("PASS: the classes differ")
+
+
+def test_a_production_model_of_another_split_is_not_compared(tuned, tmp_path):
+    """Judged on this run's test split it would score images it trained on: not compared."""
+    destination = str(tmp_path / "models")
+    rule = split_rule(read_stats(tuned["split"]))
+    recorded = {**rule, "test_fraction": rule["test_fraction"] / 2}
+    labels = read_labels(tuned["split"])
+    model = load_model(tuned["model_file"])
+    export.export_model(model, labels, destination, "#", {"split_rule": recorded})
+    result = run(tuned, destination)
+    assert result.production is None and result.split_rule == rule
+    assert result.verdict.reasons[3] == (
+        f"PASS: production version {result.production_version} was trained on another split "
+        f"(test_fraction {recorded['test_fraction']} -> {rule['test_fraction']}): judged here "
+        "it would score images it trained on; not compared"
+    )
+    export.export_model(model, labels, destination, "#", result.to_json())  # the same rule
+    assert run(tuned, destination).production is not None
 
 
 def test_a_weak_model_is_not_blessed_and_says_why(tuned, tmp_path):

@@ -13,10 +13,15 @@ from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.features import build_backbone
 from kftransfer.components.core.heads import build_head, train_head
 from kftransfer.components.core.images import image_dataset
-from kftransfer.components.core.layout import read_rows
+from kftransfer.components.core.layout import read_rows, read_stats, split_rule
 from kftransfer.components.core.model_io import load_model, save_model
 
 ONE_EPOCH = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16)
+
+
+def rule(learnable) -> dict:
+    """The split rule of the learnable task's split, as an exported version records it."""
+    return split_rule(read_stats(learnable["split"]))
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +193,7 @@ def test_a_warm_start_begins_where_production_is_and_a_mismatch_starts_cold(
     production.set_weights(cold.model.get_weights())
     labels = read_labels(learnable["split"])
     destination = str(tmp_path / "models")
-    export.export_model(production, labels, destination, "#", {})
+    export.export_model(production, labels, destination, "#", {"split_rule": rule(learnable)})
     warm_config = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16, warm_start=True)
     warm = ft.fine_tune(learnable["split"], learnable["features"], path, warm_config,
                         export_uri=destination)  # fmt: skip
@@ -209,6 +214,35 @@ def test_a_warm_start_begins_where_production_is_and_a_mismatch_starts_cold(
     assert empty.start.note == f"cold start: no production model at {tmp_path / 'none'}"
 
 
+def test_a_production_model_of_another_split_is_no_warm_start(learnable, head_file, tmp_path):
+    """Another seed or fraction moves images between splits: production may have trained on
+    this run's test images, which the blessing would then judge the warm-started model on."""
+    from kftransfer.components.core import export
+    from kftransfer.components.core.layout import read_labels
+    from kftransfer.components.core.versions import latest_version
+
+    cold = ft.fine_tune(learnable["split"], learnable["features"], head_file[0], ONE_EPOCH)
+    labels = read_labels(learnable["split"])
+    warm_config = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16, warm_start=True)
+    other_seed = {**rule(learnable), "seed": rule(learnable)["seed"] + 1}
+    notes = {}
+    for name, recorded in (("same", rule(learnable)), ("seed", other_seed), ("old", None)):
+        destination = str(tmp_path / name)
+        evaluation = {"split_rule": recorded} if recorded else {}
+        export.export_model(cold.model, labels, destination, "#", evaluation)
+        start = ft.fine_tune(learnable["split"], learnable["features"], head_file[0], warm_config,
+                             export_uri=destination).start  # fmt: skip
+        notes[name] = start.note.replace(latest_version(destination), "V")
+    seed = rule(learnable)["seed"]
+    assert notes == {
+        "same": "warm start from production version V",
+        "seed": f"cold start: production version V was trained on another split (seed "
+        f"{seed + 1} -> {seed}): images it trained on may be in this run's test split",
+        "old": "cold start: production version V was trained on another split (not "
+        "recorded): images it trained on may be in this run's test split",
+    }
+
+
 def test_cold_start_every_n_counts_warm_starts_in_a_row(learnable, head_file, tmp_path):
     """Production came from 2 warm starts in a row: a 3rd is allowed only below N = 3."""
     from kftransfer.components.core import export
@@ -217,7 +251,7 @@ def test_cold_start_every_n_counts_warm_starts_in_a_row(learnable, head_file, tm
     path = head_file[0]
     cold = ft.fine_tune(learnable["split"], learnable["features"], path, ONE_EPOCH)
     destination = str(tmp_path / "models")
-    evaluation = {"training": {"fine_tuned": {"warm_starts": 2}}}
+    evaluation = {"training": {"fine_tuned": {"warm_starts": 2}}, "split_rule": rule(learnable)}
     labels = read_labels(learnable["split"])
     export.export_model(cold.model, labels, destination, "#", evaluation)
 
