@@ -23,7 +23,10 @@ class ResumableTraining(keras.callbacks.Callback):
 
     After each epoch the model's weights (with the optimizer's state), the best weights
     so far and a state file (epochs done, best validation loss, patience used, history)
-    are written to `checkpoint_uri` (local or gs://; the state file last, as the commit).
+    are written to `checkpoint_uri` (local or gs://). The weight files are named by their
+    epoch and the state file, written last, names the ones it commits: a kill between
+    the two leaves files no state names, never a state with another epoch's weights (a
+    retry would train that epoch twice, or restore a "best" that is not).
     `resume()` before `fit` restores them and returns the epoch to start from, so a
     preempted pod that KFP retries loses at most the epoch in flight (Keras'
     BackupAndRestore semantics, plus early stopping's state). The checkpoint is only
@@ -48,6 +51,7 @@ class ResumableTraining(keras.callbacks.Callback):
             "best_epoch": None,
             "wait": 0,
             "history": {},
+            "files": {},  # "last"/"best" -> the weight file of the epoch committed
         }
 
     def resume(self, model: keras.Model) -> int:
@@ -61,8 +65,11 @@ class ResumableTraining(keras.callbacks.Callback):
                 "checkpoint at %s is from other inputs or settings: starting fresh", self.uri
             )
             return 0
+        if "files" not in state:  # written by an earlier version, whose files were not named
+            LOGGER.warning("checkpoint at %s is of an earlier version: starting fresh", self.uri)
+            return 0
         model.optimizer.build(model.trainable_variables)
-        with storage.local_path(storage.join(self.uri, LAST_WEIGHTS)) as path:
+        with storage.local_path(storage.join(self.uri, state["files"]["last"])) as path:
             model.load_weights(path)
         self.state = state
         LOGGER.info("resuming from %s after epoch %d", self.uri, state["epoch"])
@@ -79,7 +86,7 @@ class ResumableTraining(keras.callbacks.Callback):
         model.optimizer.build(model.trainable_variables)  # so the file holds its state too
         baseline = {f"val_{name}": float(value) for name, value in scores.items()}
         self.state.update(best=baseline["val_loss"], best_epoch=0, wait=0, baseline=baseline)
-        self._save_weights(BEST_WEIGHTS)
+        self.state["files"]["best"] = self._save_weights(BEST_WEIGHTS, 0)
 
     @property
     def history(self) -> dict[str, list[float]]:
@@ -99,39 +106,56 @@ class ResumableTraining(keras.callbacks.Callback):
                 "training diverged (loss %s) at epoch %d: stopping", logs["loss"], epoch + 1
             )
             self.model.stop_training = True
+        committed = dict(self.state["files"])
         if (
             not diverged
             and loss is not None
             and (self.state["best"] is None or loss < self.state["best"])
         ):
             self.state.update(best=float(loss), best_epoch=epoch + 1, wait=0)
-            self._save_weights(BEST_WEIGHTS)
+            self.state["files"]["best"] = self._save_weights(BEST_WEIGHTS, epoch + 1)
         else:
             self.state["wait"] += 1
-        self._save_weights(LAST_WEIGHTS)
-        storage.write_json(storage.join(self.uri, STATE_FILE), self.state)
+        self.state["files"]["last"] = self._save_weights(LAST_WEIGHTS, epoch + 1)
+        storage.write_json(storage.join(self.uri, STATE_FILE), self.state)  # the commit
+        for name in set(committed.values()) - set(self.state["files"].values()):
+            storage.remove(storage.join(self.uri, name))
         if self.state["wait"] >= self.patience:
             LOGGER.info("early stopping: no better val_loss for %d epochs", self.patience)
             self.model.stop_training = True
 
     def finish(self, model: keras.Model) -> None:
         """Restores the best weights into `model` and deletes the checkpoint."""
-        best = storage.join(self.uri, BEST_WEIGHTS)
         if self.state["best_epoch"] is not None and self.state["best_epoch"] != self.state["epoch"]:
+            best = storage.join(self.uri, self.state["files"]["best"])
             with storage.local_path(best) as path:
                 model.load_weights(path)
             if self.state["best_epoch"] == 0:
                 LOGGER.warning("no epoch beat the starting val_loss: kept the starting weights")
             else:
                 LOGGER.info("restored the best weights (epoch %d)", self.state["best_epoch"])
-        for name in (STATE_FILE, LAST_WEIGHTS, BEST_WEIGHTS):
+        storage.remove(storage.join(self.uri, STATE_FILE))  # first: the rest is then unnamed
+        for name in _weight_files(self.uri):  # with any a killed attempt left unnamed
             storage.remove(storage.join(self.uri, name))
 
-    def _save_weights(self, name: str) -> None:
+    def _save_weights(self, pattern: str, epoch: int) -> str:
+        """Writes the model's weights as `pattern` of `epoch`; returns the file's name."""
+        name = pattern.format(epoch=epoch)
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, name)
             self.model.save_weights(path)
             storage.upload_file(path, storage.join(self.uri, name))
+        return name
+
+
+def _weight_files(folder: str) -> list[str]:
+    """The names of the checkpoint weight files in `folder` (none when it does not exist)."""
+    try:
+        listed = storage.list_files(folder)
+    except storage.NotFoundError:
+        return []
+    names = [storage.relative_to(info.uri, folder) for info in listed]
+    return [name for name in names if name.endswith(".weights.h5") and "/" not in name]
 
 
 def checkpoint_folder(checkpoint_uri: str, artifact_uri: str, stage: str) -> str:

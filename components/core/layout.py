@@ -62,10 +62,10 @@ CACHE_CHUNKS = "chunks"
 CHUNK_ROWS_SUFFIX = ".npz"
 CHUNK_KEYS_SUFFIX = ".keys"  # written last: a chunk counts once its keys exist
 
-# checkpoint folder
+# checkpoint folder: state.json names the weight files it commits (`<kind>-<epoch>`)
 STATE_FILE = "state.json"
-LAST_WEIGHTS = "last.weights.h5"
-BEST_WEIGHTS = "best.weights.h5"
+LAST_WEIGHTS = "last-{epoch}.weights.h5"
+BEST_WEIGHTS = "best-{epoch}.weights.h5"
 
 
 def unknown_is_ambiguous(labels: list[str], min_confidence: float) -> bool:

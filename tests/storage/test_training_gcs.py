@@ -14,7 +14,9 @@ def test_head_checkpoints_to_gcs_and_resumes(learnable, gcs_bucket):
     with pytest.raises(Preempted):
         train_head(learnable["features"], config, checkpoint, callbacks=[PreemptAfter(2)])
     names = sorted(storage.relative_to(i.uri, checkpoint) for i in storage.list_files(checkpoint))
-    assert names == ["best.weights.h5", "last.weights.h5", "state.json"]
+    state = storage.read_json(f"{checkpoint}/state.json")
+    assert state["files"]["last"] == "last-2.weights.h5"  # epoch 1's files are deleted
+    assert names == sorted({*state["files"].values(), "state.json"})
     record = Record()
     result = train_head(learnable["features"], config, checkpoint, callbacks=[record])
     assert record.epochs == [3, 4] and len(result.history["loss"]) == 4

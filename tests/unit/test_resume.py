@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from kftransfer.components.core import checkpoints
 from kftransfer.components.core import fine_tune as ft
 from kftransfer.components.core.config import FineTuneConfig, HeadConfig
 from kftransfer.components.core.heads import train_head
@@ -102,3 +103,45 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(learnable, tmp_path, capl
     train_head(learnable["features"], other, checkpoint, callbacks=[record])
     assert record.epochs[0] == 1
     assert "from other inputs or settings: starting fresh" in caplog.text
+
+
+class WeightsAfter(keras.callbacks.Callback):
+    """Keeps the model's weights at the end of epoch `epoch` (1-based)."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch, self.weights = epoch, None
+
+    def on_epoch_end(self, epoch, logs=None):  # noqa: ARG002 - Keras' callback signature
+        if epoch + 1 == self.epoch:
+            self.weights = [w.copy() for w in self.model.get_weights()]
+
+
+def test_a_kill_after_the_weights_before_the_state_resumes_the_committed_epoch(
+    learnable, tmp_path, monkeypatch
+):
+    """Before: epoch 3's weights overwrote epoch 2's, the state still said 2 epochs done, and
+    the retry trained epoch 3 again from epoch 3's weights (4 epochs of updates in 3)."""
+    checkpoint = str(tmp_path / "ckpt")
+    config = HeadConfig(head_epochs=5, head_patience=100)
+    write_json = checkpoints.storage.write_json
+
+    def killed_writing_state(uri, value):
+        if value.get("epoch") == 3:
+            raise Preempted()  # the pod dies with epoch 3's weights written, its state not
+        write_json(uri, value)
+
+    monkeypatch.setattr(checkpoints.storage, "write_json", killed_writing_state)
+    committed = WeightsAfter(2)
+    with pytest.raises(Preempted):
+        train_head(learnable["features"], config, checkpoint, callbacks=[committed])
+    monkeypatch.setattr(checkpoints.storage, "write_json", write_json)
+    state = json.loads(Path(checkpoint, "state.json").read_text())
+    assert state["epoch"] == 2 and state["files"]["last"] == "last-2.weights.h5"
+    assert "last-3.weights.h5" in os.listdir(checkpoint)  # written, never committed
+    record = Record()
+    result = train_head(learnable["features"], config, checkpoint, callbacks=[record])
+    assert record.epochs == [3, 4, 5]
+    assert_same_weights(record.start_weights, committed.weights)
+    assert len(result.history["loss"]) == 5
+    assert not os.path.exists(checkpoint) or os.listdir(checkpoint) == []  # all deleted
