@@ -23,6 +23,13 @@ SPLIT_FOLDERS = {
     "testing": "test",
 }
 
+# A CSV header's names (lower case) of the image column and of the label column: `uri,label`,
+# and what other tools and Kaggle datasets write (`filename,class`, `image,label`, ...).
+URI_COLUMNS = ("uri", "path", "filepath", "file_path", "filename", "file", "image", "image_path")
+LABEL_COLUMNS = ("label", "class", "class_name", "category")
+# The first column of a Vertex AI import CSV (`TRAIN,gs://b/1.jpg,cat`), lower case.
+VERTEX_ML_USE = frozenset({"training", "train", "validation", "test", "unassigned"})
+
 # Delimiters other than a comma that spreadsheets write: -> (name, the header declaring it).
 SEPARATORS = {";": ("semicolon", "`uri;label`"), "\t": ("tab", "`uri<TAB>label`")}
 
@@ -156,13 +163,22 @@ def discover(source: str) -> Discovery:
     files = storage.list_files(source)
     if not files:
         raise UserError(f"source {source} is empty: expected class folders like {source}/cats/")
-    relative = [(info, storage.relative_to(info.uri, source).split("/")) for info in files]
+    relative = [(info, _parts(storage.relative_to(info.uri, source))) for info in files]
     top = {parts[0].lower() for _, parts in relative if len(parts) > 1 and not is_hidden(parts)}
     if top and top <= set(SPLIT_FOLDERS):
         _check_presplit(source, top, relative)
         return _discover_tree(relative, PRESPLIT, depth=2)
     _check_not_mixed(source, relative)
     return _discover_tree(relative, CLASS_FOLDERS, depth=1)
+
+
+def _parts(relative: str) -> list[str]:
+    """A path's folder and file names, without empty ones.
+
+    An object name may hold `//` (`photos//dogs/1.jpg`, from an upload script's doubled
+    slash): the empty name between is no class (it was the class `''`).
+    """
+    return [part for part in relative.split("/") if part]
 
 
 def _check_not_mixed(source: str, relative: list[tuple[object, list[str]]]) -> None:
@@ -241,7 +257,7 @@ def _discover_tree(
 def _discover_csv(csv_uri: str) -> Discovery:
     try:
         text = storage.read_text(csv_uri)
-        delimiter = header_delimiter(text, "uri") or ","
+        delimiter = header_delimiter(text, *URI_COLUMNS) or ","
         rows = list(csv.reader(io.StringIO(text), delimiter=delimiter))
     except UnicodeDecodeError as err:
         raise UserError(not_utf8(f"CSV {csv_uri}", err)) from err
@@ -249,21 +265,48 @@ def _discover_csv(csv_uri: str) -> Discovery:
         raise UserError(
             f"cannot read CSV {csv_uri}: {err}; expected a UTF-8 file of `uri,label` rows"
         ) from err
-    first_line = 1
-    if rows and [cell.strip().lower() for cell in rows[0][:2]] == ["uri", "label"]:
-        rows, first_line = rows[1:], 2
+    first_line, columns = 1, (0, 1)
+    if rows and (named := _named_columns(rows[0])):
+        rows, first_line, columns = rows[1:], 2, named
     if not rows:
         raise UserError(f"CSV {csv_uri} has no rows: expected `uri,label` lines")
+    _check_not_vertex(csv_uri, rows[0])
     found = Discovery(CSV_FILE)
     base = storage.parent(csv_uri)
     for number, row in enumerate(rows, start=first_line):
-        _add_csv_row(found, csv_uri, base, number, row)
+        _add_csv_row(found, csv_uri, base, number, [_cell(row, i) for i in columns])
     if not found.candidates:
         raise UserError(
             f"CSV {csv_uri} has no usable `uri,label` row, e.g. `cats/1.jpg,cat`"
             + _separator_hint(text)
         )
     return found
+
+
+def _named_columns(first_row: list[str]) -> tuple[int, int] | None:
+    """The image and label columns a header names (`uri,label`, `filename,class`, ...), if any."""
+    names = [cell.strip().lower() for cell in first_row]
+    uri = next((i for i, name in enumerate(names) if name in URI_COLUMNS), None)
+    label = next((i for i, name in enumerate(names) if name in LABEL_COLUMNS), None)
+    return (uri, label) if uri is not None and label is not None else None
+
+
+def _cell(row: list[str], index: int) -> str:
+    return row[index] if index < len(row) else ""
+
+
+def _check_not_vertex(csv_uri: str, first_row: list[str]) -> None:
+    """Refuses a Vertex AI import CSV, whose first column is the split, not the image.
+
+    Raises:
+        UserError: the first row reads `TRAIN,gs://b/1.jpg,cat` (every image would be of
+            the class named by its own path).
+    """
+    if len(first_row) >= 3 and first_row[0].strip().lower() in VERTEX_ML_USE:
+        raise UserError(
+            f"CSV {csv_uri} looks like a Vertex AI import file (`{first_row[0].strip()},uri,"
+            "label` rows): kftransfer splits by content itself; drop the first column"
+        )
 
 
 def not_utf8(what: str, err: UnicodeDecodeError) -> str:
@@ -283,8 +326,8 @@ def _separator_hint(text: str) -> str:
     return ""
 
 
-def header_delimiter(text: str, column: str) -> str | None:
-    """The delimiter of CSV `text` whose first line names `column`; None when it does not.
+def header_delimiter(text: str, *columns: str) -> str | None:
+    """The delimiter of CSV `text` whose first line names one of `columns`; None otherwise.
 
     A comma, or the semicolon or tab that spreadsheets write in some locales (Excel in
     German or French saves `uri;label`), with the names quoted or not.
@@ -292,7 +335,7 @@ def header_delimiter(text: str, column: str) -> str | None:
     line = text.split("\n", 1)[0]
     for delimiter in (",", *SEPARATORS):
         cells = next(csv.reader([line], delimiter=delimiter), [])  # quoted, as R writes it
-        if column in [cell.strip().lower() for cell in cells]:
+        if set(columns) & {cell.strip().lower() for cell in cells}:
             return delimiter
     return None
 

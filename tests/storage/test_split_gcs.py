@@ -2,7 +2,7 @@
 
 import os
 
-from devtools.imagegen import broken_files, write_class_folders
+from devtools.imagegen import broken_files, class_image, encode, write_class_folders
 from devtools.proxy import Proxy
 from kftransfer.components.core import storage, validation
 from kftransfer.components.core.config import SplitConfig
@@ -64,3 +64,13 @@ def test_a_video_in_the_bucket_is_judged_by_its_first_bytes(gcs_bucket, monkeypa
     assert len(result.rows) == 12
     (video_path,) = [path for path in proxy.sent if path.endswith("IMG_0001.MOV")]
     assert proxy.sent[video_path] == validation.HEADER_BYTES  # not its 33 MiB
+
+
+def test_a_doubled_slash_in_an_object_name_is_no_empty_class(gcs_bucket):
+    # Before: `data//dog/x.png` (an upload script's doubled slash) was of the class ''.
+    root = f"{gcs_bucket}/data"
+    write_class_folders(root, {"cat": 6, "dog": 6})
+    doubled = f"{gcs_bucket}/data//dog/doubled.png"
+    storage.write_bytes(doubled, encode(class_image(1, 99)))
+    labels = {row.uri: row.label for row in split_dataset(root, CONFIG).rows}
+    assert set(labels.values()) == {"cat", "dog"} and labels[doubled] == "dog"

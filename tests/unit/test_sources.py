@@ -131,3 +131,35 @@ def test_a_file_replaced_with_its_old_size_and_time_is_hashed_again(tmp_path):
     assert again.stats["validation"] == {"checked": 1, "reused": 11}
     hashes = {row.uri: row.sha256 for row in again.rows}
     assert hashes[str(first)] == hashlib.sha256(content).hexdigest()
+
+
+def test_a_csv_header_names_its_columns_in_the_words_datasets_use(tmp_path):
+    # Before: `filename,class` was a row (a class 'class' of one missing file), and in
+    # `image,split,label` the split column was read as the label.
+    write_class_folders(str(tmp_path / "img"), {"cat": 2, "dog": 2})
+    rows = [(f"img/{c}/img_{i:04d}.png", c) for c in ("cat", "dog") for i in range(2)]
+    for header, line in (
+        ("filename,class", "{0},{1}"),
+        ("Image;Category", "{0};{1}"),
+        ("image,split,label", "{0},train,{1}"),
+        ("label,path", "{1},{0}"),
+    ):
+        path = tmp_path / "labels.csv"
+        path.write_text("\n".join([header, *(line.format(*row) for row in rows)]))
+        found = discover(str(path))
+        assert [(c.uri, c.label) for c in found.candidates] == [
+            (str(tmp_path / uri), label) for uri, label in rows
+        ], header
+        assert found.skipped == []
+
+
+def test_a_vertex_ai_import_csv_is_refused_with_what_to_change(tmp_path):
+    # Before: every image became a class named by its own path.
+    path = tmp_path / "import.csv"
+    path.write_text("TRAIN,gs://b/cat/1.jpg,cat\nTEST,gs://b/dog/2.jpg,dog\n")
+    with pytest.raises(UserError) as refused:
+        discover(str(path))
+    assert str(refused.value) == (
+        f"CSV {path} looks like a Vertex AI import file (`TRAIN,uri,label` rows): kftransfer "
+        "splits by content itself; drop the first column"
+    )
