@@ -4,7 +4,8 @@ With `--backbones a,b,c`, extraction and head training run once per backbone in 
 and a `choose_backbone` step keeps the best head on validation and its features.
 
 A cheap, never-cached `fingerprint_source` step comes first: the split (and so every step
-after it) is a KFP cache hit only while the source holds the same files.
+after it) is a KFP cache hit only while the source holds the same files, and any backbone
+or weights file named by path is unchanged.
 
 `build_pipeline(settings)` makes the pipeline for a set of compile-time Kubernetes settings
 (GPUs, nodes, resources, retries, parallel extraction). Its parameters are `source` and
@@ -79,7 +80,9 @@ def build_pipeline(settings: ClusterSettings = ClusterSettings()):  # noqa: B008
 
 def _dag(p: dict, settings: ClusterSettings) -> None:
     """Calls every step; `p` holds the pipeline's parameters (KFP channels) by name."""
-    listing = configure(fingerprint_source(source=p["source"]), settings)
+    backbones = ",".join(settings.backbones) if settings.backbones else p["backbone"]
+    listing = fingerprint_source(source=p["source"], backbones=backbones, weights=p["weights"])
+    listing = configure(listing, settings)
     split = split_data(
         source=p["source"],
         source_fingerprint=listing.output,

@@ -106,17 +106,24 @@ def list_objects(uri: str) -> list[tuple[str, int, str, float, str]]:
     bucket, prefix = split_gcs(uri)
     prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
     blobs = client().list_blobs(bucket, prefix=prefix, retry=retry())
-    return [
-        (
-            f"{SCHEME}{bucket}/{b.name}",
-            b.size or 0,
-            str(b.generation or ""),
-            b.updated.timestamp() if b.updated else 0.0,
-            f"md5:{b.md5_hash}" if b.md5_hash else f"crc32c:{b.crc32c}" if b.crc32c else "",
-        )
-        for b in blobs
-        if not b.name.endswith("/")
-    ]
+    return [_listed(bucket, b) for b in blobs if not b.name.endswith("/")]
+
+
+def object_info(uri: str) -> tuple[str, int, str, float, str] | None:
+    """`list_objects`' entry of the object `uri`, or None when there is none."""
+    bucket, name = split_gcs(uri)
+    found = client().bucket(bucket).get_blob(name, retry=retry()) if name else None
+    return _listed(bucket, found) if found is not None else None
+
+
+def _listed(bucket: str, b) -> tuple[str, int, str, float, str]:
+    return (
+        f"{SCHEME}{bucket}/{b.name}",
+        b.size or 0,
+        str(b.generation or ""),
+        b.updated.timestamp() if b.updated else 0.0,
+        f"md5:{b.md5_hash}" if b.md5_hash else f"crc32c:{b.crc32c}" if b.crc32c else "",
+    )
 
 
 def read_head(uri: str, size: int) -> bytes:

@@ -109,9 +109,23 @@ def list_files(uri: str) -> list[FileInfo]:
                 stat = os.stat(path)
             except OSError:  # a dangling symbolic link: listed, and unreadable later
                 stat = os.lstat(path)
-            version = f"{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
-            found.append(FileInfo(path, stat.st_size, version, stat.st_mtime))
+            found.append(_local_info(path, stat))
         return sorted(found, key=lambda info: info.uri)
+
+
+def file_info(uri: str) -> FileInfo | None:
+    """What a listing says of the file `uri` (size, version, checksum); None if it is none."""
+    with gcs.translated_errors(uri):
+        if is_gcs(uri):
+            entry = gcs.object_info(uri)
+            return FileInfo(*entry) if entry else None
+        path = _local(uri)
+        return _local_info(path, os.stat(path)) if os.path.isfile(path) else None
+
+
+def _local_info(path: str, stat: os.stat_result) -> FileInfo:
+    version = f"{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
+    return FileInfo(path, stat.st_size, version, stat.st_mtime)
 
 
 def exists(uri: str) -> bool:

@@ -305,3 +305,16 @@ def test_labels_follow_kubernetes_syntax(key, value, valid):
     from kftransfer.pipelines.kubernetes_names import label_key_problem, label_value_problem
 
     assert not (label_key_problem(key) or label_value_problem(value)) == valid
+
+
+def test_the_fingerprint_step_hashes_the_backbone_and_weights_files_too(tmp_path):
+    """A weights file overwritten in place must change the split's input, or every cached
+    step computed with the old weights is reused (before: only the source was hashed)."""
+    spec, _ = compiled(tmp_path)
+    inputs = spec["root"]["dag"]["tasks"]["fingerprint-source"]["inputs"]["parameters"]
+    assert {name: value["componentInputParameter"] for name, value in inputs.items()} == {
+        "source": "source", "backbones": "backbone", "weights": "weights"
+    }  # fmt: skip
+    spec, _ = compiled(tmp_path, "--backbones", "mobilenet_v2,gs://b/m.keras")
+    inputs = spec["root"]["dag"]["tasks"]["fingerprint-source"]["inputs"]["parameters"]
+    assert inputs["backbones"] == {"runtimeValue": {"constant": "mobilenet_v2,gs://b/m.keras"}}
