@@ -20,8 +20,8 @@ class Preempted(Exception):
     """Stands for the pod being killed."""
 
 
-class PreemptAfter(keras.callbacks.Callback):
-    """Kills the run at the end of epoch `epoch` (1-based), after the checkpoint was written."""
+class WeightsAfter(keras.callbacks.Callback):
+    """Keeps the model's weights at the end of epoch `epoch` (1-based)."""
 
     def __init__(self, epoch: int):
         super().__init__()
@@ -30,6 +30,14 @@ class PreemptAfter(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):  # noqa: ARG002 - Keras' callback signature
         if epoch + 1 == self.epoch:
             self.weights = [w.copy() for w in self.model.get_weights()]
+
+
+class PreemptAfter(WeightsAfter):
+    """Kills the run at the end of epoch `epoch` (1-based), after the checkpoint was written."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if epoch + 1 == self.epoch:
             raise Preempted()
 
 
@@ -103,18 +111,6 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(learnable, tmp_path, capl
     train_head(learnable["features"], other, checkpoint, callbacks=[record])
     assert record.epochs[0] == 1
     assert "from other inputs or settings: starting fresh" in caplog.text
-
-
-class WeightsAfter(keras.callbacks.Callback):
-    """Keeps the model's weights at the end of epoch `epoch` (1-based)."""
-
-    def __init__(self, epoch: int):
-        super().__init__()
-        self.epoch, self.weights = epoch, None
-
-    def on_epoch_end(self, epoch, logs=None):  # noqa: ARG002 - Keras' callback signature
-        if epoch + 1 == self.epoch:
-            self.weights = [w.copy() for w in self.model.get_weights()]
 
 
 def test_a_kill_after_the_weights_before_the_state_resumes_the_committed_epoch(
