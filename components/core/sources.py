@@ -155,6 +155,11 @@ def discover(source: str) -> Discovery:
     source = source.rstrip("/") if source not in ("/", "gs://") else source
     if source.lower().endswith(".csv"):
         return _discover_csv(source)
+    if storage.exists(source):
+        raise UserError(
+            f"source {source} is a file: give a folder of class folders, or a CSV of "
+            "uri,label rows named .csv (a tab-separated one too, with the header uri<TAB>label)"
+        )
     if not storage.is_folder(source):
         raise UserError(
             f"source {source} does not exist: give a folder of class folders "
@@ -361,6 +366,8 @@ def resolve_csv_uri(base: str, uri: str) -> str:
     Raises:
         UserError: a relative path climbs out of the CSV's folder (`../`).
     """
+    if uri.startswith("file://"):  # an absolute local path as a URI
+        uri = uri.removeprefix("file://")
     if storage.is_gcs(uri) or os.path.isabs(uri):
         return uri
     normal = posixpath.normpath(uri.replace("\\", "/"))

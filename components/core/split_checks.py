@@ -10,6 +10,7 @@ warning; names that differ only in Unicode normalization are one class, also sai
 import collections
 import unicodedata
 
+from kftransfer.components.core import storage
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.exclusions import read_exclusions
@@ -135,9 +136,11 @@ def _require_classes(
         UserError: one line; a long list of classes is summarised.
     """
     if len(counts) < 2:
+        only = next(iter(counts))
+        wrapper = storage.join(source, only) if not source.lower().endswith(".csv") else ""
         raise UserError(
-            f"only one class ({next(iter(counts))!r}) in {source}: "
-            "a classifier needs at least two class folders"
+            f"only one class ({only!r}) in {source}: a classifier needs at least two class "
+            "folders" + (f" (are they in {wrapper}? give that as the source)" if wrapper else "")
         )
     small = {label: n for label, n in sorted(counts.items()) if n < config.min_images_per_class}
     if small:

@@ -59,6 +59,14 @@ def an_iphone_folder(tmp: Path) -> None:
         (tmp / "data" / "café" / f"IMG_{i:04d}.HEIC").write_bytes(heic + bytes([i]))
 
 
+def a_tsv_labels_file(tmp: Path) -> None:
+    (tmp / "labels.tsv").write_text("uri\tlabel\ncats/1.jpg\tcat\n")
+
+
+def class_folders_one_level_down(tmp: Path) -> None:
+    write_class_folders(str(tmp / "data" / "chest_xray"), {"normal": 12, "pneumonia": 12})
+
+
 def bad_labels(tmp: Path, model: str, labels: str) -> None:
     (tmp / "m").mkdir()
     shutil.copy(model, tmp / "m" / "model.keras")
@@ -96,6 +104,14 @@ CASES = {
     "images straight in split folders": (
         flat_split_folders, ["split", "{tmp}/data", "--out", "{tmp}/out"],
         "is a pre-split tree (test, train) but Test/ holds images directly: put them in class"),
+    "a source that is a file": (  # before: "does not exist"
+        a_tsv_labels_file, ["split", "{tmp}/labels.tsv", "--out", "{tmp}/out"],
+        "source {tmp}/labels.tsv is a file: give a folder of class folders, or a CSV of "
+        "uri,label rows named .csv (a tab-separated one too, with the header uri<TAB>label)"),
+    "class folders one level down": (
+        class_folders_one_level_down, ["split", "{tmp}/data", "--out", "{tmp}/out"],
+        "only one class ('chest_xray') in {tmp}/data: a classifier needs at least two class "
+        "folders (are they in {tmp}/data/chest_xray? give that as the source)"),
     "a SOURCE with a newline and an escape sequence": (  # before: an error of two lines
         None, ["split", "{tmp}/no\nsuch\x1b[2J", "--out", "{tmp}/out"],
         "error: source {tmp}/no\\nsuch\\x1b[2J does not exist: give a folder"),

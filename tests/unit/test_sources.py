@@ -163,3 +163,12 @@ def test_a_vertex_ai_import_csv_is_refused_with_what_to_change(tmp_path):
         f"CSV {path} looks like a Vertex AI import file (`TRAIN,uri,label` rows): kftransfer "
         "splits by content itself; drop the first column"
     )
+
+
+def test_a_file_uri_in_a_csv_is_the_local_file(tmp_path):
+    # Before: `file:///data/x.png` was joined onto the CSV's folder: `<csv folder>/file:/...`.
+    [image] = write_class_folders(str(tmp_path / "img"), {"cat": 1})
+    (tmp_path / "list").mkdir()
+    (tmp_path / "list" / "labels.csv").write_text(f"uri,label\nfile://{image},cat\n")
+    [candidate] = discover(str(tmp_path / "list" / "labels.csv")).candidates
+    assert candidate.uri == image
