@@ -87,13 +87,15 @@ def predict(
 
 def _print_prediction(result: "Prediction", as_json: bool) -> bool:
     """Prints one image's answer (or its `error:` line); whether it was an error."""
+    from kftransfer.components.core.predict import shown  # imported by the command already
+
     uri = printable(result.uri)
     if result.error:
         click.echo(f"error: {uri}: {result.error}", err=True)
     if as_json:
         click.echo(json.dumps(result.to_json()))
     elif not result.error:
-        ranked = ", ".join(f"{printable(label)} {p:.3f}" for label, p in result.top)
+        ranked = ", ".join(f"{printable(label)} {shown(p, 3):.3f}" for label, p in result.top)
         answer = f"{printable(result.label)} ({ranked})" if result.abstained else ranked
         click.echo(f"{uri}: {answer}")
     return bool(result.error)

@@ -1,6 +1,7 @@
 """Predictions of an exported model on image files: top-k labels with probabilities."""
 
 import json
+import math
 import os
 from collections import Counter
 from collections.abc import Iterator
@@ -54,8 +55,20 @@ class Prediction:
         """`{"image", "label", "predictions": [{"label", "probability"}, ...]}` (or `"error"`)."""
         if self.error:
             return {"image": self.uri, "error": self.error}
-        predictions = [{"label": label, "probability": round(p, 6)} for label, p in self.top]
+        predictions = [{"label": label, "probability": shown(p, 6)} for label, p in self.top]
         return {"image": self.uri, "label": self.label, "predictions": predictions}
+
+
+def shown(probability: float, digits: int) -> float:
+    """`probability` cut (not rounded) to `digits` decimals.
+
+    Rounded, 0.99999994 showed as 1.0 beside the answer `unknown` below a minimum
+    confidence of 1; cut, a shown probability reaches a threshold of at most `digits`
+    decimals exactly when the probability does. (1e-9 absorbs float error: 0.29 is
+    0.28999999999999998 in binary, and stays 0.29.)
+    """
+    scale = 10**digits
+    return math.floor(probability * scale + 1e-9) / scale
 
 
 def load_predictor(uri: str) -> tuple[keras.Model, list[str], float]:

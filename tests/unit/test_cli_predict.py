@@ -324,3 +324,11 @@ def test_ctrl_c_says_how_many_images_were_answered_and_exits_130(tuned, exported
     assert process.returncode == 130, stderr
     assert stderr == f"interrupted: answered {answered} of {len(images)} images\n"
     assert 0 < answered < len(images)
+
+
+def test_a_shown_probability_never_rounds_up_past_the_threshold():
+    # Before: 0.99999994 showed as 1.0 (JSON) or 1.000 (text) beside `unknown` below 1.
+    nearly = float(np.float32(0.99999994))
+    answer = predict.Prediction("x.png", [("red", nearly)], label="unknown", abstained=True)
+    assert answer.to_json()["predictions"] == [{"label": "red", "probability": 0.999999}]
+    assert [predict.shown(p, 3) for p in (nearly, 0.29, 0.5, 0.0004)] == [0.999, 0.29, 0.5, 0.0]
