@@ -109,6 +109,17 @@ def list_objects(uri: str) -> list[tuple[str, int, str, float, str]]:
     return [_listed(bucket, b) for b in blobs if not b.name.endswith("/")]
 
 
+def list_prefixes(uri: str) -> list[str]:
+    """The names of the "folders" directly below the prefix `uri`, sorted."""
+    bucket, prefix = split_gcs(uri)
+    prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+    pages = client().list_blobs(bucket, prefix=prefix, delimiter="/", retry=retry())
+    for _ in pages:  # the prefixes are known once every page was read
+        pass
+    names = (p[len(prefix) :].rstrip("/") for p in pages.prefixes)
+    return sorted(name for name in names if name)  # `data//x.png` makes the prefix `data//`
+
+
 def object_info(uri: str) -> tuple[str, int, str, float, str] | None:
     """`list_objects`' entry of the object `uri`, or None when there is none."""
     bucket, name = split_gcs(uri)

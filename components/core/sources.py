@@ -85,7 +85,8 @@ class Discovery:
     `spellings` maps each class name to the folder names or CSV labels it was read from
     (more than one when they differ only in Unicode normalization, see `class_name`).
     `misnamed` holds the candidates whose local path is not UTF-8 (`shown_name`): they
-    count toward their class, and are skipped as `bad_file_name`.
+    count toward their class, and are skipped as `bad_file_name`. `empty_classes` are
+    class folders without a file: classes of 0 images, not classes that drop out.
     """
 
     layout: str
@@ -93,6 +94,7 @@ class Discovery:
     skipped: list[Skipped] = field(default_factory=list)
     spellings: dict[str, set[str]] = field(default_factory=dict)
     misnamed: set[str] = field(default_factory=set)
+    empty_classes: list[str] = field(default_factory=list)
 
     def add(
         self,
@@ -174,7 +176,10 @@ def discover(source: str) -> Discovery:
         _check_presplit(source, top, relative)
         return _discover_tree(relative, PRESPLIT, depth=2)
     _check_not_mixed(source, relative)
-    return _discover_tree(relative, CLASS_FOLDERS, depth=1)
+    found = _discover_tree(relative, CLASS_FOLDERS, depth=1)
+    folders = [shown_name(name) for name in storage.list_folders(source) if not is_hidden([name])]
+    found.empty_classes = sorted({class_name(name) for name in folders} - set(found.spellings))
+    return found
 
 
 def _parts(relative: str) -> list[str]:

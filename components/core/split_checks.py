@@ -31,6 +31,7 @@ def require_usable(
     skipped: list[Skipped],
     config: SplitConfig,
     candidates: list[Candidate],
+    empty_classes: list[str] = (),
 ) -> list[str]:
     """Returns the sorted class names, or raises UserError naming what makes the data unusable.
 
@@ -43,6 +44,7 @@ def require_usable(
         config: the split's settings.
         candidates: every file the source listed, with its class, less those --exclude
             names (a class all of whose files are excluded is dropped, as asked).
+        empty_classes: class folders without a file (`Discovery.empty_classes`).
     """
     if not rows:
         raise UserError(
@@ -50,6 +52,7 @@ def require_usable(
             f"{_example(source, skipped)}"
         )
     counts = collections.Counter(dict.fromkeys((c.label for c in candidates), 0))
+    counts.update(dict.fromkeys(empty_classes, 0))
     counts.update(row.label for row in rows)
     _require_classes(source, counts, config, "valid images", _skipped_by_class(candidates, skipped))
     empty = [split for split in SPLITS if not any(row.split == split for row in rows)]
@@ -153,9 +156,17 @@ def _require_classes(
         ]
         more = f" and {len(small) - LISTED} more classes" if len(small) > LISTED else ""
         example = _example(source, next((items for items in of_shown if items), []))
+        empty = [
+            label for (label, n), items in zip(shown, of_shown, strict=True) if not n + len(items)
+        ]
+        fix = (
+            f"fill or remove the empty class folder{'s' * (len(empty) > 1)}"
+            if len(empty) == len(small)
+            else "add images or lower the minimum"
+        )
         raise UserError(
             f"too few {what}: {', '.join(listed)}{more}, below --min-images-per-class "
-            f"{config.min_images_per_class}{example}; add images or lower the minimum"
+            f"{config.min_images_per_class}{example}; {fix}"
         )
 
 
@@ -175,6 +186,7 @@ def precheck(source: str, config: SplitConfig) -> None:
     if not found.candidates:
         raise UserError(f"no image files in {source}: expected class folders like {source}/cats/")
     counts = collections.Counter(candidate.label for candidate in found.candidates)
+    counts.update(dict.fromkeys(found.empty_classes, 0))
     _require_classes(source, counts, config, "image files")
     if found.layout == PRESPLIT:
         _require_train_images(found.candidates, presplit=True)

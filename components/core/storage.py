@@ -128,6 +128,19 @@ def _local_info(path: str, stat: os.stat_result) -> FileInfo:
     return FileInfo(path, stat.st_size, version, stat.st_mtime)
 
 
+def list_folders(uri: str) -> list[str]:
+    """The names of the folders directly in folder `uri`, sorted (a GCS prefix is one).
+
+    On GCS an empty folder exists only as a placeholder object (`photos/horses/`, what the
+    console's "Create folder" writes); it is listed too.
+    """
+    with gcs.translated_errors(uri):
+        if is_gcs(uri):
+            return gcs.list_prefixes(uri)
+        with os.scandir(_local(uri)) as entries:
+            return sorted(e.name for e in entries if e.is_dir())  # links to folders too
+
+
 def exists(uri: str) -> bool:
     """Whether the file or object `uri` exists."""
     with gcs.translated_errors(uri):

@@ -13,6 +13,7 @@ from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.sources import CLASS_FOLDERS, PRESPLIT, discover
 from kftransfer.components.core.split import split_dataset
+from kftransfer.components.core.split_checks import precheck
 
 NOBODY = 65534
 
@@ -172,3 +173,22 @@ def test_a_file_uri_in_a_csv_is_the_local_file(tmp_path):
     (tmp_path / "list" / "labels.csv").write_text(f"uri,label\nfile://{image},cat\n")
     [candidate] = discover(str(tmp_path / "list" / "labels.csv")).candidates
     assert candidate.uri == image
+
+
+def test_an_empty_class_folder_is_a_class_of_0_images_not_a_lost_class(root):
+    # Before: 'zebras' (empty) and 'horses' (only macOS files) dropped out without a word,
+    # locally and in a bucket (where an empty folder is a placeholder object `zebras/`).
+    data = storage.join(root, "data")
+    write_class_folders(data, {"cats": 12, "dogs": 12})
+    storage.write_bytes(storage.join(data, "horses", ".DS_Store"), b"\0")
+    if storage.is_gcs(data):
+        storage.write_bytes(f"{data}/zebras/", b"")
+    else:
+        os.makedirs(storage.join(data, "zebras"))
+    assert discover(data).empty_classes == ["horses", "zebras"]
+    with pytest.raises(UserError) as refused:
+        precheck(data, SplitConfig())
+    assert str(refused.value) == (
+        "too few image files: 'horses' has 0, 'zebras' has 0, below --min-images-per-class "
+        "10; fill or remove the empty class folders"
+    )
