@@ -4,9 +4,9 @@ import csv
 import io
 
 from kftransfer.components.core import storage
+from kftransfer.components.core.csv_source import header_delimiter, not_utf8
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.progress import LOGGER
-from kftransfer.components.core.sources import header_delimiter, not_utf8
 
 
 def read_exclusions(uri: str) -> set[str]:

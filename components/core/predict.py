@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from kftransfer.components.core import storage
+from kftransfer.components.core.candidates import shown_name
 from kftransfer.components.core.classifier import batch_probabilities, image_batches
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
@@ -22,7 +23,7 @@ from kftransfer.components.core.layout import (
     unknown_is_ambiguous,
 )
 from kftransfer.components.core.parallel import map_ordered
-from kftransfer.components.core.sources import is_hidden, shown_name
+from kftransfer.components.core.sources import is_hidden
 from kftransfer.components.core.validation import (
     EXTENSION_FORMATS,
     UNSUPPORTED_HINTS,

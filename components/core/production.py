@@ -6,10 +6,10 @@ import keras
 
 from kftransfer.components.core.backbones import fingerprint
 from kftransfer.components.core.blessing import changed_classes
+from kftransfer.components.core.candidates import class_name
 from kftransfer.components.core.export import exported_evaluation, load_exported
 from kftransfer.components.core.layout import split_rule_change
 from kftransfer.components.core.metrics import classification_metrics
-from kftransfer.components.core.sources import class_name
 from kftransfer.components.core.storage import join
 from kftransfer.components.core.versions import latest_version
 

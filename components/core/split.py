@@ -13,21 +13,21 @@ import hashlib
 from dataclasses import dataclass
 
 from kftransfer.components.core import layout
-from kftransfer.components.core.config import SplitConfig
-from kftransfer.components.core.exclusions import read_exclusions, unmatched_exclusions
-from kftransfer.components.core.layout import SPLITS, Row
-from kftransfer.components.core.parallel import map_ordered
-from kftransfer.components.core.progress import LOGGER, Progress
-from kftransfer.components.core.signals import sigterm_deferred
-from kftransfer.components.core.sources import (
+from kftransfer.components.core.candidates import (
     BAD_FILE_NAME,
     MISNAMED,
     PRESPLIT,
     Candidate,
     Discovery,
     Skipped,
-    discover,
 )
+from kftransfer.components.core.config import SplitConfig
+from kftransfer.components.core.exclusions import read_exclusions, unmatched_exclusions
+from kftransfer.components.core.layout import SPLITS, Row
+from kftransfer.components.core.parallel import map_ordered
+from kftransfer.components.core.progress import LOGGER, Progress
+from kftransfer.components.core.signals import sigterm_deferred
+from kftransfer.components.core.sources import discover
 from kftransfer.components.core.split_checks import (
     look_alike_classes,
     require_usable,

@@ -11,16 +11,12 @@ import collections
 import unicodedata
 
 from kftransfer.components.core import storage
+from kftransfer.components.core.candidates import PRESPLIT, Candidate, Skipped
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.exclusions import read_exclusions
 from kftransfer.components.core.layout import SPLITS, Row
-from kftransfer.components.core.sources import (
-    PRESPLIT,
-    Candidate,
-    Skipped,
-    discover,
-)
+from kftransfer.components.core.sources import discover
 
 LISTED = 5  # classes named in an error line; the rest are counted
 
@@ -226,7 +222,7 @@ def respelled_classes(spellings: dict[str, set[str]]) -> list[str]:
     """A warning per class read from names that differ only in Unicode normalization.
 
     `spellings` maps each class to the folder names or labels it came from
-    (`sources.Discovery.spellings`); they are one class, named in NFC (`class_name`).
+    (`candidates.Discovery.spellings`); they are one class, named in NFC (`class_name`).
     """
     return [
         f"class {label!r} is spelled {len(raw)} ways in the source, composed (NFC) and "

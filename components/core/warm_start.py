@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import keras
 
 from kftransfer.components.core import storage
+from kftransfer.components.core.candidates import same_classes
 from kftransfer.components.core.export import exported_evaluation, load_exported
 from kftransfer.components.core.layout import split_rule_change
 from kftransfer.components.core.progress import LOGGER
-from kftransfer.components.core.sources import same_classes
 from kftransfer.components.core.versions import latest_version
 
 

@@ -9,9 +9,10 @@ import pytest
 
 from devtools.imagegen import class_image, encode, write_class_folders
 from kftransfer.components.core import storage
+from kftransfer.components.core.candidates import CLASS_FOLDERS, PRESPLIT
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
-from kftransfer.components.core.sources import CLASS_FOLDERS, PRESPLIT, discover
+from kftransfer.components.core.sources import discover
 from kftransfer.components.core.split import split_dataset
 from kftransfer.components.core.split_checks import precheck
 

@@ -10,10 +10,11 @@ import pytest
 
 from devtools.imagegen import broken_files, class_image, encode, write_class_folders
 from kftransfer.components.core import storage
+from kftransfer.components.core.candidates import same_classes
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.layout import read_rows
-from kftransfer.components.core.sources import fingerprint, same_classes
+from kftransfer.components.core.sources import fingerprint
 from kftransfer.components.core.split import assign_split, split_dataset, write_split
 from kftransfer.components.core.split_checks import precheck, skipped_line
 
