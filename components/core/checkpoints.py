@@ -150,11 +150,7 @@ class ResumableTraining(keras.callbacks.Callback):
 
 def _weight_files(folder: str) -> list[str]:
     """The names of the checkpoint weight files in `folder` (none when it does not exist)."""
-    try:
-        listed = storage.list_files(folder)
-    except storage.NotFoundError:
-        return []
-    names = [storage.relative_to(info.uri, folder) for info in listed]
+    names = [storage.relative_to(info.uri, folder) for info in storage.list_files_if_any(folder)]
     return [name for name in names if name.endswith(".weights.h5") and "/" not in name]
 
 

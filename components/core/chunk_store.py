@@ -116,10 +116,7 @@ class ChunkStore:
         return storage.join(self.root, layout.CACHE_CHUNKS, chunk_id + suffix)
 
     def _list_chunks(self) -> list[storage.FileInfo]:
-        try:
-            return storage.list_files(storage.join(self.root, layout.CACHE_CHUNKS))
-        except storage.NotFoundError:
-            return []
+        return storage.list_files_if_any(storage.join(self.root, layout.CACHE_CHUNKS))
 
 
 def feature_store(cache_uri: str, spec: FeatureSpec, dim: int) -> ChunkStore:

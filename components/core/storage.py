@@ -113,6 +113,14 @@ def list_files(uri: str) -> list[FileInfo]:
         return sorted(found, key=lambda info: info.uri)
 
 
+def list_files_if_any(uri: str) -> list[FileInfo]:
+    """`list_files`, or [] when the folder (or bucket) does not exist (yet)."""
+    try:
+        return list_files(uri)
+    except NotFoundError:
+        return []
+
+
 def file_info(uri: str) -> FileInfo | None:
     """What a listing says of the file `uri` (size, version, checksum); None if it is none."""
     with gcs.translated_errors(uri):

@@ -64,10 +64,7 @@ class ValidationCache:
 
     def load(self) -> dict[str, dict]:
         """Listing key -> stored record, from every record file (read in parallel)."""
-        try:
-            listed = storage.list_files(self.root)
-        except storage.NotFoundError:
-            return {}
+        listed = storage.list_files_if_any(self.root)
         self._files = [i.uri for i in listed if i.uri.endswith(RECORD_SUFFIX)]
         for text in map_ordered(_read_if_present, self._files, threads=READ_THREADS):
             for line in text.splitlines():

@@ -62,12 +62,8 @@ def latest_version(destination: str) -> str | None:
 
 def complete_versions(destination: str) -> list[str]:
     """The numbered folders of `destination` that hold a whole version (`saved_model.pb`)."""
-    try:
-        files = storage.list_files(destination)
-    except storage.NotFoundError:
-        return []
     found = set()
-    for info in files:
+    for info in storage.list_files_if_any(destination):
         parts = storage.relative_to(info.uri, destination).split("/")
         if len(parts) == 2 and parts[0].isdigit() and parts[1] == layout.SAVED_MODEL_FILE:
             found.add(parts[0])
@@ -181,10 +177,7 @@ def remove_leftovers(destination: str, older_than: float = LEFTOVER_SECONDS) -> 
     without a claim is not this tool's (a user's `2023/` beside the versions), and locally
     a version appears whole by one rename, so no local numbered folder is a leftover.
     """
-    try:
-        files = storage.list_files(destination)
-    except storage.NotFoundError:
-        return
+    files = storage.list_files_if_any(destination)
     cutoff = time.time() - older_than
     if storage.is_gcs(destination):  # before the claims, which say which folders are ours
         _remove_unfinished_versions(destination, files, cutoff)
