@@ -69,7 +69,11 @@ def test_a_validation_split_without_mistakes_keeps_the_models_probabilities():
 
 def test_the_run_summary_says_when_the_temperature_was_not_fitted():
     calibration = {"temperature": 1.0, "ece_before": 0.1, "ece_after": 0.1, "min_confidence": 0}
-    said = "not fitted: no mistake on the 12 validation images to fit it on"
+    probabilities, labels = synthetic(sharpen=1.0, n=400, seed=3)
+    right = probabilities.argmax(axis=1) == labels
+    _, said = temperature_from_validation(probabilities[right][:12], labels[right][:12])
+    # the summary recognises the calibration's own words, not a copy of them
+    assert said == "not fitted: no mistake on the 12 validation images to fit it on"
     for temperature_from, printed in (
         (said, f"(T=1.00, {said})"),
         ("fitted on 12 ...", "(T=1.00)"),
