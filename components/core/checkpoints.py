@@ -9,6 +9,7 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import tempfile
 
 import keras
@@ -29,9 +30,11 @@ class ResumableTraining(keras.callbacks.Callback):
     retry would train that epoch twice, or restore a "best" that is not).
     `resume()` before `fit` restores them and returns the epoch to start from, so a
     preempted pod that KFP retries loses at most the epoch in flight (Keras'
-    BackupAndRestore semantics, plus early stopping's state). The checkpoint is only
-    used if its `fingerprint` (a hash of the inputs and settings) matches; it is deleted
-    after a successful run, so a later run starts fresh.
+    BackupAndRestore semantics, plus early stopping's state). When `fit` ends, the state
+    says so (`ended`): a retry killed after training, while saving the stage, restores
+    the result instead of training again. The checkpoint is only used if its
+    `fingerprint` (a hash of the inputs and settings) matches. The stage deletes it once
+    its outputs are saved (`discard`); a private one (no `checkpoint_uri`) goes at `finish`.
 
     Args:
         checkpoint_uri: where to checkpoint; empty for a private temp folder.
@@ -68,12 +71,24 @@ class ResumableTraining(keras.callbacks.Callback):
         if "files" not in state:  # written by an earlier version, whose files were not named
             LOGGER.warning("checkpoint at %s is of an earlier version: starting fresh", self.uri)
             return 0
+        missing = [n for n in state["files"].values() if not storage.exists(self._file(n))]
+        if missing:  # a kill while `discard` deleted them; the state goes first, but GCS...
+            LOGGER.warning("checkpoint at %s lacks %s: starting fresh", self.uri, missing[0])
+            return 0
         model.optimizer.build(model.trainable_variables)
-        with storage.local_path(storage.join(self.uri, state["files"]["last"])) as path:
+        with storage.local_path(self._file(state["files"]["last"])) as path:
             model.load_weights(path)
         self.state = state
-        LOGGER.info("resuming from %s after epoch %d", self.uri, state["epoch"])
+        if self.ended:
+            LOGGER.info("training at %s had ended after epoch %d: kept", self.uri, state["epoch"])
+        else:
+            LOGGER.info("resuming from %s after epoch %d", self.uri, state["epoch"])
         return state["epoch"]
+
+    @property
+    def ended(self) -> bool:
+        """Whether a `fit` ran to its end (all epochs, early stopping or divergence)."""
+        return bool(self.state.get("ended"))
 
     def set_baseline(self, model: keras.Model, scores: dict[str, float]) -> None:
         """Counts the untrained model as epoch 0: no epoch worse than it will be kept.
@@ -117,26 +132,37 @@ class ResumableTraining(keras.callbacks.Callback):
         else:
             self.state["wait"] += 1
         self.state["files"]["last"] = self._save_weights(LAST_WEIGHTS, epoch + 1)
-        storage.write_json(storage.join(self.uri, STATE_FILE), self.state)  # the commit
+        storage.write_json(self._file(STATE_FILE), self.state)  # the commit
         for name in set(committed.values()) - set(self.state["files"].values()):
-            storage.remove(storage.join(self.uri, name))
+            storage.remove(self._file(name))
         if self.state["wait"] >= self.patience:
             LOGGER.info("early stopping: no better val_loss for %d epochs", self.patience)
             self.model.stop_training = True
 
+    def on_train_end(self, logs: dict | None = None) -> None:  # noqa: ARG002 - Keras' signature
+        """Commits that training ended (not called when the pod is killed mid-`fit`)."""
+        if self.state["epoch"] and not self.ended:
+            self.state["ended"] = True
+            storage.write_json(self._file(STATE_FILE), self.state)
+
     def finish(self, model: keras.Model) -> None:
-        """Restores the best weights into `model` and deletes the checkpoint."""
+        """Restores the best weights into `model`; deletes a private checkpoint.
+
+        A checkpoint at `checkpoint_uri` stays until the stage's outputs are saved
+        (`discard`), so a retry killed in between restores the result.
+        """
         if self.state["best_epoch"] is not None and self.state["best_epoch"] != self.state["epoch"]:
-            best = storage.join(self.uri, self.state["files"]["best"])
-            with storage.local_path(best) as path:
+            with storage.local_path(self._file(self.state["files"]["best"])) as path:
                 model.load_weights(path)
             if self.state["best_epoch"] == 0:
                 LOGGER.warning("no epoch beat the starting val_loss: kept the starting weights")
             else:
                 LOGGER.info("restored the best weights (epoch %d)", self.state["best_epoch"])
-        storage.remove(storage.join(self.uri, STATE_FILE))  # first: the rest is then unnamed
-        for name in _weight_files(self.uri):  # with any a killed attempt left unnamed
-            storage.remove(storage.join(self.uri, name))
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def _file(self, name: str) -> str:
+        return storage.join(self.uri, name)
 
     def _save_weights(self, pattern: str, epoch: int) -> str:
         """Writes the model's weights as `pattern` of `epoch`; returns the file's name."""
@@ -144,14 +170,23 @@ class ResumableTraining(keras.callbacks.Callback):
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, name)
             self.model.save_weights(path)
-            storage.upload_file(path, storage.join(self.uri, name))
+            storage.upload_file(path, self._file(name))
         return name
 
 
-def _weight_files(folder: str) -> list[str]:
-    """The names of the checkpoint weight files in `folder` (none when it does not exist)."""
-    names = [storage.relative_to(info.uri, folder) for info in storage.list_files_if_any(folder)]
-    return [name for name in names if name.endswith(".weights.h5") and "/" not in name]
+def discard(checkpoint_uri: str) -> None:
+    """Deletes a stage's checkpoint folder (its sweep trials' too), state files first.
+
+    Called once the stage's outputs are saved. A kill midway leaves weight files no state
+    names, which `resume` never loads; a state naming deleted files starts fresh.
+    """
+    if not checkpoint_uri:
+        return
+    files = [info.uri for info in storage.list_files_if_any(checkpoint_uri)]
+    for uri in sorted(files, key=lambda u: storage.basename(u) != STATE_FILE):
+        storage.remove(uri)
+    if not storage.is_gcs(checkpoint_uri):
+        shutil.rmtree(checkpoint_uri, ignore_errors=True)  # the emptied folders
 
 
 def checkpoint_folder(checkpoint_uri: str, artifact_uri: str, stage: str) -> str:

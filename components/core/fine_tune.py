@@ -218,7 +218,8 @@ def _train(model, train, val, rows, resumable, config, tensorboard_uri, callback
         *tensorboard_callbacks(tensorboard_uri),
         *callbacks,
     ]
-    fit(model, train, val, config.fine_tune_epochs, initial_epoch, callbacks)
+    if not resumable.ended:
+        fit(model, train, val, config.fine_tune_epochs, initial_epoch, callbacks)
     resumable.finish(model)
     return logger
 

@@ -196,7 +196,8 @@ def train_head(
         "head: %s on %d features, %d train rows, %d classes",
         *(config.hidden_units, dim, rows, num_classes),
     )
-    fit(model, train, validation, config.head_epochs, initial_epoch, callbacks, weights)
+    if not resumable.ended:
+        fit(model, train, validation, config.head_epochs, initial_epoch, callbacks, weights)
     resumable.finish(model)
     return TrainResult(model, resumable.history, resumable.state["best_epoch"], logger.seconds)
 

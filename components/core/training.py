@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from kftransfer.components.core import layout, storage
-from kftransfer.components.core.checkpoints import checkpoint_folder
+from kftransfer.components.core.checkpoints import checkpoint_folder, discard
 from kftransfer.components.core.classifier import accuracy_name
 from kftransfer.components.core.progress import LOGGER
 
@@ -168,9 +168,14 @@ class StageOutputs:
         return cls(stage.path, curves.path, checkpoint, tensorboard_uri)
 
     def save(self, result: TrainResult, config, title: str, extra: dict | None = None) -> dict:
-        """Writes the stage folder and its curves page; returns the stage's summary."""
+        """Writes the stage folder and its curves page, then deletes the stage's checkpoint.
+
+        Returns:
+            The stage's summary.
+        """
         from kftransfer.components.core.plots import curves_page
 
         summary = result.save(self.stage_uri, config, extra)
         storage.write_text(self.curves_uri, curves_page(result.history, title, result.best_epoch))
+        discard(self.checkpoint_uri)
         return summary

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import checkpoints, storage
 from kftransfer.components.core.config import HeadConfig
 from kftransfer.components.core.heads import train_head
 from tests.unit.test_resume import PreemptAfter, Preempted, Record
@@ -20,4 +20,6 @@ def test_head_checkpoints_to_gcs_and_resumes(learnable, gcs_bucket):
     record = Record()
     result = train_head(learnable["features"], config, checkpoint, callbacks=[record])
     assert record.epochs == [3, 4] and len(result.history["loss"]) == 4
-    assert storage.list_files(checkpoint) == []
+    assert storage.read_json(f"{checkpoint}/state.json")["ended"]  # kept until the stage is saved
+    checkpoints.discard(checkpoint)
+    assert storage.list_files_if_any(f"{gcs_bucket}/checkpoints") == []

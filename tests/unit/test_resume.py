@@ -8,12 +8,14 @@ import keras
 import numpy as np
 import pytest
 
-from kftransfer.components.core import checkpoints
+from kftransfer.components.core import checkpoints, storage
 from kftransfer.components.core import fine_tune as ft
 from kftransfer.components.core.config import FineTuneConfig, HeadConfig
-from kftransfer.components.core.heads import train_head
+from kftransfer.components.core.heads import train_head, train_head_stage
+from kftransfer.components.core.layout import stage_model
 from kftransfer.components.core.model_io import save_model
 from kftransfer.components.core.progress import LOGGER
+from kftransfer.components.core.training import StageOutputs
 
 
 class Preempted(Exception):
@@ -71,7 +73,8 @@ def run_interrupted_then_resumed(train, checkpoint: str, k: int):
     assert record.epochs[0] == k + 1
     assert_same_weights(record.start_weights, preempt.weights)
     assert result.history["loss"][:k] == state["history"]["loss"]
-    assert not os.path.exists(os.path.join(checkpoint, "state.json"))  # deleted on success
+    final = json.loads(Path(checkpoint, "state.json").read_text())  # kept for the stage
+    assert final["ended"] and final["epoch"] == len(result.history["loss"])
     return result, record
 
 
@@ -140,4 +143,62 @@ def test_a_kill_after_the_weights_before_the_state_resumes_the_committed_epoch(
     assert record.epochs == [3, 4, 5]
     assert_same_weights(record.start_weights, committed.weights)
     assert len(result.history["loss"]) == 5
-    assert not os.path.exists(checkpoint) or os.listdir(checkpoint) == []  # all deleted
+    checkpoints.discard(checkpoint)  # what the stage does once saved
+    assert not os.path.exists(checkpoint)  # every file, named by a state or not
+
+
+def test_a_retry_killed_after_training_restores_the_result_and_the_stage_deletes_it(
+    learnable, tmp_path, monkeypatch
+):
+    """Before: the checkpoint was deleted when `fit` ended, before the stage was saved, so
+    a pod killed while saving it (or a failed upload) trained the whole stage again."""
+    config = HeadConfig(head_epochs=8, head_patience=2)
+    checkpoint = str(tmp_path / "ckpt")
+    outputs = StageOutputs(str(tmp_path / "head"), str(tmp_path / "curves.html"), checkpoint)
+    write_text = storage.write_text
+
+    def killed_saving_the_curves(uri, text):
+        if uri == outputs.curves_uri:
+            raise Preempted()
+        write_text(uri, text)
+
+    monkeypatch.setattr(storage, "write_text", killed_saving_the_curves)
+    with pytest.raises(Preempted):
+        train_head_stage(learnable["features"], config, outputs)
+    monkeypatch.setattr(storage, "write_text", write_text)
+    state = json.loads(Path(checkpoint, "state.json").read_text())
+    assert state["ended"] and state["epoch"] < 8  # early-stopped, then killed
+    first = keras.saving.load_model(stage_model(outputs.stage_uri)).get_weights()
+
+    record = Record()
+    retried = train_head(learnable["features"], config, checkpoint, callbacks=[record])
+    assert record.epochs == []  # nothing trained again
+    assert_same_weights(retried.model.get_weights(), first)
+    assert retried.history == state["history"] and retried.best_epoch == state["best_epoch"]
+
+    summary = train_head_stage(learnable["features"], config, outputs)
+    assert summary["epochs"] == state["epoch"]
+    assert not os.path.exists(checkpoint)  # deleted once the stage was saved
+
+
+def test_discard_deletes_states_first_and_a_state_without_its_files_starts_fresh(
+    learnable, tmp_path, monkeypatch
+):
+    checkpoint = str(tmp_path / "ckpt")
+    config = HeadConfig(head_epochs=2, head_patience=100)
+    for trial in ("trial-0", "trial-1"):
+        train_head(learnable["features"], config, f"{checkpoint}/{trial}")
+    removed = []
+    remove = storage.remove
+    monkeypatch.setattr(storage, "remove", lambda uri: (removed.append(uri), remove(uri)))
+    checkpoints.discard(checkpoint)
+    assert [os.path.basename(u) for u in removed[:2]] == ["state.json"] * 2
+    assert len(removed) > 2 and not os.path.exists(checkpoint)
+
+    monkeypatch.setattr(storage, "remove", remove)
+    train_head(learnable["features"], config, checkpoint)  # ended, then its weights lost:
+    state = json.loads(Path(checkpoint, "state.json").read_text())
+    os.remove(os.path.join(checkpoint, state["files"]["last"]))
+    record = Record()
+    train_head(learnable["features"], config, checkpoint, callbacks=[record])
+    assert record.epochs == [1, 2]
