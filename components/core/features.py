@@ -209,6 +209,7 @@ def _compute(
         [job.label_ids[row.label] for _, row in todo],
         job.extractor.input_shape[1],
         job.config.batch_size,
+        sha256s=[row.sha256 for _, row in todo],  # caches keyed by it: never another's
     )
     splits = np.array([split for split, _ in todo])
     sha = np.array([row.sha256 for _, row in todo])
@@ -233,7 +234,8 @@ def _compute(
             job.summary[split]["extracted"] += 1
         else:
             LOGGER.warning(
-                "extract %s: skipped %s (no longer readable or decodable)", split, row.uri
+                "extract %s: skipped %s (no longer readable, decodable, or as the split hashed it)",
+                *(split, row.uri),
             )
             job.summary[split]["skipped"].append(row.uri)
             job.summary[split]["rows"] -= 1

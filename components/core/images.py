@@ -10,6 +10,7 @@ stored sideways are turned upright by their EXIF orientation, as viewers show th
 `DECODE_VERSION` names this; the feature and pixel caches are keyed by it.
 """
 
+import hashlib
 import os
 from collections.abc import Callable
 
@@ -132,6 +133,7 @@ def image_dataset(
     augment: Callable | None = None,
     read_threads: int = 16,
     refuse: Callable[[str, bytes], str] | None = None,
+    sha256s: list[str] | None = None,
 ) -> tf.data.Dataset:
     """Batches of `(images uint8 [B, S, S, 3], labels int32 [B], row indices int32 [B])`.
 
@@ -155,11 +157,17 @@ def image_dataset(
             must not be decoded ('' to decode it); a refused file is dropped, as an
             unreadable one is, but not logged (the caller says why). Local files are read
             inside TensorFlow and never reach it: check them before.
+        sha256s: each file's content hash as the split recorded it. A file whose bytes
+            hash otherwise changed after the split: it is dropped and logged, so that
+            what it decodes to is never kept under the other content's hash (the feature
+            and pixel caches are keyed by it, for every later run).
     """
     indices = np.arange(len(uris), dtype=np.int32)
     labels = np.asarray(labels, dtype=np.int32)
+    changed = _changed_since_split(uris, sha256s) if sha256s is not None else None
     if any(storage.is_gcs(uri) for uri in uris):
-        encoded = _gcs_encoded(uris, labels, indices, shuffle_seed, read_threads, refuse)
+        refused = _either(changed, refuse) if changed else refuse
+        encoded = _gcs_encoded(uris, labels, indices, shuffle_seed, read_threads, refused)
         images = encoded.map(
             lambda data, label, index: (decode_resized(data, image_size), label, index),
             num_parallel_calls=tf.data.AUTOTUNE,
@@ -169,16 +177,34 @@ def image_dataset(
         files = tf.data.Dataset.from_tensor_slices((paths, labels, indices))
         if shuffle_seed is not None:
             files = files.shuffle(len(uris), seed=shuffle_seed, reshuffle_each_iteration=True)
-        images = files.map(  # read and decode in one function: one hand-off per image
-            lambda uri, label, index: (
-                decode_resized(tf.io.read_file(uri), image_size),
-                label,
-                index,
-            ),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
+        images = _local_images(files, image_size, changed)
     images = images.ignore_errors(log_warning=True)
     return augmented_batches(images, batch_size, augment)
+
+
+def _local_images(files: tf.data.Dataset, size: int, changed) -> tf.data.Dataset:
+    """`(path, label, index)` -> `(image, label, index)`, read and decoded in one function.
+
+    One hand-off per image; the files `changed(path, bytes)` refuses are left out.
+    """
+    if changed is None:
+        return files.map(
+            lambda uri, label, index: (decode_resized(tf.io.read_file(uri), size), label, index),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+
+    def unchanged(path: bytes, data: bytes) -> bool:
+        return not changed(os.fsdecode(path), data)
+
+    def read(uri, label, index):
+        data = tf.io.read_file(uri)
+        keep = tf.numpy_function(unchanged, [uri, data], tf.bool, stateful=False)
+        return decode_resized(data, size), label, index, keep
+
+    checked = files.map(read, num_parallel_calls=tf.data.AUTOTUNE)
+    return checked.filter(lambda *row: row[3]).map(
+        lambda image, label, index, _: (image, label, index)
+    )
 
 
 def augmented_batches(
@@ -196,6 +222,29 @@ def augmented_batches(
 def _augmented(augment: Callable, images: tf.Tensor) -> tf.Tensor:
     augmented = augment(tf.cast(images, tf.float32), training=True)
     return tf.cast(tf.clip_by_value(tf.round(augmented), 0, 255), tf.uint8)
+
+
+def _changed_since_split(uris: list[str], sha256s: list[str]) -> Callable[[str, bytes], str]:
+    """A `refuse` of the files whose bytes no longer hash to the split's sha256 (logged)."""
+    expected = dict(zip(uris, sha256s, strict=True))
+
+    def changed(uri: str, data: bytes) -> str:
+        actual = hashlib.sha256(data).hexdigest()
+        if actual == expected[uri]:
+            return ""
+        LOGGER.warning(
+            "skipped %s: changed after the split (sha256 %s..., the split's %s...); rerun "
+            "the split to use its new content",
+            *(uri, actual[:12], expected[uri][:12]),
+        )
+        return "changed after the split"
+
+    return changed
+
+
+def _either(first: Callable[[str, bytes], str], second) -> Callable[[str, bytes], str]:
+    """The reason `first` refuses a file, else `second`'s (none when it is None)."""
+    return lambda uri, data: first(uri, data) or (second(uri, data) if second else "")
 
 
 def _gcs_encoded(uris, labels, indices, shuffle_seed, read_threads, refuse) -> tf.data.Dataset:

@@ -30,23 +30,31 @@ FILL_BATCH = 32
 def fill(store: ChunkStore, uris: list[str], sha256s: list[str], image_size: int) -> dict:
     """Decodes the images the store lacks into it; returns `{"decoded": n, "reused": n}`.
 
-    Images that no longer decode are left out (and logged); `dataset` skips them.
+    Images that no longer decode, or whose content changed since the split hashed it,
+    are left out (and logged); `dataset` skips them.
     """
     known = store.lookup(set(sha256s))
     missing = [i for i, sha in enumerate(sha256s) if sha not in known]
+    decoded = 0
     if missing:
         progress = Progress("decode into the pixel cache", total=len(missing), unit="images")
         batches = image_dataset(
-            [uris[i] for i in missing], [0] * len(missing), image_size, FILL_BATCH
+            [uris[i] for i in missing],
+            [0] * len(missing),
+            image_size,
+            FILL_BATCH,
+            sha256s=[sha256s[i] for i in missing],
         )
         shas = np.array(sha256s)
         for images, _, indices in batches:
             store.add(shas[np.asarray(missing)[indices.numpy()]], images.numpy())
             progress.update(len(indices))
+            decoded += len(indices)
         store.flush()
         progress.finish()
-    LOGGER.info("pixel cache: %d images decoded, %d reused", len(missing), len(known))
-    return {"decoded": len(missing), "reused": len(known)}
+    skipped = f", {len(missing) - decoded} skipped" if decoded < len(missing) else ""
+    LOGGER.info("pixel cache: %d images decoded, %d reused%s", decoded, len(known), skipped)
+    return {"decoded": decoded, "reused": len(known)}
 
 
 def dataset(

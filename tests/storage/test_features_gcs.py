@@ -9,6 +9,7 @@ from kftransfer.components.core.features import extract_features
 from kftransfer.components.core.images import image_dataset
 from kftransfer.components.core.shards import load_split
 from kftransfer.components.core.split import split_dataset, write_split
+from tests.unit.test_features import check_a_file_changed_after_the_split_is_not_cached
 
 CONFIG = ExtractConfig(backbone="mobilenet_v2", weights="none", image_size=32, batch_size=8)
 
@@ -43,3 +44,10 @@ def test_feature_cache_and_output_in_a_bucket(gcs_bucket):
     assert sorted(name.split("/")[0] == "pixels" for name in keys) == [False, True]
     a, b = load_split(f"{gcs_bucket}/f1", "train"), load_split(f"{gcs_bucket}/f2", "train")
     np.testing.assert_array_equal(np.sort(a[0], axis=0), np.sort(b[0], axis=0))
+
+
+def test_a_changed_gcs_object_is_skipped_not_cached_under_its_old_hash(gcs_bucket):
+    split_config = SplitConfig(val_fraction=0.25, test_fraction=0.25, min_images_per_class=5)
+    write_class_folders(f"{gcs_bucket}/data", {"red": 8, "blue": 8})
+    write_split(split_dataset(f"{gcs_bucket}/data", split_config), f"{gcs_bucket}/split")
+    check_a_file_changed_after_the_split_is_not_cached(f"{gcs_bucket}/split", gcs_bucket)

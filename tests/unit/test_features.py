@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from devtools.imagegen import class_image, encode, write_class_folders
-from kftransfer.components.core import shards
+from kftransfer.components.core import pixels, shards, storage
+from kftransfer.components.core.chunk_store import pixel_store
 from kftransfer.components.core.config import ExtractConfig, SplitConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.features import extract_features
@@ -102,6 +103,36 @@ def test_image_that_no_longer_decodes_is_skipped_and_counted(split_folder, tmp_p
     train = manifest["splits"]["train"]
     assert train["skipped"] == [victim]
     assert train["rows"] == len(read_rows(split_folder, "train")) - 1
+
+
+def check_a_file_changed_after_the_split_is_not_cached(split_uri: str, root: str) -> None:
+    """Extraction and the pixel cache skip a file whose content is no longer the split's.
+
+    Before, its new content's features and pixels were kept under the split's hash of the
+    old content, for every later run: the old image back (or a copy of it) was then
+    served the other image's features, and fine-tuned on its pixels.
+    """
+    cache = storage.join(root, "cache")
+    victim = read_rows(split_uri, "train")[0]
+    original = storage.read_bytes(victim.uri)
+    storage.write_bytes(victim.uri, encode(class_image(0, 777)))  # replaced after the split
+    manifest = extract_features(split_uri, storage.join(root, "f1"), CONFIG, cache_uri=cache)
+    assert manifest["splits"]["train"]["skipped"] == [victim.uri]
+    fresh = pixel_store(storage.join(root, "fresh"), 24)
+    pixels.fill(fresh, [victim.uri], [victim.sha256], 24)
+    for store in (pixel_store(cache, 32), fresh):
+        assert store.lookup({victim.sha256}) == {}
+
+    storage.write_bytes(victim.uri, original)  # back as the split hashed it
+    again = extract_features(split_uri, storage.join(root, "f2"), CONFIG, cache_uri=cache)
+    assert again["splits"]["train"]["skipped"] == []
+    assert again["splits"]["train"]["extracted"] == 1  # computed now, never from the cache
+
+
+def test_a_file_changed_after_the_split_is_skipped_not_cached_under_its_old_hash(
+    split_folder, tmp_path
+):
+    check_a_file_changed_after_the_split_is_not_cached(split_folder, str(tmp_path))
 
 
 def test_parts_partition_the_rows(split_folder, tmp_path):
