@@ -19,7 +19,7 @@ class Candidate:
     """A file claimed to be an image of class `label` (and, pre-split, of `split`).
 
     `listed` is what the source's listing said of it (size, version, checksum), or None
-    for a file a CSV names.
+    for a file that was not there to list (a CSV row naming a missing file).
     """
 
     uri: str

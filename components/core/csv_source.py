@@ -1,13 +1,15 @@
 """A CSV source: `uri,label` rows (or columns a header names), relative to the CSV's folder."""
 
 import csv
+import dataclasses
 import io
 import os
 import posixpath
 
 from kftransfer.components.core import storage
-from kftransfer.components.core.candidates import CSV_FILE, Discovery, Skipped
+from kftransfer.components.core.candidates import CSV_FILE, Candidate, Discovery, Skipped
 from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.parallel import map_ordered
 
 # A CSV header's names (lower case) of the image column and of the label column: `uri,label`,
 # and what other tools and Kaggle datasets write (`filename,class`, `image,label`, ...).
@@ -51,7 +53,26 @@ def discover_csv(csv_uri: str) -> Discovery:
             f"CSV {csv_uri} has no usable `uri,label` row, e.g. `cats/1.jpg,cat`"
             + _separator_hint(text)
         )
+    found.candidates = _with_listings(found.candidates)
     return found
+
+
+def _with_listings(candidates: list[Candidate]) -> list[Candidate]:
+    """The candidates with what a listing says of each file (None for one that is not there).
+
+    One stat, or a metadata request on GCS, per file, on a thread pool: no file is read.
+    It is what the validation cache keys a verdict by, and the source's fingerprint hashes,
+    so that a file a CSV names that is replaced in place is noticed, as a folder's is.
+    """
+    infos = map_ordered(_listing, [c.uri for c in candidates], threads=storage.READ_THREADS)
+    return [dataclasses.replace(c, listed=info) for c, info in zip(candidates, infos, strict=True)]
+
+
+def _listing(uri: str) -> storage.FileInfo | None:
+    try:
+        return storage.file_info(uri)
+    except storage.StorageError:  # unreadable: the split's check says so
+        return None
 
 
 def _named_columns(first_row: list[str]) -> tuple[int, int] | None:

@@ -112,11 +112,8 @@ def extract_features(
         *(backbone.name, config.weights, backbone.image_size, config.pooling, dim),
         *(config.feature_dtype, part[0] + 1, part[1]),
     )
-    todo = []
-    for split in SPLITS:
-        rows = read_rows(splits_uri, split)[part[0] :: part[1]]
-        todo += [(split, row) for row in _copy_cached(job, split, rows)]
-    rate = _compute_and_keep(job, todo)
+    rows = {split: read_rows(splits_uri, split)[part[0] :: part[1]] for split in SPLITS}
+    rate = _compute_and_keep(job, _copy_cached(job, rows))
     for split, writer in job.writers.items():
         job.summary[split]["shards"] = writer.close()
     manifest = {
@@ -162,16 +159,25 @@ def extract_config(manifest: dict) -> ExtractConfig:
     )
 
 
-def _copy_cached(job: _Job, split: str, rows: list[Row]) -> list[Row]:
-    """Writes the rows found in the cache to the split's shards; returns the others."""
-    by_sha = {row.sha256: row for row in rows}
+def _copy_cached(job: _Job, rows: dict[str, list[Row]]) -> list[tuple[str, Row]]:
+    """Writes the rows found in the cache to their split's shards; returns the others.
+
+    One lookup and one read of each chunk for all splits: a chunk holds rows of every
+    split (before, each split looked up and read the chunks again: three times).
+    """
+    by_sha = {row.sha256: row for split_rows in rows.values() for row in split_rows}
     hits = job.cache.lookup(set(by_sha)) if job.cache else {}
-    if hits:
-        for sha, features in job.cache.read_rows(hits):
-            label_ids = np.array([job.label_ids[by_sha[s].label] for s in sha])
-            job.writers[split].add(features, label_ids, sha)
-    job.summary[split] = {"rows": len(rows), "reused": len(hits), "extracted": 0, "skipped": []}
-    return [row for row in rows if row.sha256 not in hits]
+    for sha, features in job.cache.read_rows(hits) if hits else ():
+        splits = np.array([by_sha[s].split for s in sha])
+        for split in np.unique(splits):
+            mine = splits == split
+            label_ids = np.array([job.label_ids[by_sha[s].label] for s in sha[mine]])
+            job.writers[split].add(features[mine], label_ids, sha[mine])
+    for split, split_rows in rows.items():
+        reused = sum(row.sha256 in hits for row in split_rows)
+        job.summary[split] = {"rows": len(split_rows), "reused": reused, "extracted": 0,
+                              "skipped": []}  # fmt: skip
+    return [(split, row) for split, rs in rows.items() for row in rs if row.sha256 not in hits]
 
 
 def _compute_and_keep(job: _Job, todo: list[tuple[str, Row]]) -> float:

@@ -161,15 +161,20 @@ def _discover_tree(
 
 
 def fingerprint(source: str) -> str:
-    """A hash of what `source` holds now: every file's path, size and version (or a CSV's bytes).
+    """A hash of what `source` holds now: every file's path, size and version.
 
     Cheap (a listing, no reads): it changes when a file is added, removed or replaced, so
-    a cached split is reused only while the data is unchanged. A CSV's rows may point
-    anywhere; its fingerprint covers the CSV itself, not the files it names.
+    a cached split is reused only while the data is unchanged. For a CSV: its bytes, and
+    the size and version of every file its rows name (one stat or metadata request each),
+    so a named file replaced in place is noticed too.
     """
     digest = hashlib.sha256()
     if source.lower().endswith(".csv"):
         digest.update(storage.read_bytes(source))
+        for candidate in discover_csv(source).candidates:
+            info = candidate.listed
+            line = f"{candidate.uri}\t{info.size}\t{info.version}\n" if info else "-\n"
+            digest.update(line.encode("utf-8", "surrogateescape"))
     else:
         for info in storage.list_files(source.rstrip("/")):
             relative = storage.relative_to(info.uri, source)

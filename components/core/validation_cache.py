@@ -5,7 +5,7 @@ The listing (which the split needs anyway) already says which files are unchange
 result is stored under a key made of what the listing tells, and a rerun checks only the
 files whose key it has not seen. Results are identical to a cold split's.
 
-    key    local: the path, size, modification and change time (ns) and inode
+    key    local: the absolute path, size, modification and change time (ns) and inode
            GCS:   the size and the listed MD5 (content, wherever it lives); for a
                   composite object without one, the path, size and generation
 
@@ -26,6 +26,7 @@ so the next split reads only the rest.
 
 import hashlib
 import json
+import os
 import time
 
 from kftransfer.components.core import storage
@@ -47,7 +48,8 @@ def listing_key(info: storage.FileInfo) -> str:
     """What identifies a file's content in its listing (see the module docstring)."""
     if info.checksum.startswith("md5:"):
         return f"{info.checksum}:{info.size}"
-    return f"{info.uri}\t{info.size}\t{info.version}"
+    where = info.uri if storage.is_gcs(info.uri) else os.path.abspath(info.uri)
+    return f"{where}\t{info.size}\t{info.version}"  # `./photos` and `photos/` alike
 
 
 class ValidationCache:

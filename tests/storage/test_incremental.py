@@ -10,6 +10,7 @@ from kftransfer.components.core.chunk_store import pixel_store
 from kftransfer.components.core.config import ExtractConfig, SplitConfig
 from kftransfer.components.core.features import extract_features
 from kftransfer.components.core.images import image_dataset
+from kftransfer.components.core.sources import fingerprint
 from kftransfer.components.core.split import split_dataset, write_split
 
 CONFIG = SplitConfig(val_fraction=0.2, test_fraction=0.2, min_images_per_class=5)
@@ -33,6 +34,35 @@ def test_a_resplit_reads_only_new_or_changed_files_and_equals_a_cold_split(root)
     assert again.stats["validation"] == {"checked": 5, "reused": 40}
     assert split_files(again) == split_files(split_dataset(data, CONFIG))  # = a cold split
     assert again.stats["skipped"][0]["reason"] == "not_an_image"  # verdicts are kept too
+
+
+def test_a_csv_sources_resplit_reads_only_changed_files_and_its_fingerprint_sees_them(root):
+    """Before: a CSV's files had no listing, so every split read all of them, and the
+    source's fingerprint (the CSV's bytes) missed a named file replaced in place: the
+    pipeline reused the cached split, with the old content's hash."""
+    data, cache = storage.join(root, "data"), storage.join(root, "cache")
+    uris = write_class_folders(data, {"cat": 20, "dog": 20})
+    csv_uri = storage.join(root, "labels.csv")
+    rows = "".join(f"{uri},{uri.split('/')[-2]}\n" for uri in uris)
+    storage.write_text(csv_uri, "uri,label\n" + rows)
+    first = split_dataset(csv_uri, CONFIG, cache)
+    assert first.stats["validation"] == {"checked": 40, "reused": 0}
+    before = fingerprint(csv_uri)
+    assert fingerprint(csv_uri) == before
+    storage.write_bytes(uris[3], encode(class_image(1, 77)))  # replaced; the CSV unchanged
+    assert fingerprint(csv_uri) != before
+    again = split_dataset(csv_uri, CONFIG, cache)
+    assert again.stats["validation"] == {"checked": 1, "reused": 39}
+    assert split_files(again) == split_files(split_dataset(csv_uri, CONFIG))  # = a cold split
+
+
+def test_the_same_folder_spelled_another_way_reuses_its_verdicts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_class_folders("data", {"cat": 6, "dog": 6})
+    assert split_dataset("./data", CONFIG, "cache").stats["validation"]["checked"] == 12
+    for spelling in ("data/", str(tmp_path / "data")):  # before: 12 read again each time
+        validation = split_dataset(spelling, CONFIG, "cache").stats["validation"]
+        assert validation == {"checked": 0, "reused": 12}
 
 
 def test_extraction_fills_the_pixel_store_so_training_decodes_nothing(root):

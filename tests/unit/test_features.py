@@ -7,11 +7,11 @@ import pytest
 
 from devtools.imagegen import class_image, encode, write_class_folders
 from kftransfer.components.core import pixels, shards, storage
-from kftransfer.components.core.chunk_store import pixel_store
+from kftransfer.components.core.chunk_store import ChunkStore, pixel_store
 from kftransfer.components.core.config import ExtractConfig, SplitConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.features import extract_features
-from kftransfer.components.core.layout import read_labels, read_rows
+from kftransfer.components.core.layout import SPLITS, read_labels, read_rows
 from kftransfer.components.core.split import split_dataset, write_split
 
 CONFIG = ExtractConfig(backbone="mobilenet_v2", weights="none", image_size=32, batch_size=8)
@@ -83,6 +83,24 @@ def test_cache_reuses_rows_and_recomputes_only_new_content(tmp_path):
     third = extract_features(split_out, str(tmp_path / "f3"), CONFIG, cache_uri=cache)
     assert sum(s["extracted"] for s in third["splits"].values()) == 4
     assert sum(s["reused"] for s in third["splits"].values()) == 23
+
+
+def test_a_rerun_reads_each_cache_chunk_once_for_all_splits(split_folder, tmp_path, monkeypatch):
+    """Before: each split looked up every `.keys` file and read every chunk holding its rows:
+    a chunk of all three splits was read three times."""
+    cache = str(tmp_path / "cache")
+    extract_features(split_folder, str(tmp_path / "f1"), CONFIG, cache_uri=cache)
+    reads = []
+    read_chunk, read_text = ChunkStore.read_chunk, storage.read_text
+    monkeypatch.setattr(
+        ChunkStore, "read_chunk", lambda self, i: (reads.append(i), read_chunk(self, i))[1]
+    )
+    monkeypatch.setattr(storage, "read_text", lambda uri: (reads.append(uri), read_text(uri))[1])
+    manifest = extract_features(split_folder, str(tmp_path / "f2"), CONFIG, cache_uri=cache)
+    assert all(manifest["splits"][s]["reused"] == manifest["splits"][s]["rows"] > 0 for s in SPLITS)
+    keys = [r for r in reads if r.endswith(".keys") and "/pixels/" not in r]
+    chunks = [r for r in reads if not r.endswith((".keys", ".csv", ".json"))]
+    assert len(keys) == 1 and len(chunks) == 1  # one chunk: its keys and rows read once
 
 
 def test_cache_is_keyed_by_the_backbone_setup(split_folder, tmp_path):
