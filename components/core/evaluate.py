@@ -46,6 +46,8 @@ class Evaluation:
         test_time_flip: the fine-tuned model was judged (and is exported) with flip averaging.
         split_rule: the split's `layout.split_rule` (a later warm start or comparison
             with this model, once exported, needs the same).
+        feature_spec: the backbone setup (`layout.FeatureSpec`) the model was built on (a
+            later warm start from it needs the same network and inputs).
         tflite: the TFLite model's judgement (`tflite.convert_and_measure`), or None
             without `--tflite` (`evaluate_tflite.judge_tflite` adds it).
     """
@@ -64,6 +66,7 @@ class Evaluation:
     near_duplicates: dict
     test_time_flip: bool = False
     split_rule: dict = field(default_factory=dict)
+    feature_spec: dict = field(default_factory=dict)
     tflite: dict | None = None
 
     def to_json(self) -> dict:
@@ -248,6 +251,7 @@ def evaluate_stages(
         near_duplicates=duplicates,
         test_time_flip=config.test_time_flip,
         split_rule=rule,
+        feature_spec=layout.FeatureSpec.from_manifest(layout.read_manifest(features_uri)).to_json(),
     )
 
 

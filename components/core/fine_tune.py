@@ -36,6 +36,7 @@ from kftransfer.components.core.fine_tune_model import (
     set_trainable,
 )
 from kftransfer.components.core.layout import (
+    FeatureSpec,
     read_manifest,
     read_rows,
     read_stats,
@@ -173,7 +174,10 @@ def fine_tune(
     start = Start("", "from the trained head")
     if config.warm_start:
         rule = split_rule(read_stats(splits_uri))
-        start = warm_start(model, manifest["labels"], export_uri, rule, config.cold_start_every)
+        spec = FeatureSpec.from_manifest(manifest)
+        start = warm_start(
+            model, manifest["labels"], export_uri, rule, spec, config.cold_start_every
+        )
     head_sha = hashlib.sha256(storage.read_bytes(head_uri)).hexdigest()
     resumable = ResumableTraining(
         checkpoint_uri,

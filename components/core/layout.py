@@ -187,6 +187,19 @@ class FeatureSpec:
         text = json.dumps(self.to_json(), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:24]
 
+    def network_change(self, recorded: dict) -> str:
+        """How this spec's network and inputs differ from a model's `recorded` spec.
+
+        E.g. `pooling avg -> max, image_size 224 -> 160` ('' if the same). The feature dtype
+        is left out: it is how features are stored, not what the network computes.
+        """
+        changes = []
+        for name, value in self.to_json().items():
+            if name != "dtype" and recorded.get(name) != value:
+                was, now = (str(v)[:12] for v in (recorded.get(name), value))  # short hashes
+                changes.append(f"{name} {was} -> {now}")
+        return ", ".join(changes)
+
 
 def read_manifest(features_uri: str) -> dict:
     """The manifest of a features folder.

@@ -2,12 +2,15 @@
 
 A scheduled retrain on a growing folder otherwise relearns every night what the model in
 production already knows. The production model (the export destination's `latest`) is
-used only when it is the same network: the same classes in the same order, and weights of
-the same shapes in the same order (same backbone, input size, pooling and head), trained
-on a split of the same rule (`layout.split_rule`): with another seed or fraction, images
-it trained on may be in this run's test split, and the blessing would judge the new model
-on images its weights learnt. Anything else is a cold start, with the reason logged and
-recorded in the stage summary.
+used only when it is the same network on the same inputs: the same classes in the same
+order, the same backbone setup (`layout.FeatureSpec`: backbone and weights, input size,
+pooling, preprocessing, feature layer, decoding; recorded in its `evaluation.json`),
+weights of the same shapes, and a split of the same rule (`layout.split_rule`): with
+another seed or fraction, images it trained on may be in this run's test split, and the
+blessing would judge the new model on images its weights learnt. Anything else is a cold
+start, with the reason logged and recorded in the stage summary. (Weight shapes alone let
+a change of input size, pooling or preprocessing through: a global-pooling backbone's
+weights have the same shapes at any of them.)
 
 Each warm start counts how many came in a row (`warm_starts` in the fine-tuning summary,
 read back from the production version's evaluation.json), so `--cold-start-every N` can
@@ -22,7 +25,7 @@ import keras
 from kftransfer.components.core import storage
 from kftransfer.components.core.candidates import same_classes
 from kftransfer.components.core.export import exported_evaluation, load_exported
-from kftransfer.components.core.layout import split_rule_change
+from kftransfer.components.core.layout import FeatureSpec, split_rule_change
 from kftransfer.components.core.progress import LOGGER
 from kftransfer.components.core.versions import latest_version
 
@@ -47,6 +50,7 @@ def warm_start(
     labels: list[str],
     export_uri: str,
     split_rule: dict,
+    spec: FeatureSpec,
     cold_start_every: int = 0,
 ) -> Start:
     """Loads the production model's weights into `model` when it is the same network.
@@ -57,6 +61,7 @@ def warm_start(
         export_uri: the export destination whose latest version is in production.
         split_rule: this run's `layout.split_rule`; production must have been trained on
             a split of the same rule.
+        spec: this run's backbone setup; production must have been built on the same.
         cold_start_every: start cold when this would be the N-th start in a row without a
             cold one (0 = never forced).
     """
@@ -79,6 +84,11 @@ def warm_start(
             f"cold start: production version {version} was trained on another split "
             f"({changed}): images it trained on may be in this run's test split"
         )
+        return _said(Start("", note))
+    recorded_spec = evaluation.get("feature_spec")
+    network = spec.network_change(recorded_spec) if recorded_spec else "not recorded"
+    if network:
+        note = f"cold start: production version {version} was built on another setup ({network})"
         return _said(Start("", note))
     ours, theirs = model.get_weights(), production.get_weights()
     if [w.shape for w in ours] != [w.shape for w in theirs]:

@@ -13,7 +13,13 @@ from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.features import build_backbone
 from kftransfer.components.core.heads import build_head, train_head
 from kftransfer.components.core.images import image_dataset
-from kftransfer.components.core.layout import read_rows, read_stats, split_rule
+from kftransfer.components.core.layout import (
+    FeatureSpec,
+    read_manifest,
+    read_rows,
+    read_stats,
+    split_rule,
+)
 from kftransfer.components.core.model_io import load_model, save_model
 
 ONE_EPOCH = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16)
@@ -22,6 +28,12 @@ ONE_EPOCH = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16)
 def rule(learnable) -> dict:
     """The split rule of the learnable task's split, as an exported version records it."""
     return split_rule(read_stats(learnable["split"]))
+
+
+def recorded(learnable, **spec_changes) -> dict:
+    """What an exported version's evaluation.json records for a warm start from it."""
+    spec = FeatureSpec.from_manifest(read_manifest(learnable["features"])).to_json()
+    return {"split_rule": rule(learnable), "feature_spec": {**spec, **spec_changes}}
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +205,7 @@ def test_a_warm_start_begins_where_production_is_and_a_mismatch_starts_cold(
     production.set_weights(cold.model.get_weights())
     labels = read_labels(learnable["split"])
     destination = str(tmp_path / "models")
-    export.export_model(production, labels, destination, "#", {"split_rule": rule(learnable)})
+    export.export_model(production, labels, destination, "#", recorded(learnable))
     warm_config = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16, warm_start=True)
     warm = ft.fine_tune(learnable["split"], learnable["features"], path, warm_config,
                         export_uri=destination)  # fmt: skip
@@ -226,9 +238,9 @@ def test_a_production_model_of_another_split_is_no_warm_start(learnable, head_fi
     warm_config = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16, warm_start=True)
     other_seed = {**rule(learnable), "seed": rule(learnable)["seed"] + 1}
     notes = {}
-    for name, recorded in (("same", rule(learnable)), ("seed", other_seed), ("old", None)):
+    for name, split in (("same", rule(learnable)), ("seed", other_seed), ("old", None)):
         destination = str(tmp_path / name)
-        evaluation = {"split_rule": recorded} if recorded else {}
+        evaluation = {**recorded(learnable), "split_rule": split} if split else {}
         export.export_model(cold.model, labels, destination, "#", evaluation)
         start = ft.fine_tune(learnable["split"], learnable["features"], head_file[0], warm_config,
                              export_uri=destination).start  # fmt: skip
@@ -243,6 +255,38 @@ def test_a_production_model_of_another_split_is_no_warm_start(learnable, head_fi
     }
 
 
+def test_a_production_model_of_another_backbone_setup_is_no_warm_start(
+    learnable, head_file, tmp_path
+):
+    """Before: only weight shapes were compared, and a global-pooling backbone's are the
+    same at any input size, pooling or preprocessing: production's weights were loaded."""
+    from kftransfer.components.core import export
+    from kftransfer.components.core.layout import read_labels
+    from kftransfer.components.core.versions import latest_version
+
+    cold = ft.fine_tune(learnable["split"], learnable["features"], head_file[0], ONE_EPOCH)
+    warm_config = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16, warm_start=True)
+    evaluations = {
+        "other": recorded(learnable, pooling="max", image_size=64),
+        "dtype only": recorded(learnable, dtype="float32"),  # storage, not the network
+        "old": {"split_rule": rule(learnable)},  # exported before the setup was recorded
+    }
+    notes = {}
+    for name, evaluation in evaluations.items():
+        destination = str(tmp_path / name.replace(" ", "-"))
+        export.export_model(cold.model, read_labels(learnable["split"]), destination, "#",
+                            evaluation)  # fmt: skip
+        start = ft.fine_tune(learnable["split"], learnable["features"], head_file[0], warm_config,
+                             export_uri=destination).start  # fmt: skip
+        notes[name] = start.note.replace(latest_version(destination), "V")
+    assert notes == {
+        "other": "cold start: production version V was built on another setup (image_size "
+        "64 -> 32, pooling max -> avg)",
+        "dtype only": "warm start from production version V",
+        "old": "cold start: production version V was built on another setup (not recorded)",
+    }
+
+
 def test_cold_start_every_n_counts_warm_starts_in_a_row(learnable, head_file, tmp_path):
     """Production came from 2 warm starts in a row: a 3rd is allowed only below N = 3."""
     from kftransfer.components.core import export
@@ -251,7 +295,7 @@ def test_cold_start_every_n_counts_warm_starts_in_a_row(learnable, head_file, tm
     path = head_file[0]
     cold = ft.fine_tune(learnable["split"], learnable["features"], path, ONE_EPOCH)
     destination = str(tmp_path / "models")
-    evaluation = {"training": {"fine_tuned": {"warm_starts": 2}}, "split_rule": rule(learnable)}
+    evaluation = {"training": {"fine_tuned": {"warm_starts": 2}}, **recorded(learnable)}
     labels = read_labels(learnable["split"])
     export.export_model(cold.model, labels, destination, "#", evaluation)
 
