@@ -59,11 +59,24 @@ def load_exported(folder: str) -> tuple[keras.Model, list[str]]:
 
 
 def exported_evaluation(folder: str) -> dict:
-    """The `evaluation.json` of a version folder ({} for a version without one)."""
+    """The `evaluation.json` of a version folder ({} for a version without one).
+
+    Raises:
+        UserError: it is not a JSON object (damaged after the export, which writes it whole).
+    """
+    uri = storage.join(folder, EVALUATION_FILE)
     try:
-        return storage.read_json(storage.join(folder, EVALUATION_FILE))
+        evaluation = storage.read_json(uri)
     except storage.NotFoundError:
         return {}
+    except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
+        evaluation = err
+    if not isinstance(evaluation, dict):
+        raise UserError(
+            f"{uri} is not a JSON object ({type(evaluation).__name__}): restore it, or delete "
+            f"the version folder {folder} to roll production back to the version before it"
+        )
+    return evaluation
 
 
 def load_labelled_model(model_uri: str, labels_uri: str) -> tuple[keras.Model, list[str]]:

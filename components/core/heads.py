@@ -7,7 +7,7 @@ validation loss, the best weights restored, optional balanced class weights, and
 resumable checkpoints.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import keras
 import numpy as np
@@ -236,7 +236,8 @@ def train_head_stage(features_uri: str, config: HeadConfig, outputs: StageOutput
         )
         _require_a_finite_epoch(result, chosen)
         extra = {**sweep_metrics(trials), "sweep": trials, **origin}
-        return outputs.save(result, chosen, "Head training (sweep winner)", extra)
+        kept = replace(chosen, head_sweep=config.head_sweep)  # found by a sweep
+        return outputs.save(result, kept, "Head training (sweep winner)", extra)
     result = train_head(features_uri, config, outputs.checkpoint_uri, outputs.tensorboard_uri)
     _require_a_finite_epoch(result, config)
     return outputs.save(result, config, "Head training", origin)

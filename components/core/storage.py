@@ -26,6 +26,7 @@ __all__ = ["NotFoundError", "PreconditionFailed", "StorageError", "is_gcs", "spl
 
 READ_THREADS = 16  # concurrent reads of many small files
 FILE_MODE = 0o644  # written files are readable by other users (e.g. a serving container)
+FOLDER_MODE = 0o755  # and the folders of a published version can be entered by them
 
 
 @dataclass(frozen=True)

@@ -132,8 +132,9 @@ def publish(local_folder: str, destination: str, version: str) -> str:
         for name in names:
             storage.remove(storage.join(staging, name))
     else:
-        shutil.copytree(local_folder, staging)
+        shutil.copytree(local_folder, staging)  # keeps a temp folder's mode, 0700
         for folder, _, files in os.walk(staging):
+            os.chmod(folder, storage.FOLDER_MODE)  # a server of another uid must enter it
             for file in files:
                 os.chmod(os.path.join(folder, file), storage.FILE_MODE)
         os.rename(staging, target)  # atomic; fails if another export published it

@@ -12,7 +12,7 @@ from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.evaluate import evaluate_stages
 from kftransfer.components.core.layout import read_labels, read_rows
 from kftransfer.components.core.report import render_report
-from kftransfer.components.core.tflite import gate_reason
+from kftransfer.components.core.tflite import accuracy_drop, gate_reason
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +105,24 @@ def test_the_gate_line_says_what_was_lost_and_against_what():
     )
     assert gate_reason(report, 1).startswith("FAIL: TFLite (int8) test accuracy 0.8000, 4.00")
     assert gate_reason({**report, "drop_points": 1.0}, 1).startswith("PASS")
+
+
+def test_a_drop_of_exactly_the_limit_passes():
+    """Before: from the accuracies, 90/100 against 89/100 was a drop of 1.0000000000000009
+    points, which failed --max-tflite-drop 1 (on 100 test images, 80 of the 100 one-point
+    drops did)."""
+    for images in (100, 200, 300, 1000):
+        labels = np.zeros(images, dtype=int)
+        for right in range(images // 2, images):
+            reference = np.eye(2)[(np.arange(images) >= right).astype(int)]  # `right` right
+            ours = np.eye(2)[(np.arange(images) >= right - images // 100).astype(int)]
+            report = {
+                "mode": "int8",
+                "test_images": images,
+                **accuracy_drop(ours, reference, labels),
+            }
+            assert report["drop_points"] == 1  # one point: images // 100 fewer right
+            assert gate_reason(report, 1).startswith("PASS")
 
 
 def test_the_export_refuses_a_tflite_folder_of_another_evaluation(stages, evaluation, tmp_path):

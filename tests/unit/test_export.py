@@ -128,6 +128,20 @@ def test_a_failed_publish_leaves_no_numbered_folder_and_latest_as_it_was(
     assert export.load_exported(first)[1] == ["a", "b", "c"]
 
 
+def test_a_local_version_can_be_read_by_a_server_of_another_user(model, tmp_path):
+    """Before: each folder kept the 0700 of the temporary folder it was built in, so a TF
+    Serving container of another uid, mounting DEST, could not enter the version."""
+    version = export.export_model(model, ["a", "b", "c"], str(tmp_path / "m"), "#", EVALUATION)
+    modes = {}
+    for folder, _, files in os.walk(version):
+        modes[folder] = os.stat(folder).st_mode & 0o777
+        modes.update({f"{folder}/{f}": os.stat(f"{folder}/{f}").st_mode & 0o777 for f in files})
+    folders = [p for p in modes if os.path.isdir(p)]
+    assert version in folders and f"{version}/variables" in folders
+    assert {modes[p] for p in folders} == {0o755}
+    assert {mode for p, mode in modes.items() if p not in folders} == {0o644}
+
+
 def test_claimed_versions_are_unique_and_increasing(tmp_path):
     import datetime
 
@@ -166,3 +180,16 @@ def test_export_folder_without_labels_is_a_clear_error(tmp_path):
     (tmp_path / "v1" / "model.keras").write_bytes(b"")
     with pytest.raises(UserError, match="has no labels.json: give an export folder"):
         export.load_exported(str(tmp_path / "v1"))
+
+
+def test_a_damaged_evaluation_of_production_is_a_one_line_error(tmp_path):
+    """Before: a raw JSONDecodeError traceback, from every later run's evaluation (and warm
+    start), naming neither the file nor what to do."""
+    folder = tmp_path / "7"
+    folder.mkdir()
+    assert export.exported_evaluation(str(folder)) == {}  # exported before it was written
+    for damaged in (b'{"verdict": {"bless', b"[1, 2]", b"\xff\xfe"):
+        (folder / "evaluation.json").write_bytes(damaged)
+        said = f"{folder}/evaluation.json is not a JSON object .* delete the version folder "
+        with pytest.raises(UserError, match=said + f"{folder} to roll production back"):
+            export.exported_evaluation(str(folder))

@@ -47,6 +47,7 @@ def test_the_stage_keeps_the_best_trial_on_validation(learnable, tmp_path):
     saved = layout.read_stage_config(str(tmp_path / "head"))
     for name in head_sweep.SWEPT:
         assert saved[name] == chosen[0][name]  # the kept head's own settings
+    assert saved["head_sweep"] == 4  # found by a sweep (before: 0, "not swept", in the card)
     assert layout.read_stage_summary(str(tmp_path / "head"))["sweep"] == trials
 
 
