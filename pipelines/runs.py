@@ -40,7 +40,7 @@ from kftransfer.components.core.config import (
     validate_run,
 )
 from kftransfer.components.core.errors import Interrupted, UserError
-from kftransfer.components.core.registry import missing_preset_folder
+from kftransfer.components.core.registry import is_custom, missing_preset_folder
 from kftransfer.components.core.signals import Terminated, sigterm_raised
 from kftransfer.components.core.split_checks import precheck
 from kftransfer.pipelines.settings import ClusterSettings
@@ -64,8 +64,9 @@ def prepare_run(
         UserError: one line naming every bad parameter, or the source's or root's problem.
     """
     configs = validate_run(arguments)
+    weights = configs[ExtractConfig].weights
     for backbone in backbones or (configs[ExtractConfig].backbone,):
-        problem = missing_preset_folder(backbone)
+        problem = missing_preset_folder(backbone) or missing_model_file(backbone, weights)
         if problem:
             raise UserError(problem)
     try:  # a file in the way or a read-only root fails now, not at the end
@@ -74,6 +75,23 @@ def prepare_run(
         raise UserError(f"--pipeline-root {err}") from None
     precheck(arguments["source"], configs[SplitConfig])
     return as_declared(arguments, configs)
+
+
+def missing_model_file(backbone: str, weights: str) -> str | None:
+    """The problem with a `.keras` backbone or a `--weights` file that is not there.
+
+    Checked before the run folder exists: found at extraction, a typo cost the whole split.
+    """
+    named = [("--backbone", backbone)] if is_custom(backbone) else []
+    if weights not in ("imagenet", "none"):
+        named.append(("--weights", weights))
+    for flag, uri in named:
+        try:
+            if not storage.exists(uri):
+                return f"{flag} {uri}: no such file (the path is read where the run runs)"
+        except storage.StorageError as err:
+            return f"{flag} {uri}: {err}"
+    return None
 
 
 def new_run_folder(pipeline_root: str) -> str:

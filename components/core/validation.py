@@ -5,6 +5,8 @@ import dataclasses
 import hashlib
 import io
 import os
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from kftransfer.components.core import storage
@@ -154,9 +156,7 @@ def _judge_header(
     Too many pixels for `max_pixels` (a decompression bomb), or a BMP TensorFlow misreads.
     """
     header_format, dims, progressive, mode = _sniff(data)
-    if header_format == DECOMPRESSION_BOMB or (
-        dims and decoded_pixels(header_format, dims, progressive) > max_pixels
-    ):
+    if dims and decoded_pixels(header_format, dims, progressive) > max_pixels:
         detail = _bomb_detail(header_format, dims, max_pixels, progressive)
         return header_format, ImageCheck(uri, digest, DECOMPRESSION_BOMB, detail)
     if header_format == "BMP" and mode in PALETTE_BMP_MODES:
@@ -187,8 +187,6 @@ def decoded_pixels(header_format: str | None, dims: tuple[int, int], progressive
 def _bomb_detail(header_format, dims, cap: int, progressive: bool) -> str:
     from kftransfer.components.core.images import JPEG_SCALES
 
-    if not dims:
-        return f"PIL refused it > {cap} px cap"
     size = f"{dims[0]}x{dims[1]} px"
     if header_format == "JPEG" and progressive:
         size += " (a progressive JPEG: decoding holds all of its coefficients)"
@@ -213,26 +211,34 @@ def _decode_check(uri, digest, data, header_format, min_side) -> ImageCheck:
 
 
 def _sniff(data: bytes) -> tuple[str | None, tuple[int, int] | None, bool, str]:
-    """From the header only (no pixel decode): format, size, progressive (JPEG), PIL mode."""
+    """From the header only (no pixel decode): format, size, progressive (JPEG), PIL mode.
+
+    PIL's own decompression-bomb cap is off while it reads the header: `--max-image-pixels`
+    is applied to the size read here. With it on, an image over PIL's 179 MP was refused
+    whatever the cap (and named only "PIL refused it"), and one over 89 MP printed PIL's
+    two-line DecompressionBombWarning to stderr.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(io.BytesIO(data)) as image:
+        with _pil_cap_off(Image), Image.open(io.BytesIO(data)) as image:
             return image.format, image.size, bool(image.info.get("progressive")), image.mode
-    except Image.DecompressionBombError:  # PIL's own cap (179 MP), on the header's size
-        return _large_jpeg(data) or (DECOMPRESSION_BOMB, None, False, "")
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
         return _magic_format(data), None, False, ""
 
 
-def _large_jpeg(data: bytes) -> tuple[str, tuple[int, int], bool, str] | None:
-    """A JPEG's header past PIL's cap (which only `Image.open` applies), or None."""
-    from PIL import JpegImagePlugin
+_PIL_CAP = threading.Lock()  # Image.MAX_IMAGE_PIXELS is PIL's global
 
-    if not data.startswith(b"\xff\xd8\xff"):
-        return None
-    with JpegImagePlugin.JpegImageFile(io.BytesIO(data)) as image:
-        return "JPEG", image.size, bool(image.info.get("progressive")), image.mode
+
+@contextlib.contextmanager
+def _pil_cap_off(image_module) -> Iterator[None]:
+    """PIL's pixel cap off for the block (a header read: nothing is decoded), then restored."""
+    with _PIL_CAP:
+        saved, image_module.MAX_IMAGE_PIXELS = image_module.MAX_IMAGE_PIXELS, None
+        try:
+            yield
+        finally:
+            image_module.MAX_IMAGE_PIXELS = saved
 
 
 def _magic_format(data: bytes) -> str | None:

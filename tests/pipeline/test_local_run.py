@@ -127,6 +127,12 @@ BAD_INPUT = {
                                 "./presets/nope here (give a folder holding the preset's "
                                 "config.json, a preset name such as dinov2_small, or a kaggle://,"
                                 " hf:// or gs:// handle)"),
+    # before: found at extraction, after the run folder, the source listing and the split
+    "a missing weights file": (["--weights", "{data}/nope.weights.h5"],
+                               "--weights {data}/nope.weights.h5: no such file (the path is read "
+                               "where the run runs)"),
+    "a missing .keras backbone": (["--backbones", "vgg16,{data}/nope.keras"],
+                                  "--backbone {data}/nope.keras: no such file"),
 }  # fmt: skip
 
 
@@ -136,9 +142,10 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, case):
     write_class_folders(str(data / "one"), {"only": 12})
     write_class_folders(str(data / "small"), {"few": 9, "many": 12})
     source = {"missing source": "nope", "one class": "one"}.get(case, "small")
-    if case in ("an unknown backbone", "three bad values", "a missing preset folder"):
+    if case not in ("missing source", "a small class"):
         source = "one"  # the parameters are checked first
     flags, message = BAD_INPUT[case]
+    flags = [flag.format(data=data) for flag in flags]
     start = time.monotonic()
     result = CliRunner().invoke(
         cli, ["run", str(data / source), "--pipeline-root", str(tmp_path / "runs"), *flags]

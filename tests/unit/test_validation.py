@@ -4,6 +4,7 @@ import io
 import os
 import struct
 import tracemalloc
+import warnings
 import zlib
 from pathlib import Path
 
@@ -175,6 +176,23 @@ def _png_header(width: int, height: int) -> bytes:
     fields = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     header = struct.pack(">I", 13) + fields + struct.pack(">I", zlib.crc32(fields))
     return b"\x89PNG\r\n\x1a\n" + header + struct.pack(">I", 2**30) + b"IDAT"
+
+
+def test_the_cap_is_ours_past_pils_own_and_pil_prints_nothing():
+    """Before: past PIL's 179 MP an image was refused whatever --max-image-pixels, as `PIL
+    refused it > CAP px cap` (false when CAP was larger), and past 89 MP PIL printed its
+    two-line DecompressionBombWarning to stderr."""
+    from PIL import Image
+
+    huge, big = _png_header(20000, 20000), _png_header(10000, 10000)  # 400 MP, 100 MP
+    bomb = validation.header_problem("pano.png", huge, 50_000_000)
+    assert bomb.detail == "20000x20000 px > 50000000 px cap"
+    with warnings.catch_warnings(record=True) as printed:
+        warnings.simplefilter("always")
+        assert validation.header_problem("pano.png", huge, 500_000_000) is None  # raised cap
+        assert validation.header_problem("pano.png", big, 500_000_000) is None
+    assert printed == []
+    assert Image.MAX_IMAGE_PIXELS == 89_478_485  # PIL's own, for everyone else
 
 
 def _large(path: Path, head: bytes) -> str:
