@@ -21,7 +21,12 @@ from kftransfer.components.core.images import image_dataset
 from kftransfer.components.core.layout import TFLITE_FILE, TFLITE_REPORT_FILE
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
-from kftransfer.components.core.tflite import TFLiteRequest, convert_and_measure, gate_reason
+from kftransfer.components.core.tflite import (
+    ConversionFailed,
+    TFLiteRequest,
+    convert_and_measure,
+    gate_reason,
+)
 
 TFLITE_TEST_IMAGES = 2000  # test images the TFLite model is judged on (memory: N x S x S x 3)
 REPRESENTATIVE_IMAGES = 200  # train images calibrating int8 ranges
@@ -93,8 +98,12 @@ def judge_tflite(
     request = tflite_request(splits_uri, model.input_shape[1], config.tflite)
     with tempfile.TemporaryDirectory(prefix="kft-tflite-") as saved_model:
         write_saved_model(model, evaluation.labels, saved_model)
-        flat, report = convert_and_measure(saved_model, request)
-    storage.write_bytes(storage.join(folder, TFLITE_FILE), flat)
+        try:
+            flat, report = convert_and_measure(saved_model, request)
+        except ConversionFailed as err:  # judged like a model that lost everything
+            flat, report = None, {"mode": config.tflite, "error": str(err)}
+    if flat is not None:
+        storage.write_bytes(storage.join(folder, TFLITE_FILE), flat)
     storage.write_json(storage.join(folder, TFLITE_REPORT_FILE), report)
     reason = gate_reason(report, config.max_tflite_drop)
     verdict = Verdict.of([*evaluation.verdict.reasons, reason])

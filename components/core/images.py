@@ -198,7 +198,7 @@ def _local_images(files: tf.data.Dataset, size: int, changed) -> tf.data.Dataset
 
     def read(uri, label, index):
         data = tf.io.read_file(uri)
-        keep = tf.numpy_function(unchanged, [uri, data], tf.bool, stateful=False)
+        keep = tf.numpy_function(unchanged, [uri, data], tf.bool, stateful=False)  # parallel
         return decode_resized(data, size), label, index, keep
 
     checked = files.map(read, num_parallel_calls=tf.data.AUTOTUNE)

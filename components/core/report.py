@@ -78,6 +78,11 @@ def _tflite_section(evaluation: Evaluation) -> str:
     report = evaluation.tflite
     if not report:
         return ""
+    if "error" in report:
+        return (
+            f"<h2>TFLite</h2><p>model.tflite ({html.escape(report['mode'])}) could not be "
+            f"converted: {html.escape(report['error'])}</p>"
+        )
     rows = (
         ("mode", report["mode"]),
         ("size", f"{report['bytes'] / 2**20:.1f} MiB"),

@@ -25,6 +25,10 @@ from kftransfer.components.core.errors import UserError
 SIGNATURE = "serve_images"  # uint8 images in, probabilities out
 
 
+class ConversionFailed(Exception):
+    """The TFLite converter refused the model; the message is its first line."""
+
+
 @dataclass
 class TFLiteRequest:
     """What to convert and how to judge it.
@@ -54,7 +58,11 @@ def convert(saved_model: str, mode: str, representative: np.ndarray | None = Non
         converter.representative_dataset = lambda: ([image[None]] for image in representative)
     elif mode != "float":
         raise UserError(f"--tflite {mode!r}: use one of {', '.join(MODES)}")
-    return converter.convert()
+    try:
+        return converter.convert()
+    except Exception as err:  # ConverterError, or a quantizer's RuntimeError or ValueError
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        raise ConversionFailed(f"{type(err).__name__}: {first[:300]}") from err
 
 
 def tflite_probabilities(flat: bytes, images: np.ndarray) -> np.ndarray:
@@ -113,6 +121,11 @@ def accuracy_drop(ours: np.ndarray, reference: np.ndarray, labels: np.ndarray) -
 
 def gate_reason(report: dict, max_drop: float) -> str:
     """The verdict's line on the TFLite model: `PASS: ...`, or `FAIL: ...` with what to try."""
+    if "error" in report:  # not converted: `convert_and_measure` raised ConversionFailed
+        return (
+            f"FAIL: TFLite ({report['mode']}) conversion failed: {report['error']} (try "
+            "--tflite dynamic, fp16 or float, or none)"
+        )
     said = (
         f"TFLite ({report['mode']}) test accuracy {report['accuracy']:.4f}, "
         f"{report['drop_points']:.2f} points below the model's "

@@ -1,5 +1,6 @@
 """TFLite is judged in the evaluation step (report, metrics, verdict); the export copies it."""
 
+import json
 import os
 from pathlib import Path
 
@@ -94,6 +95,30 @@ def test_a_quantized_model_that_loses_accuracy_is_not_blessed(
         "more than --max-tflite-drop 1 (try --tflite dynamic, fp16 or float)"
     )
     assert result.tflite["drop_points"] > 1
+
+
+def test_a_model_the_converter_refuses_is_not_blessed_and_the_evaluation_is_written(
+    stages, evaluation, tmp_path, monkeypatch
+):
+    """int8 calibrated on images of the wrong size: the converter raises. Before, that
+    failed the evaluation step: no report, no evaluation.json, no verdict, a traceback."""
+    request = evaluate_tflite.tflite_request
+
+    def misshapen_calibration(*args):
+        made = request(*args)
+        made.representative = np.zeros((4, 7, 7, 3), np.uint8)
+        return made
+
+    monkeypatch.setattr(evaluate_tflite, "tflite_request", misshapen_calibration)
+    folder = tmp_path / "tflite"
+    result = judged(evaluation, stages, folder, tflite="int8")
+    assert not result.verdict.blessed and evaluation.verdict.blessed
+    assert result.verdict.reasons[-1].startswith("FAIL: TFLite (int8) conversion failed: ")
+    assert result.verdict.reasons[-1].endswith("(try --tflite dynamic, fp16 or float, or none)")
+    assert json.loads((folder / "tflite.json").read_text()) == result.tflite
+    assert not (folder / "model.tflite").exists()
+    assert "tflite_accuracy" not in result.metrics_summary()
+    assert "could not be converted" in render_report(result, {}, {})
 
 
 def test_the_gate_line_says_what_was_lost_and_against_what():
