@@ -70,11 +70,25 @@ def discover(source: str) -> Discovery:
     top = {parts[0].lower() for _, parts in relative if len(parts) > 1 and not is_hidden(parts)}
     if top and top <= set(SPLIT_FOLDERS):
         _check_presplit(source, top, relative)
-        return _discover_tree(relative, PRESPLIT, depth=2)
+        found = _discover_tree(relative, PRESPLIT, depth=2)
+        names = {parts[0] for _, parts in relative if len(parts) > 2}
+        split_folders = sorted(name for name in names if name.lower() in SPLIT_FOLDERS)
+        return _with_empty_classes(found, [storage.join(source, s) for s in split_folders])
     _check_not_mixed(source, relative)
-    found = _discover_tree(relative, CLASS_FOLDERS, depth=1)
-    folders = [shown_name(name) for name in storage.list_folders(source) if not is_hidden([name])]
-    found.empty_classes = sorted({class_name(name) for name in folders} - set(found.spellings))
+    return _with_empty_classes(_discover_tree(relative, CLASS_FOLDERS, depth=1), [source])
+
+
+def _with_empty_classes(found: Discovery, parents: list[str]) -> Discovery:
+    """`found`, with the class folders in `parents` that hold no image as `empty_classes`.
+
+    A class folder of no image (or only hidden files; on GCS, a console's placeholder
+    object) is a class of 0 images, an error, not a class that drops out unseen: in a
+    pre-split tree too, where `train/zebras/` empty lost the class (its other splits'
+    folders empty as well).
+    """
+    names = [name for parent in parents for name in storage.list_folders(parent)]
+    shown = {class_name(shown_name(name)) for name in names if not is_hidden([name])}
+    found.empty_classes = sorted(shown - set(found.spellings))
     return found
 
 

@@ -193,3 +193,18 @@ def test_an_empty_class_folder_is_a_class_of_0_images_not_a_lost_class(root):
         "too few image files: 'horses' has 0, 'zebras' has 0, below --min-images-per-class "
         "10; fill or remove the empty class folders"
     )
+
+
+def test_an_empty_class_folder_of_a_presplit_tree_is_a_class_of_0_images(root):
+    # Before: train/zebras/ (and validation/zebras/) empty: the class dropped out unseen.
+    data = storage.join(root, "data")
+    for split, count in (("train", 12), ("validation", 4), ("test", 4)):
+        write_class_folders(storage.join(data, split), {"cats": count, "dogs": count})
+    for split in ("train", "validation"):
+        if storage.is_gcs(data):
+            storage.write_bytes(f"{data}/{split}/zebras/", b"")
+        else:
+            os.makedirs(storage.join(data, split, "zebras"))
+    assert discover(data).empty_classes == ["zebras"]
+    with pytest.raises(UserError, match="'zebras' has 0, below --min-images-per-class"):
+        precheck(data, SplitConfig(min_images_per_class=4))
