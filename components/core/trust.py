@@ -173,11 +173,20 @@ def find_near_duplicates(train: KeyedFeatures, test: KeyedFeatures, config: Eval
 def label_issues_csv(found: dict) -> str:
     """`label_issues.csv`: `uri,given,suggested,score`, most likely mislabelled first.
 
-    Trim it to the images that really are wrong and pass it to `--exclude`.
+    Trim it to the images that really are wrong and pass it to `--exclude`. A class name
+    a spreadsheet would run as a formula (`=`, `+`, `-`, `@` first) is written after a `'`,
+    which spreadsheets show as text: it is a file to open in one, and class names come
+    from folder names anyone with write access to the bucket chose.
     """
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["uri", "given", "suggested", "score"])
     for issue in found["issues"]:
-        writer.writerow([issue["uri"], issue["given"], issue["suggested"], f"{issue['score']:.4f}"])
+        given, suggested = (_as_text(issue[key]) for key in ("given", "suggested"))
+        writer.writerow([issue["uri"], given, suggested, f"{issue['score']:.4f}"])
     return out.getvalue()
+
+
+def _as_text(cell: str) -> str:
+    """`cell`, after a `'` when a spreadsheet would read it as a formula."""
+    return f"'{cell}" if cell.startswith(("=", "+", "-", "@", "\t", "\r")) else cell

