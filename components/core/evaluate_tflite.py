@@ -55,7 +55,8 @@ def split_images(
     rows = spread_sample(layout.read_rows(splits_uri, split), limit)
     ids = [labels.index(row.label) for row in rows]
     images, kept = [], []
-    for batch, _, index in image_dataset([r.uri for r in rows], ids, size, 32):
+    sha256s = [r.sha256 for r in rows]  # the images the split (and the Keras model) judged
+    for batch, _, index in image_dataset([r.uri for r in rows], ids, size, 32, sha256s=sha256s):
         images.append(batch.numpy())
         kept.append(index.numpy())
     if not images:
