@@ -247,9 +247,15 @@ def demo(obj: dict, weights: str, out: str, as_json: bool) -> None:
     """
     from importlib import resources
 
+    from kftransfer.components.core import storage
+    from kftransfer.components.core.errors import UserError
     from kftransfer.pipelines.runs import run_locally
     from kftransfer.pipelines.summary import display_path, format_summary
 
+    try:  # before the weights' download, and named as given (it was as --pipeline-root)
+        storage.require_folder_path(out)
+    except storage.StorageError as err:
+        raise UserError(f"--out {err}") from None
     source = str(resources.files("kftransfer.pipelines") / "demo_data" / "fashion-mnist")
     with only_results_on_stdout():
         arguments = {

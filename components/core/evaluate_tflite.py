@@ -101,7 +101,7 @@ def judge_tflite(
         write_saved_model(model, evaluation.labels, saved_model)
         try:
             flat, report = convert_and_measure(saved_model, request)
-        except ConversionFailed as err:  # judged like a model that lost everything
+        except ConversionFailed as err:  # a failing line of the verdict, not a failed step
             flat, report = None, {"mode": config.tflite, "error": str(err)}
     if flat is not None:
         storage.write_bytes(storage.join(folder, TFLITE_FILE), flat)

@@ -61,8 +61,8 @@ def convert(saved_model: str, mode: str, representative: np.ndarray | None = Non
     try:
         return converter.convert()
     except Exception as err:  # ConverterError, or a quantizer's RuntimeError or ValueError
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise ConversionFailed(f"{type(err).__name__}: {first[:300]}") from err
+        lines = str(err).strip().splitlines() or [""]
+        raise ConversionFailed(f"{type(err).__name__}: {lines[0][:300]}") from err
 
 
 def tflite_probabilities(flat: bytes, images: np.ndarray) -> np.ndarray:

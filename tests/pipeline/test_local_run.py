@@ -157,6 +157,20 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, case):
     assert time.monotonic() - start < 10
 
 
+def test_demo_names_a_bad_out_before_fetching_weights(tmp_path):
+    """Before: it tried the ImageNet download (warning offline), then called it --pipeline-root."""
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    said = {
+        afile: "is a file: give a folder to write to",
+        afile / "demo": f"lies below the file {afile}: give a folder path",
+    }
+    for out, why in said.items():
+        result = CliRunner().invoke(cli, ["demo", "--out", str(out)])
+        assert result.exit_code == 2 and result.stdout == ""
+        assert result.stderr == f"error: --out {out} {why}\n"
+
+
 def test_a_failing_step_keeps_its_run_folder_and_log(tmp_path):
     write_class_folders(str(tmp_path / "data"), {"ok": 12, "bad": 6})
     for name, (data, _) in broken_files().items():  # 6 more files: 12 candidates, 6 valid
