@@ -55,15 +55,22 @@ def _key(config: HeadConfig) -> tuple:
     return tuple(getattr(config, name) for name in SWEPT)
 
 
-def sweep_heads(features_uri: str, config: HeadConfig, train, checkpoint_uri: str = ""):
+def sweep_heads(
+    features_uri: str,
+    config: HeadConfig,
+    train,
+    checkpoint_uri: str = "",
+    tensorboard_uri: str = "",
+):
     """Trains the candidate heads in turn within the budget; returns (winner, trials).
 
     Args:
         features_uri: the features folder.
         config: the configured head, with `head_sweep` trials and `sweep_budget` seconds.
-        train: `train_head`'s signature: `(features_uri, config, checkpoint_uri)` ->
-            `TrainResult`.
+        train: `train_head`'s signature: `(features_uri, config, checkpoint_uri,
+            tensorboard_uri)` -> `TrainResult`.
         checkpoint_uri: each trial checkpoints in its own `trial-<i>` folder below it.
+        tensorboard_uri: each trial logs to its own `trial-<i>` folder below it ('' none).
 
     Returns:
         The winning `TrainResult` with its config, and one record per trial run: its
@@ -79,8 +86,10 @@ def sweep_heads(features_uri: str, config: HeadConfig, train, checkpoint_uri: st
                 config.sweep_budget, index))  # fmt: skip
             break
         began = time.perf_counter()
-        folder = storage.join(checkpoint_uri, f"trial-{index}") if checkpoint_uri else ""
-        result = train(features_uri, candidate, folder)
+        trial = f"trial-{index}"
+        folder = storage.join(checkpoint_uri, trial) if checkpoint_uri else ""
+        logs = storage.join(tensorboard_uri, trial) if tensorboard_uri else ""
+        result = train(features_uri, candidate, folder, logs)
         summary = result.summary()
         trials.append(_record(index, candidate, summary, time.perf_counter() - began))
         results.append((result, candidate))

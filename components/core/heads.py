@@ -232,7 +232,7 @@ def train_head_stage(features_uri: str, config: HeadConfig, outputs: StageOutput
     origin = features_origin(read_manifest(features_uri))
     if config.head_sweep > 1:
         (result, chosen), trials = sweep_heads(
-            features_uri, config, train_head, outputs.checkpoint_uri
+            features_uri, config, train_head, outputs.checkpoint_uri, outputs.tensorboard_uri
         )
         _require_a_finite_epoch(result, chosen)
         extra = {**sweep_metrics(trials), "sweep": trials, **origin}

@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import os
 
 import pytest
 
@@ -53,11 +54,15 @@ def test_the_stage_keeps_the_best_trial_on_validation(learnable, tmp_path):
 
 def test_a_diverged_trial_loses_to_the_others(learnable, tmp_path):
     config = HeadConfig(head_sweep=3, head_epochs=3, head_learning_rate=1e30, seed=1)
-    outputs = StageOutputs(str(tmp_path / "head"), str(tmp_path / "curves.html"))
+    logs = tmp_path / "tensorboard"
+    outputs = StageOutputs(str(tmp_path / "head"), str(tmp_path / "curves.html"), "", str(logs))
     summary = train_head_stage(learnable["features"], config, outputs)
     diverged, *others = summary["sweep"]
     assert math.isnan(diverged["val_loss"]) and not diverged["chosen"]
     assert any(t["chosen"] for t in others) and math.isfinite(summary["val_loss"])
+    # each trial's TensorBoard logs (before: a sweep wrote none)
+    assert sorted(os.listdir(logs)) == ["trial-0", "trial-1", "trial-2"]
+    assert all(os.listdir(logs / trial / "train") for trial in os.listdir(logs))
 
 
 def test_no_trial_starts_after_the_budget(learnable):
