@@ -40,7 +40,8 @@ from kftransfer.components.core.config import (
     validate_run,
 )
 from kftransfer.components.core.errors import Interrupted, UserError
-from kftransfer.components.core.registry import is_custom, missing_preset_folder
+from kftransfer.components.core.input_versions import model_files
+from kftransfer.components.core.registry import missing_preset_folder
 from kftransfer.components.core.signals import Terminated, sigterm_raised
 from kftransfer.components.core.split_checks import precheck
 from kftransfer.pipelines.settings import ClusterSettings
@@ -64,11 +65,12 @@ def prepare_run(
         UserError: one line naming every bad parameter, or the source's or root's problem.
     """
     configs = validate_run(arguments)
-    weights = configs[ExtractConfig].weights
-    for backbone in backbones or (configs[ExtractConfig].backbone,):
-        problem = missing_preset_folder(backbone) or missing_model_file(backbone, weights)
-        if problem:
+    backbones = backbones or (configs[ExtractConfig].backbone,)
+    for backbone in backbones:
+        if problem := missing_preset_folder(backbone):
             raise UserError(problem)
+    if problem := missing_model_file(backbones, configs[ExtractConfig].weights):
+        raise UserError(problem)
     try:  # a file in the way or a read-only root fails now, not at the end
         storage.require_folder_path(pipeline_root)
     except storage.StorageError as err:
@@ -77,17 +79,17 @@ def prepare_run(
     return as_declared(arguments, configs)
 
 
-def missing_model_file(backbone: str, weights: str) -> str | None:
-    """The problem with a `.keras` backbone or a `--weights` file that is not there.
+def missing_model_file(backbones: tuple[str, ...], weights: str) -> str | None:
+    """The problem with a backbone or weights file given by path that is not there.
 
-    Checked before the run folder exists: found at extraction, a typo cost the whole split.
+    The files are those the fingerprint step hashes (`input_versions.model_files`), each
+    checked once. Checked before the run folder exists: found at extraction, a typo cost
+    the whole split.
     """
-    named = [("--backbone", backbone)] if is_custom(backbone) else []
-    if weights not in ("imagenet", "none"):
-        named.append(("--weights", weights))
-    for flag, uri in named:
+    for uri in model_files(list(backbones), weights):
+        flag = "--weights" if uri == weights else "--backbone"
         try:
-            if not storage.exists(uri):
+            if not (storage.exists(uri) or storage.is_folder(uri)):  # a preset is a folder
                 return f"{flag} {uri}: no such file (the path is read where the run runs)"
         except storage.StorageError as err:
             return f"{flag} {uri}: {err}"
