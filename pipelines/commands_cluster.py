@@ -4,7 +4,7 @@ from collections.abc import Callable
 
 import click
 
-from kftransfer.pipelines.backend_contract import MAX_CONCURRENCY
+from kftransfer.pipelines.backend_rules import MAX_CONCURRENCY
 from kftransfer.pipelines.options import (
     Command,
     GroupedOption,

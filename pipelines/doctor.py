@@ -13,11 +13,11 @@ import tempfile
 from dataclasses import dataclass
 
 from kftransfer.pipelines.backend_contract import (
-    RULES,
     parse_version,
     required_backend,
     spec_problems,
 )
+from kftransfer.pipelines.backend_rules import RULES
 from kftransfer.pipelines.container_registry import image_exists
 from kftransfer.pipelines.settings import BACKOFF_FACTOR, STEPS, ClusterSettings, find_step
 from kftransfer.pipelines.transfer_learning import compile_pipeline, task_names

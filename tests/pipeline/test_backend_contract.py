@@ -11,6 +11,7 @@ from kfp import dsl
 
 from kftransfer.components.core.publish import publish, publish_confusion
 from kftransfer.pipelines import backend_contract as contract
+from kftransfer.pipelines import backend_rules as rules
 from kftransfer.pipelines.settings import ClusterSettings
 from kftransfer.pipelines.transfer_learning import compile_pipeline
 
@@ -200,7 +201,7 @@ def test_a_nan_in_step_outputs_breaks_the_metadata_values_rule_and_publish_keeps
 def test_required_backend_and_versions(spec, tmp_path):
     assert contract.required_backend(spec) == "2.14.0"  # Collected artifacts
     single = compile_pipeline(str(tmp_path / "p.yaml"))
-    assert contract.required_backend(single) == contract.BASE_FLOOR == "2.5.0"
+    assert contract.required_backend(single) == rules.BASE_FLOOR == "2.5.0"
     assert contract.parse_version("2.17.0") == (2, 17, 0)
     assert contract.parse_version("v2.14.1-rc.2") == (2, 14, 1)
     assert contract.parse_version("unknown") is None
@@ -208,7 +209,7 @@ def test_required_backend_and_versions(spec, tmp_path):
 
 def test_every_rule_is_documented_with_its_source_and_version():
     text = DOC.read_text()
-    for rule in contract.RULES.values():
+    for rule in rules.RULES.values():
         row = re.search(rf"^\| `{re.escape(rule.id)}` \|.*$", text, re.MULTILINE)
         assert row, f"{rule.id} is not in docs/kfp-backend.md"
         cited = re.findall(r"[\w/.]+\.(?:go|py|ts|proto):[\d-]+", rule.source)
