@@ -155,7 +155,11 @@ class Locations(Config):
 
     TITLE: ClassVar[str] = "Locations"
 
-    cache_uri: str = param("", "Feature cache root (local or gs://); empty for none.")
+    cache_uri: str = param(
+        "",
+        "Cache shared by runs, keyed by image content: image checks, features and decoded "
+        "pixels (local or gs://); empty for none.",
+    )
     checkpoint_uri: str = param(
         "", "Resume-after-preemption checkpoints (local or gs://); empty for none."
     )
