@@ -9,10 +9,9 @@ The `--json` schema is documented in the README ("The --json summary").
 import csv
 import json
 import os
-import shutil
 import time
 
-from kftransfer.components.core import layout
+from kftransfer.components.core import layout, storage
 from kftransfer.components.core.exclusions import read_exclusions
 from kftransfer.components.core.model_card import tflite_figures
 from kftransfer.components.core.split_checks import skipped_line
@@ -54,7 +53,7 @@ def readable_copies(run: str, tasks_folder: str) -> dict[str, str]:
         artifact = os.path.join(tasks_folder, "evaluate-model", name)
         if os.path.isfile(artifact):
             copies[name] = os.path.join(run, readable)
-            shutil.copyfile(artifact, copies[name])
+            storage.copy(artifact, copies[name])
     return copies
 
 
@@ -196,15 +195,15 @@ def exclusion_list(summary: dict, count: int, already: str = "") -> tuple[str, i
         uris = [row["uri"] for row in csv.DictReader(file)]
     chosen = uris if count < 0 else uris[:count]
     path = os.path.join(summary["run"], "excluded.txt")
-    with open(path, "w") as file:
-        file.write("".join(f"{uri}\n" for uri in [*chosen, *sorted(read_exclusions(already))]))
+    storage.write_text(
+        path, "".join(f"{uri}\n" for uri in [*chosen, *sorted(read_exclusions(already))])
+    )
     return path, len(chosen)
 
 
 def write_summary(run: str, summary: dict) -> None:
     """Keeps the summary in the run folder (`summary.json`)."""
-    with open(os.path.join(run, SUMMARY_FILE), "w") as file:
-        json.dump(summary, file, indent=1)
+    storage.write_json(os.path.join(run, SUMMARY_FILE), summary)
 
 
 def format_summary(summary: dict) -> str:
