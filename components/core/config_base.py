@@ -18,7 +18,7 @@ def flag(name: str) -> str:
     return "--" + name.replace("_", "-")
 
 
-SEED_HELP = "Seed of the split, initialisation, dropout and shuffling."
+SEED_HELP = "Seed of the split, initialisation, dropout, shuffling and the label-issue folds."
 
 
 class Config:

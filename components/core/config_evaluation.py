@@ -3,7 +3,13 @@
 from dataclasses import dataclass
 from typing import ClassVar
 
-from kftransfer.components.core.config_base import Config, at_least, param, range_problems
+from kftransfer.components.core.config_base import (
+    SEED_HELP,
+    Config,
+    at_least,
+    param,
+    range_problems,
+)
 
 TFLITE_MODES = ("none", "float", "fp16", "dynamic", "int8")
 
@@ -62,6 +68,7 @@ class EvalConfig(Config):
     )
     top_k: int = param(3, "k of the reported top-k accuracy.")
     misclassified_examples: int = param(24, "Misclassified test images shown in the report.")
+    seed: int = param(0, SEED_HELP)
 
     def problems(self) -> list[str]:
         """Accuracies and tolerances in [0, 1], k >= 1, counts and the TFLite drop >= 0."""

@@ -108,8 +108,9 @@ def find_label_issues(train: KeyedFeatures, names: list[str], config: EvalConfig
     """Likely-mislabelled train and validation images, from K-fold heads on cached features.
 
     Out-of-sample probabilities come from `config.label_issue_folds` softmax regressions
-    on the features (each image scored by the one not trained on it); confident learning
-    flags the rows and ranks them by self-confidence, the probability of the given label.
+    on the features (each image scored by the one not trained on it; folds drawn with
+    `config.seed`); confident learning flags the rows and ranks them by self-confidence,
+    the probability of the given label.
 
     Returns:
         `estimated` (the count confident learning estimates) and `issues`, most likely
@@ -118,7 +119,7 @@ def find_label_issues(train: KeyedFeatures, names: list[str], config: EvalConfig
     if config.label_issue_folds < 2 or len(train.labels) < 2 * config.label_issue_folds:
         return {"estimated": 0, "issues": [], "skipped": "too few images or folds"}
     probabilities = label_issues.out_of_sample_probabilities(
-        train.features, train.labels, len(names), folds=config.label_issue_folds
+        train.features, train.labels, len(names), config.label_issue_folds, config.seed
     )
     found = label_issues.find_label_issues(probabilities, train.labels, "self_confidence")
     return {

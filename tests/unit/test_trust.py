@@ -78,3 +78,22 @@ def test_label_issues_csv_writes_formula_like_class_names_as_text():
     rows = list(csv.reader(io.StringIO(trust.label_issues_csv(found))))
     assert rows[1][1:3] == ["'" + formula, "'-1"]
     assert rows[2][1:3] == ["a=b", "'@home"]  # only a first character makes a formula
+
+
+def test_the_label_issue_folds_follow_the_seed():
+    """Before: the folds were always drawn with seed 0, whatever `--seed` said."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 30)
+    features = (rng.normal(size=(90, 8)) + 1.5 * np.eye(3, 8)[labels]).astype(np.float32)
+    labels[::9] = (labels[::9] + 1) % 3  # some wrong labels to find
+    train = trust.KeyedFeatures(features, labels, np.array([f"{i:064x}" for i in range(90)]),
+                                [f"/d/{i}.jpg" for i in range(90)])  # fmt: skip
+    found = {
+        seed: trust.find_label_issues(train, ["a", "b", "c"], EvalConfig(seed=seed))
+        for seed in (0, 1)
+    }
+    assert found[0]["issues"], "the task has wrong labels to find"
+    scores = [{i["uri"]: i["score"] for i in found[seed]["issues"]} for seed in (0, 1)]
+    assert scores[0] != scores[1]
+    again = trust.find_label_issues(train, ["a", "b", "c"], EvalConfig(seed=1))
+    assert again == found[1]
