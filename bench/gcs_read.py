@@ -25,7 +25,7 @@ from bench.common import gcs_emulator, machine, timed
 from bench.extract import best_of, write_jpegs
 from bench.photos import files_under
 from devtools.proxy import latency_proxy
-from kftransfer.components.core import pixels, storage
+from kftransfer.components.core import listing, pixels, storage
 from kftransfer.components.core.chunk_store import pixel_store
 from kftransfer.components.core.images import image_dataset
 from kftransfer.components.core.parallel import map_ordered
@@ -52,7 +52,7 @@ def rates(tmp: str, bucket: str, args) -> list[float]:
     pixels.fill(pixel_store(f"{tmp}/cache", args.size), files, shas, args.size)
     upload_tree(f"{tmp}/cache", f"{bucket}/cache")
     n, labels = len(files), [0] * len(files)
-    largest = max(storage.list_files(f"{bucket}/cache"), key=lambda info: info.size)
+    largest = max(listing.list_files(f"{bucket}/cache"), key=lambda info: info.size)
 
     def pixel_rate(cache: str) -> float:
         store = pixel_store(cache, args.size)

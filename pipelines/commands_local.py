@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 
 import click
 
+from kftransfer.components.core import folders
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import Interrupted
 from kftransfer.pipelines.options import (
@@ -54,9 +55,9 @@ def split(source: str, out: str, cache_uri: str, **kwargs) -> None:
     local or gs://. Writes train.csv, validation.csv, test.csv, labels.json and
     stats.json (counts, and every skipped file with its reason) to --out.
     """
+    from kftransfer.components.core.folders import require_folder_path
     from kftransfer.components.core.split import split_dataset, write_split
     from kftransfer.components.core.split_checks import precheck
-    from kftransfer.components.core.storage import require_folder_path
 
     config = SplitConfig.from_params(kwargs)
     require_folder_path(out)  # before the work, not after it
@@ -253,7 +254,7 @@ def demo(obj: dict, weights: str, out: str, as_json: bool) -> None:
     from kftransfer.pipelines.summary import display_path, format_summary
 
     try:  # before the weights' download, and named as given (it was as --pipeline-root)
-        storage.require_folder_path(out)
+        folders.require_folder_path(out)
     except storage.StorageError as err:
         raise UserError(f"--out {err}") from None
     source = str(resources.files("kftransfer.pipelines") / "demo_data" / "fashion-mnist")

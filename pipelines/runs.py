@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import folders, storage
 from kftransfer.components.core.config import (
     ExtractConfig,
     SplitConfig,
@@ -72,7 +72,7 @@ def prepare_run(
     if problem := missing_model_file(backbones, configs[ExtractConfig].weights):
         raise UserError(problem)
     try:  # a file in the way or a read-only root fails now, not at the end
-        storage.require_folder_path(pipeline_root)
+        folders.require_folder_path(pipeline_root)
     except storage.StorageError as err:
         raise UserError(f"--pipeline-root {err}") from None
     precheck(arguments["source"], configs[SplitConfig])

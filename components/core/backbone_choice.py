@@ -8,7 +8,7 @@ choosing step's outputs, so fine-tuning, evaluation and export read one ordinary
 features folder, as after a single-backbone run.
 """
 
-from kftransfer.components.core import layout, storage
+from kftransfer.components.core import folders, layout
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.layout import FeatureSpec, read_manifest
 from kftransfer.components.core.progress import LOGGER
@@ -49,8 +49,8 @@ def choose_backbone(
         features_of[uri] = by_key[summary["features_key"]]
         candidates.append({"backbone": summary["backbone"], "head": uri, **_numbers(summary)})
     best = max(candidates, key=lambda c: (c["val_accuracy"], -c["val_loss"]))
-    storage.copy_folder(best["head"], head_out)
-    storage.copy_folder(features_of[best["head"]], features_out)
+    folders.copy_folder(best["head"], head_out)
+    folders.copy_folder(features_of[best["head"]], features_out)
     for candidate in candidates:
         candidate["chosen"] = candidate is best
         LOGGER.info(

@@ -7,7 +7,7 @@ name is read from a folder name or a CSV label.
 import unicodedata
 from dataclasses import dataclass, field
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import listing
 
 CLASS_FOLDERS = "class_folders"
 PRESPLIT = "presplit"
@@ -25,7 +25,7 @@ class Candidate:
     uri: str
     label: str
     split: str | None = None
-    listed: storage.FileInfo | None = None
+    listed: listing.FileInfo | None = None
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class Discovery:
         uri: str,
         raw_label: str,
         split: str | None = None,
-        listed: storage.FileInfo | None = None,
+        listed: listing.FileInfo | None = None,
     ) -> None:
         """Adds the candidate `uri` of the class named `raw_label` in the source."""
         shown = shown_name(uri)

@@ -14,7 +14,7 @@ import tempfile
 
 import keras
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import listing, storage
 from kftransfer.components.core.layout import BEST_WEIGHTS, LAST_WEIGHTS, STATE_FILE
 from kftransfer.components.core.progress import LOGGER
 
@@ -182,7 +182,7 @@ def discard(checkpoint_uri: str) -> None:
     """
     if not checkpoint_uri:
         return
-    files = [info.uri for info in storage.list_files_if_any(checkpoint_uri)]
+    files = [info.uri for info in listing.list_files_if_any(checkpoint_uri)]
     for uri in sorted(files, key=lambda u: storage.basename(u) != STATE_FILE):
         storage.remove(uri)
     if not storage.is_gcs(checkpoint_uri):

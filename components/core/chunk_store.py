@@ -25,7 +25,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from kftransfer.components.core import layout, storage
+from kftransfer.components.core import layout, listing, storage
 from kftransfer.components.core.images import DECODE_VERSION
 from kftransfer.components.core.layout import FeatureSpec
 from kftransfer.components.core.parallel import map_ordered
@@ -115,8 +115,8 @@ class ChunkStore:
     def _chunk_uri(self, chunk_id: str, suffix: str) -> str:
         return storage.join(self.root, layout.CACHE_CHUNKS, chunk_id + suffix)
 
-    def _list_chunks(self) -> list[storage.FileInfo]:
-        return storage.list_files_if_any(storage.join(self.root, layout.CACHE_CHUNKS))
+    def _list_chunks(self) -> list[listing.FileInfo]:
+        return listing.list_files_if_any(storage.join(self.root, layout.CACHE_CHUNKS))
 
 
 def feature_store(cache_uri: str, spec: FeatureSpec, dim: int) -> ChunkStore:

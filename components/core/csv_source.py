@@ -6,7 +6,7 @@ import io
 import os
 import posixpath
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import listing, storage
 from kftransfer.components.core.candidates import CSV_FILE, Candidate, Discovery, Skipped
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.parallel import map_ordered
@@ -68,9 +68,9 @@ def _with_listings(candidates: list[Candidate]) -> list[Candidate]:
     return [dataclasses.replace(c, listed=info) for c, info in zip(candidates, infos, strict=True)]
 
 
-def _listing(uri: str) -> storage.FileInfo | None:
+def _listing(uri: str) -> listing.FileInfo | None:
     try:
-        return storage.file_info(uri)
+        return listing.file_info(uri)
     except storage.StorageError:  # unreadable: the split's check says so
         return None
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import keras
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import folders, storage
 from kftransfer.components.core.backbones import Backbone, fingerprint
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.layers import ClassToken
@@ -77,7 +77,7 @@ def _preset_folder(preset: str) -> Iterator[str]:
     """A local folder for a gs:// or local preset folder; names and handles as they are."""
     if storage.is_gcs(preset) or os.path.isdir(preset):
         try:
-            with storage.local_folder(preset) as folder:
+            with folders.local_folder(preset) as folder:
                 yield folder
         except storage.NotFoundError:
             raise UserError(f"KerasHub preset folder {preset} is empty or missing") from None

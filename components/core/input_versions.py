@@ -10,7 +10,7 @@ the split takes that hash, so a change of any of them recomputes the run.
 
 import hashlib
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import listing, storage
 from kftransfer.components.core.registry import HUB_PREFIX, is_custom, is_hub, names_local_folder
 from kftransfer.components.core.sources import fingerprint
 
@@ -45,7 +45,7 @@ def model_files(backbones: list[str], weights: str) -> list[str]:
 
 def _version(uri: str) -> str:
     """A file's size, version and checksum; a folder's listing hash; `missing` if neither."""
-    info = storage.file_info(uri)
+    info = listing.file_info(uri)
     if info is not None:
         return f"{info.size}\t{info.version}\t{info.checksum}"
     return fingerprint(uri) if storage.is_folder(uri) else "missing"

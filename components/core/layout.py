@@ -22,7 +22,7 @@ import io
 import json
 from dataclasses import asdict, dataclass, fields
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import folders, storage
 from kftransfer.components.core.errors import UserError
 
 SPLITS = ("train", "validation", "test")
@@ -111,8 +111,8 @@ def split_files(labels: list[str], rows: list[Row], stats: dict) -> dict[str, by
 
 
 def write_split_folder(uri: str, labels: list[str], rows: list[Row], stats: dict) -> None:
-    """Writes a split folder all at once (see `storage.replace_folder`; `stats.json` last)."""
-    storage.replace_folder(uri, split_files(labels, rows, stats), marker=STATS_FILE)
+    """Writes a split folder all at once (see `folders.replace_folder`; `stats.json` last)."""
+    folders.replace_folder(uri, split_files(labels, rows, stats), marker=STATS_FILE)
 
 
 def read_labels(splits_uri: str) -> list[str]:

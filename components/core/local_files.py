@@ -21,6 +21,11 @@ SPECIAL_FILES = {
 }
 
 
+def path_of(uri: str) -> str:
+    """The local path a local URI names (a `file://` prefix dropped)."""
+    return uri.removeprefix("file://")
+
+
 def walk(root: str) -> Iterator[str]:
     """Every file below folder `root`, following symbolic links to folders.
 

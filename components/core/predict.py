@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import keras
 import numpy as np
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import listing, storage
 from kftransfer.components.core.candidates import shown_name
 from kftransfer.components.core.classifier import batch_probabilities, image_batches
 from kftransfer.components.core.config import SplitConfig
@@ -150,7 +150,7 @@ def find_images(paths: list[str]) -> FoundImages:
         if not storage.is_folder(path):
             found.uris.append(path)
             continue
-        for info in storage.list_files(path):
+        for info in listing.list_files(path):
             extension = os.path.splitext(info.uri)[1].lower()
             if is_hidden(storage.relative_to(info.uri, path).split("/")):
                 found.hidden += 1

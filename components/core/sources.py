@@ -2,7 +2,7 @@
 
 import hashlib
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import listing, storage
 from kftransfer.components.core.candidates import (
     CLASS_FOLDERS,
     PRESPLIT,
@@ -63,7 +63,7 @@ def discover(source: str) -> Discovery:
             f"source {source} does not exist: give a folder of class folders "
             "(SOURCE/<class>/*.jpg), a train/validation/test tree, or a CSV of uri,label"
         )
-    files = storage.list_files(source)
+    files = listing.list_files(source)
     if not files:
         raise UserError(f"source {source} is empty: expected class folders like {source}/cats/")
     relative = [(info, _parts(storage.relative_to(info.uri, source))) for info in files]
@@ -86,7 +86,7 @@ def _with_empty_classes(found: Discovery, parents: list[str]) -> Discovery:
     pre-split tree too, where `train/zebras/` empty lost the class (its other splits'
     folders empty as well).
     """
-    names = [name for parent in parents for name in storage.list_folders(parent)]
+    names = [name for parent in parents for name in listing.list_folders(parent)]
     shown = {class_name(shown_name(name)) for name in names if not is_hidden([name])}
     found.empty_classes = sorted(shown - set(found.spellings))
     return found
@@ -156,7 +156,7 @@ def is_hidden(parts: list[str]) -> bool:
 
 
 def _discover_tree(
-    relative: list[tuple[storage.FileInfo, list[str]]], layout: str, depth: int
+    relative: list[tuple[listing.FileInfo, list[str]]], layout: str, depth: int
 ) -> Discovery:
     found = Discovery(layout)
     where = "a split/class folder" if depth == 2 else "a class folder"
@@ -190,7 +190,7 @@ def fingerprint(source: str) -> str:
             line = f"{candidate.uri}\t{info.size}\t{info.version}\n" if info else "-\n"
             digest.update(line.encode("utf-8", "surrogateescape"))
     else:
-        for info in storage.list_files(source.rstrip("/")):
+        for info in listing.list_files(source.rstrip("/")):
             relative = storage.relative_to(info.uri, source)
             line = f"{relative}\t{info.size}\t{info.version}\n"
             digest.update(line.encode("utf-8", "surrogateescape"))  # names not UTF-8 too

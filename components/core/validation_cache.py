@@ -29,7 +29,7 @@ import json
 import os
 import time
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import listing, storage
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.parallel import map_ordered
 from kftransfer.components.core.validation import UNREADABLE, ImageCheck, extension_note
@@ -44,7 +44,7 @@ COMPACT_AFTER = 8  # record files (one per run that found new files) before merg
 CHECKPOINT_SECONDS = 60.0  # the most reading a split that is killed loses
 
 
-def listing_key(info: storage.FileInfo) -> str:
+def listing_key(info: listing.FileInfo) -> str:
     """What identifies a file's content in its listing (see the module docstring)."""
     if info.checksum.startswith("md5:"):
         return f"{info.checksum}:{info.size}"
@@ -66,7 +66,7 @@ class ValidationCache:
 
     def load(self) -> dict[str, dict]:
         """Listing key -> stored record, from every record file (read in parallel)."""
-        listed = storage.list_files_if_any(self.root)
+        listed = listing.list_files_if_any(self.root)
         self._files = [i.uri for i in listed if i.uri.endswith(RECORD_SUFFIX)]
         for text in map_ordered(_read_if_present, self._files, threads=READ_THREADS):
             for line in text.splitlines():

@@ -29,7 +29,7 @@ import secrets
 import shutil
 import time
 
-from kftransfer.components.core import layout, storage
+from kftransfer.components.core import folders, generations, layout, listing, storage
 from kftransfer.components.core.errors import PreconditionFailed, UserError
 from kftransfer.components.core.progress import LOGGER
 
@@ -63,7 +63,7 @@ def latest_version(destination: str) -> str | None:
 def complete_versions(destination: str) -> list[str]:
     """The numbered folders of `destination` that hold a whole version (`saved_model.pb`)."""
     found = set()
-    for info in storage.list_files_if_any(destination):
+    for info in listing.list_files_if_any(destination):
         parts = storage.relative_to(info.uri, destination).split("/")
         if len(parts) == 2 and parts[0].isdigit() and parts[1] == layout.SAVED_MODEL_FILE:
             found.add(parts[0])
@@ -104,7 +104,7 @@ def _claim(destination: str, name: str) -> bool:
     claim = storage.join(destination, CLAIMS, name)
     if storage.is_gcs(destination):
         try:
-            storage.write_if_generation(claim, b"", 0)
+            generations.write_if_generation(claim, b"", 0)
             return True
         except PreconditionFailed:
             return False
@@ -125,8 +125,8 @@ def publish(local_folder: str, destination: str, version: str) -> str:
     target = storage.join(destination, version)
     staging = storage.join(destination, STAGING, f"{version}-{secrets.token_hex(4)}")
     if storage.is_gcs(destination):
-        storage.copy_folder(local_folder, staging)
-        names = [storage.relative_to(info.uri, staging) for info in storage.list_files(staging)]
+        folders.copy_folder(local_folder, staging)
+        names = [storage.relative_to(info.uri, staging) for info in listing.list_files(staging)]
         for name in sorted(names, key=lambda n: n == layout.SAVED_MODEL_FILE):
             storage.copy(storage.join(staging, name), storage.join(target, name))
         for name in names:
@@ -153,13 +153,13 @@ def move_latest(destination: str, version: str) -> None:
     """
     pointer = storage.join(destination, layout.LATEST)
     for _ in range(LATEST_ATTEMPTS):
-        current, generation = storage.read_versioned(pointer)
+        current, generation = generations.read_versioned(pointer)
         named = (current or b"").decode().strip()
         if named.isdigit() and int(named) > int(version):
             LOGGER.info("latest stays at %s, newer than %s", named, version)
             return
         try:
-            storage.write_if_generation(pointer, version.encode(), generation)
+            generations.write_if_generation(pointer, version.encode(), generation)
             return
         except PreconditionFailed:
             time.sleep(0.1)
@@ -178,7 +178,7 @@ def remove_leftovers(destination: str, older_than: float = LEFTOVER_SECONDS) -> 
     without a claim is not this tool's (a user's `2023/` beside the versions), and locally
     a version appears whole by one rename, so no local numbered folder is a leftover.
     """
-    files = storage.list_files_if_any(destination)
+    files = listing.list_files_if_any(destination)
     cutoff = time.time() - older_than
     if storage.is_gcs(destination):  # before the claims, which say which folders are ours
         _remove_unfinished_versions(destination, files, cutoff)
@@ -189,7 +189,7 @@ def remove_leftovers(destination: str, older_than: float = LEFTOVER_SECONDS) -> 
 
 
 def _remove_unfinished_versions(
-    destination: str, files: list[storage.FileInfo], cutoff: float
+    destination: str, files: list[listing.FileInfo], cutoff: float
 ) -> None:
     """Deletes the numbered folders a killed copy left: claimed, without `saved_model.pb`."""
     claimed, by_version = set(), {}

@@ -7,7 +7,7 @@ from pathlib import Path
 from kfp import dsl
 
 from devtools.imagegen import class_image, encode, write_class_folders
-from kftransfer.components.core import storage
+from kftransfer.components.core import listing
 from kftransfer.components.evaluate_model import evaluate_model
 from kftransfer.components.export_model import export_model
 from kftransfer.components.extract_bottlenecks import extract_bottlenecks
@@ -80,7 +80,7 @@ def test_training_evaluation_and_export_components(kfp_local, tmp_path):
         "model.keras",
         "summary.json",
     ]
-    assert storage.list_files(checkpoints) == []  # per-run checkpoints deleted after success
+    assert listing.list_files(checkpoints) == []  # per-run checkpoints deleted after success
 
     evaluated = task_folder(kfp_local, "evaluate-model")
     evaluation = json.loads(Path(os.path.join(evaluated, "evaluation")).read_text())

@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from devtools.imagegen import write_class_folders
-from kftransfer.components.core import storage
+from kftransfer.components.core import listing, storage
 from kftransfer.pipelines.backend_contract import executor_output_problems
 from kftransfer.pipelines.cli import cli
 
@@ -40,7 +40,7 @@ def second_test_rows(summary: dict) -> int:
 
 
 def names(uri: str) -> set[str]:
-    return {storage.relative_to(info.uri, uri) for info in storage.list_files(uri)}
+    return {storage.relative_to(info.uri, uri) for info in listing.list_files(uri)}
 
 
 def test_run_on_gcs_then_retrain_after_adding_ten_percent(gcs_bucket, tmp_path):

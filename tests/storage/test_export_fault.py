@@ -3,7 +3,7 @@
 import pytest
 
 from devtools.proxy import Proxy
-from kftransfer.components.core import export, storage, versions
+from kftransfer.components.core import export, listing, storage, versions
 from kftransfer.components.core.model_io import load_model
 
 
@@ -32,6 +32,6 @@ def test_storage_gone_mid_export_is_one_line_and_latest_stays(tuned, gcs_bucket,
     assert labels == ["a", "b", "c"] and model_again.input_shape == model.input_shape
     tops = {
         storage.relative_to(i.uri, destination).split("/")[0]
-        for i in storage.list_files(destination)
+        for i in listing.list_files(destination)
     }
     assert {top for top in tops if top.isdigit()} == {good}  # the failed export published nothing

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kftransfer.components.core import export, gcs, storage
+from kftransfer.components.core import export, gcs, generations, listing, storage
+from kftransfer.components.core.errors import PreconditionFailed
 from kftransfer.components.core.layout import read_labels, read_rows
 from kftransfer.components.core.model_io import load_model
 from kftransfer.pipelines.cli import cli
@@ -20,7 +21,7 @@ def test_export_to_gcs_then_predict_from_it(tuned, gcs_bucket):
     target = export.export_model(load_model(tuned["model_file"]), labels, destination, "# card", {})
     version = storage.basename(target)
     assert storage.read_text(f"{destination}/latest") == version
-    names = {storage.relative_to(i.uri, target) for i in storage.list_files(target)}
+    names = {storage.relative_to(i.uri, target) for i in listing.list_files(target)}
     assert {"saved_model.pb", "model.keras", "labels.json", "model_card.md"} <= names
     assert any(name.startswith("variables/") for name in names)
     image = read_rows(tuned["split"], "test")[0]
@@ -51,10 +52,10 @@ def test_latest_is_written_with_a_generation_precondition(gcs_bucket):
     session.hooks["response"].append(log)
     try:
         pointer = f"{gcs_bucket}/models/latest"
-        storage.write_if_generation(pointer, b"1", 0)
-        _, generation = storage.read_versioned(pointer)
+        generations.write_if_generation(pointer, b"1", 0)
+        _, generation = generations.read_versioned(pointer)
         assert generation > 0
-        storage.write_if_generation(pointer, b"2", generation)
+        generations.write_if_generation(pointer, b"2", generation)
     finally:
         session.hooks["response"].remove(log)
     uploads = [url for url in log.urls if "/upload/" in url]
@@ -68,10 +69,10 @@ def test_real_gcs_rejects_a_stale_generation():
     """Run against a real bucket: KFTRANSFER_REAL_GCS_BUCKET=gs://my-scratch-bucket."""
     pointer = f"{os.environ['KFTRANSFER_REAL_GCS_BUCKET']}/kftransfer-test/latest"
     storage.write_text(pointer, "1")
-    _, generation = storage.read_versioned(pointer)
-    storage.write_if_generation(pointer, b"2", generation)
-    with pytest.raises(storage.PreconditionFailed):
-        storage.write_if_generation(pointer, b"3", generation)
+    _, generation = generations.read_versioned(pointer)
+    generations.write_if_generation(pointer, b"2", generation)
+    with pytest.raises(PreconditionFailed):
+        generations.write_if_generation(pointer, b"3", generation)
 
 
 def test_predict_checks_a_bucket_images_header_in_the_bytes_it_reads_anyway(tuned, gcs_bucket):

@@ -15,7 +15,7 @@ import time
 import pytest
 import tensorflow as tf
 
-from kftransfer.components.core import storage, versions
+from kftransfer.components.core import listing, storage, versions
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 VERSION_FILES = {"saved_model.pb", "fingerprint.pb", "variables/variables.index", "model.keras",
@@ -38,7 +38,7 @@ def start_export(model_file: str, destination: str, tmp, card: str = "#") -> sub
 
 def names(destination: str) -> list[str]:
     try:
-        return [storage.relative_to(i.uri, destination) for i in storage.list_files(destination)]
+        return [storage.relative_to(i.uri, destination) for i in listing.list_files(destination)]
     except storage.NotFoundError:
         return []
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from devtools.imagegen import write_class_folders
-from kftransfer.components.core import storage
+from kftransfer.components.core import listing, storage
 from kftransfer.components.core.config import ExtractConfig, SplitConfig
 from kftransfer.components.core.features import extract_features
 from kftransfer.components.core.images import image_dataset
@@ -38,7 +38,7 @@ def test_feature_cache_and_output_in_a_bucket(gcs_bucket):
     assert sum(s["extracted"] for s in first["splits"].values()) == 16
     assert sum(s["reused"] for s in second["splits"].values()) == 16
     assert sum(s["extracted"] for s in second["splits"].values()) == 0
-    names = [storage.relative_to(i.uri, cache) for i in storage.list_files(cache)]
+    names = [storage.relative_to(i.uri, cache) for i in listing.list_files(cache)]
     keys = [name for name in names if name.endswith(".keys")]
     # one chunk of features, and one of the pixels extraction decoded (for fine-tuning)
     assert sorted(name.split("/")[0] == "pixels" for name in keys) == [False, True]

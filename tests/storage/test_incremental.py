@@ -5,7 +5,7 @@ counters each step keeps (`stats["validation"]`, the features manifest, the pixe
 """
 
 from devtools.imagegen import broken_files, class_image, encode, write_class_folders
-from kftransfer.components.core import layout, pixels, storage, validation_cache
+from kftransfer.components.core import layout, listing, pixels, storage, validation_cache
 from kftransfer.components.core.chunk_store import pixel_store
 from kftransfer.components.core.config import ExtractConfig, SplitConfig
 from kftransfer.components.core.features import extract_features
@@ -100,7 +100,7 @@ def test_nightly_record_files_are_merged_and_every_verdict_survives(root, monkey
     for night in range(4):  # one record file per run with new images, merged at the third
         write_class_folders(data, {"cat": 1}, start=100 + night)
         result = split_dataset(data, CONFIG, cache)
-        files = storage.list_files(storage.join(cache, validation_cache.FOLDER))
+        files = listing.list_files(storage.join(cache, validation_cache.FOLDER))
         assert len(files) == [1, 2, 1, 2][night], [f.uri for f in files]
     assert result.stats["validation"] == {"checked": 1, "reused": 13}
     again = split_dataset(data, CONFIG, cache)
@@ -112,7 +112,7 @@ def test_a_long_split_checkpoints_its_verdicts_and_merges_them_at_the_end(root, 
     data, cache = storage.join(root, "data"), storage.join(root, "cache")
     write_class_folders(data, {"cat": 6, "dog": 6})
     assert split_dataset(data, CONFIG, cache).stats["validation"] == {"checked": 12, "reused": 0}
-    files = storage.list_files(storage.join(cache, validation_cache.FOLDER))
+    files = listing.list_files(storage.join(cache, validation_cache.FOLDER))
     assert len(files) == 1  # 12 checkpoints, over COMPACT_AFTER: merged into one
     again = split_dataset(data, CONFIG, cache)
     assert again.stats["validation"] == {"checked": 0, "reused": 12}

@@ -3,7 +3,7 @@
 import os
 
 from devtools.proxy import Proxy
-from kftransfer.components.core import gcs, storage
+from kftransfer.components.core import gcs, generations, listing, storage
 
 
 def test_transient_503s_are_retried(gcs_bucket, monkeypatch):
@@ -13,7 +13,7 @@ def test_transient_503s_are_retried(gcs_bucket, monkeypatch):
         folder = f"{gcs_bucket}/flaky"
         storage.write_bytes(f"{folder}/data.bin", b"payload")
         assert storage.read_bytes(f"{folder}/data.bin") == b"payload"
-        assert [info.uri for info in storage.list_files(folder)] == [f"{folder}/data.bin"]
+        assert [info.uri for info in listing.list_files(folder)] == [f"{folder}/data.bin"]
         assert storage.exists(f"{folder}/data.bin")
-        storage.write_if_generation(f"{gcs_bucket}/flaky/latest", b"1", 0)
+        generations.write_if_generation(f"{gcs_bucket}/flaky/latest", b"1", 0)
     assert proxy.failures >= 4  # upload, download, list, metadata: each failed once first

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from kftransfer.components.core import storage
+from kftransfer.components.core import folders, listing, storage
 
 
 def test_write_then_read_round_trips_and_creates_parents(root):
@@ -19,7 +19,7 @@ def test_write_then_read_round_trips_and_creates_parents(root):
 def test_list_files_is_recursive_sorted_and_sized(root):
     for name, size in [("z.txt", 3), ("a/x.bin", 10), ("a/b/y.bin", 0)]:
         storage.write_bytes(storage.join(root, name), b"x" * size)
-    listed = storage.list_files(root)
+    listed = listing.list_files(root)
     assert [storage.relative_to(info.uri, root) for info in listed] == [
         "a/b/y.bin",
         "a/x.bin",
@@ -43,12 +43,12 @@ def test_missing_file_and_folder_name_the_uri(root):
     with pytest.raises(storage.NotFoundError, match="nope.bin: not found"):
         storage.read_bytes(missing)
     if storage.is_gcs(root):  # GCS has no folders: a prefix without objects lists empty
-        assert storage.list_files(storage.join(root, "no-such-folder")) == []
+        assert listing.list_files(storage.join(root, "no-such-folder")) == []
         with pytest.raises(storage.NotFoundError, match="gs://no-such-bucket-7/x: not found"):
-            storage.list_files("gs://no-such-bucket-7/x")
+            listing.list_files("gs://no-such-bucket-7/x")
     else:
         with pytest.raises(storage.NotFoundError, match="no-such-folder: not found"):
-            storage.list_files(storage.join(root, "no-such-folder"))
+            listing.list_files(storage.join(root, "no-such-folder"))
 
 
 def test_streaming_read_in_chunks(root):
@@ -102,7 +102,7 @@ def test_failed_write_leaves_previous_content(root):
         out.write(b"half of the new")
         raise RuntimeError("crash mid-write")
     assert storage.read_text(uri) == "old"
-    assert [storage.relative_to(i.uri, root) for i in storage.list_files(root)] == ["state.json"]
+    assert [storage.relative_to(i.uri, root) for i in listing.list_files(root)] == ["state.json"]
 
 
 def test_copy_and_download(root, tmp_path):
@@ -129,9 +129,9 @@ def test_read_many_keeps_order_and_reports_errors_per_file(root):
 
 def test_replace_folder_swaps_in_a_new_version(root):
     folder = storage.join(root, "out")
-    storage.replace_folder(folder, {"a.txt": b"1", "done.json": b"{}"}, marker="done.json")
-    storage.replace_folder(folder, {"b.txt": b"2", "done.json": b"{}"}, marker="done.json")
-    names = sorted(storage.relative_to(i.uri, folder) for i in storage.list_files(folder))
+    folders.replace_folder(folder, {"a.txt": b"1", "done.json": b"{}"}, marker="done.json")
+    folders.replace_folder(folder, {"b.txt": b"2", "done.json": b"{}"}, marker="done.json")
+    names = sorted(storage.relative_to(i.uri, folder) for i in listing.list_files(folder))
     assert names == ["b.txt", "done.json"]
 
 
@@ -139,7 +139,7 @@ def test_replace_folder_refuses_a_folder_it_did_not_write(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
     with pytest.raises(storage.StorageError, match="not an earlier output"):
-        storage.replace_folder(str(tmp_path / "mine"), {"x": b""}, marker="stats.json")
+        folders.replace_folder(str(tmp_path / "mine"), {"x": b""}, marker="stats.json")
     assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from kftransfer.components.core import checkpoints, storage
+from kftransfer.components.core import checkpoints, listing, storage
 from kftransfer.components.core.config import HeadConfig
 from kftransfer.components.core.heads import train_head
 from tests.unit.test_resume import PreemptAfter, Preempted, Record
@@ -13,7 +13,7 @@ def test_head_checkpoints_to_gcs_and_resumes(learnable, gcs_bucket):
     config = HeadConfig(head_epochs=4, head_patience=100)
     with pytest.raises(Preempted):
         train_head(learnable["features"], config, checkpoint, callbacks=[PreemptAfter(2)])
-    names = sorted(storage.relative_to(i.uri, checkpoint) for i in storage.list_files(checkpoint))
+    names = sorted(storage.relative_to(i.uri, checkpoint) for i in listing.list_files(checkpoint))
     state = storage.read_json(f"{checkpoint}/state.json")
     assert state["files"]["last"] == "last-2.weights.h5"  # epoch 1's files are deleted
     assert names == sorted({*state["files"].values(), "state.json"})
@@ -22,4 +22,4 @@ def test_head_checkpoints_to_gcs_and_resumes(learnable, gcs_bucket):
     assert record.epochs == [3, 4] and len(result.history["loss"]) == 4
     assert storage.read_json(f"{checkpoint}/state.json")["ended"]  # kept until the stage is saved
     checkpoints.discard(checkpoint)
-    assert storage.list_files_if_any(f"{gcs_bucket}/checkpoints") == []
+    assert listing.list_files_if_any(f"{gcs_bucket}/checkpoints") == []

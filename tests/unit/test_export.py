@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kftransfer.components.core import export, storage, versions
+from kftransfer.components.core import export, generations, storage, versions
 from kftransfer.components.core import predict as predictor
 from kftransfer.components.core.calibration import apply_temperature
 from kftransfer.components.core.classifier import predict_images, with_flip_averaging
 from kftransfer.components.core.config import EvalConfig
-from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.errors import PreconditionFailed, UserError
 from kftransfer.components.core.evaluate import evaluate_stages
 from kftransfer.components.core.layout import read_labels, read_rows
 from kftransfer.components.core.model_io import load_model
@@ -166,13 +166,13 @@ def test_latest_only_moves_forward(tmp_path):
 def test_a_stale_writer_of_latest_is_refused(tmp_path):
     pointer = str(tmp_path / "latest")
     storage.write_text(pointer, "1")
-    _, generation = storage.read_versioned(pointer)
-    storage.write_if_generation(pointer, b"2", generation)  # the winner
-    with pytest.raises(storage.PreconditionFailed):
-        storage.write_if_generation(pointer, b"3", generation)  # read before the winner wrote
+    _, generation = generations.read_versioned(pointer)
+    generations.write_if_generation(pointer, b"2", generation)  # the winner
+    with pytest.raises(PreconditionFailed):
+        generations.write_if_generation(pointer, b"3", generation)  # read before the winner wrote
     assert storage.read_text(pointer) == "2"
-    with pytest.raises(storage.PreconditionFailed):
-        storage.write_if_generation(pointer, b"4", 0)  # "only if absent"
+    with pytest.raises(PreconditionFailed):
+        generations.write_if_generation(pointer, b"4", 0)  # "only if absent"
 
 
 def test_export_folder_without_labels_is_a_clear_error(tmp_path):

@@ -8,7 +8,7 @@ import tempfile
 import pytest
 
 from devtools.imagegen import class_image, encode, write_class_folders
-from kftransfer.components.core import storage
+from kftransfer.components.core import listing, storage
 from kftransfer.components.core.candidates import CLASS_FOLDERS, PRESPLIT
 from kftransfer.components.core.config import SplitConfig
 from kftransfer.components.core.errors import UserError
@@ -64,7 +64,7 @@ def test_system_folders_beside_photos_are_hidden_not_images_or_classes(tmp_path)
         path.write_bytes(original.read_bytes())
     found = discover(str(root))
     assert sorted(c.uri for c in found.candidates) == sorted(
-        info.uri for info in storage.list_files(str(root)) if info.uri not in map(str, thumbs)
+        info.uri for info in listing.list_files(str(root)) if info.uri not in map(str, thumbs)
     )
     assert {c.label for c in found.candidates} == {"cats", "dogs"}
     hidden = {s.uri: (s.reason, s.detail) for s in found.skipped}
@@ -74,14 +74,14 @@ def test_system_folders_beside_photos_are_hidden_not_images_or_classes(tmp_path)
 
 
 def listing_as_nobody(root: str) -> str:
-    """`storage.list_files(root)` as a user without root's right to read any folder."""
+    """`listing.list_files(root)` as a user without root's right to read any folder."""
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child reports through the pipe
         try:
             if os.geteuid() == 0:
                 os.setuid(NOBODY)
-            said = f"listed {len(storage.list_files(root))} files"
+            said = f"listed {len(listing.list_files(root))} files"
         except UserError as err:
             said = f"error: {err}"
         os.write(write, said.encode())
