@@ -42,7 +42,7 @@ def display_path(path: str) -> str:
 def _read_json(path: str) -> dict:
     if not os.path.isfile(path):
         return {}
-    with open(path) as file:
+    with open(path, encoding="utf-8") as file:
         return json.load(file)
 
 
@@ -191,7 +191,7 @@ def exclusion_list(summary: dict, count: int, already: str = "") -> tuple[str, i
     Returns:
         the file's path and how many label issues it adds.
     """
-    with open(summary["trust"]["label_issues_csv"]) as file:
+    with open(summary["trust"]["label_issues_csv"], encoding="utf-8", newline="") as file:
         uris = [row["uri"] for row in csv.DictReader(file)]
     chosen = uris if count < 0 else uris[:count]
     path = os.path.join(summary["run"], "excluded.txt")
@@ -204,6 +204,16 @@ def exclusion_list(summary: dict, count: int, already: str = "") -> tuple[str, i
 def write_summary(run: str, summary: dict) -> None:
     """Keeps the summary in the run folder (`summary.json`)."""
     storage.write_json(os.path.join(run, SUMMARY_FILE), summary)
+
+
+def _tflite_line(tflite: dict) -> str:
+    if "error" in tflite:
+        return f"tflite:   {tflite['mode']}, conversion failed: {tflite['error']}"
+    return (
+        f"tflite:   {tflite['mode']}, {tflite['mib']:.1f} MiB, test accuracy "
+        f"{tflite['accuracy']:.4f} ({tflite['drop_points']:.2f} points lost against the "
+        f"SavedModel's {tflite['saved_model_accuracy']:.4f})"
+    )
 
 
 def format_summary(summary: dict) -> str:
@@ -245,12 +255,7 @@ def format_summary(summary: dict) -> str:
     if summary["exported"]:
         lines.append(f"exported: {display_path(summary['exported'])}")
     if summary.get("tflite"):
-        tflite = summary["tflite"]
-        lines.append(
-            f"tflite:   {tflite['mode']}, {tflite['mib']:.1f} MiB, test accuracy "
-            f"{tflite['accuracy']:.4f} ({tflite['drop_points']:.2f} points lost against the "
-            f"SavedModel's {tflite['saved_model_accuracy']:.4f})"
-        )
+        lines.append(_tflite_line(summary["tflite"]))
     if summary.get("excluded_label_issues"):
         excluded = summary["excluded_label_issues"]
         lines.append(

@@ -28,7 +28,12 @@ import tensorflow as tf
 
 from kftransfer.components.core import layout, storage, versions
 from kftransfer.components.core.calibration import TemperatureScaling
-from kftransfer.components.core.classifier import as_probabilities, num_classes, with_flip_averaging
+from kftransfer.components.core.classifier import (
+    as_probabilities,
+    is_binary,
+    num_classes,
+    with_flip_averaging,
+)
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.images import decode_resized
 from kftransfer.components.core.layout import (
@@ -52,10 +57,14 @@ def load_exported(folder: str) -> tuple[keras.Model, list[str]]:
     Raises:
         UserError: the folder lacks `model.keras` or `labels.json`.
     """
-    labels_uri = storage.join(folder, LABELS_FILE)
-    if not storage.exists(labels_uri):
-        raise UserError(f"{folder} has no {LABELS_FILE}: give an export folder or a version folder")
-    return load_labelled_model(storage.join(folder, MODEL_FILE), labels_uri)
+    labels_uri, model_uri = storage.join(folder, LABELS_FILE), storage.join(folder, MODEL_FILE)
+    for needed in (labels_uri, model_uri):
+        if not storage.exists(needed):
+            raise UserError(
+                f"{folder} has no {storage.basename(needed)}: give an export folder or a "
+                "version folder"
+            )
+    return load_labelled_model(model_uri, labels_uri)
 
 
 def exported_evaluation(folder: str) -> dict:
@@ -105,8 +114,12 @@ def load_labelled_model(model_uri: str, labels_uri: str) -> tuple[keras.Model, l
 
 
 def with_temperature(model: keras.Model, temperature: float) -> keras.Model:
-    """`model` with temperature scaling appended: calibrated probabilities out (T = 1: as is)."""
-    if temperature == 1.0:
+    """`model` with temperature scaling appended: calibrated probabilities out.
+
+    At T = 1 a model is kept as is, but for a sigmoid: its one column `p(class 1)` becomes
+    two, so every exported model answers `[N, classes]` in the order of `labels.json`.
+    """
+    if temperature == 1.0 and not is_binary(model):
         return model
     outputs = TemperatureScaling(temperature, name="temperature_scaling")(model.outputs[0])
     return keras.Model(model.inputs, outputs, name=model.name)
@@ -198,7 +211,7 @@ def export_model(
             SERVING_FILE: json.dumps(serving, indent=1),
         }
         for name, text in texts.items():
-            with open(os.path.join(tmp, name), "w") as out:
+            with open(os.path.join(tmp, name), "w", encoding="utf-8") as out:
                 out.write(text)
         target = versions.publish(tmp, destination, version)
     versions.move_latest(destination, version)

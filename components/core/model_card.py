@@ -57,10 +57,15 @@ Classifies an RGB image into one of {len(labels)} classes: {names}.
 `saved_model.pb` (TF Serving / KServe): signature `serving_default` takes `image_bytes`
 (encoded JPEG/PNG/GIF/BMP/WebP, a batch) and returns `probabilities` [N, {len(labels)}]
 and `label` [N]; `serve_images` takes uint8 images [N, {size}, {size}, 3].
-`model.keras` (Keras 3, load with `kftransfer` installed) takes uint8 images
-[N, {size}, {size}, 3]. Decoding and resizing match training exactly: `serving_default`
-turns a JPEG upright by its EXIF orientation, as training did, so uint8 images given to
-the other inputs (and to `model.tflite`) must already be upright.
+`model.keras` (Keras 3; load it with `kftransfer` installed, through
+`kftransfer.components.core.model_io.load_model`) takes uint8 images
+[N, {size}, {size}, 3]. Every output is `probabilities` [N, {len(labels)}] in the order of
+`labels.json`. Decoding and resizing match training exactly: `serving_default` turns a
+JPEG upright by its EXIF orientation, as training did, so uint8 images given to the
+other inputs (and to `model.tflite`) must already be upright; an alpha channel is
+dropped, as in training. `label` is `unknown` below the minimum confidence the version
+was exported with (`serving.json` records it; editing that file does not change the
+SavedModel).
 
 {_data(stats, labels)}
 
@@ -164,7 +169,12 @@ def _trust(evaluation: dict) -> str:
 
 
 def tflite_figures(report: dict) -> dict:
-    """The TFLite figures quoted beside the card: the run summary's, the export artifact's."""
+    """The TFLite figures quoted beside the card: the run summary's, the export artifact's.
+
+    A model the converter refused has its mode and the converter's error instead.
+    """
+    if "error" in report:
+        return {"mode": report["mode"], "error": report["error"]}
     return {
         "mode": report["mode"],
         "accuracy": report["accuracy"],
@@ -184,5 +194,10 @@ def _tflite(evaluation: dict) -> str:
         f"test accuracy {report['accuracy']:.4f} vs {report['saved_model_accuracy']:.4f} for "
         f"the SavedModel on the same {report['test_images']} images "
         f"({report['drop_points']:+.2f} points lost); max |probability difference| "
-        f"{report['max_abs_difference']:.2e}\n"
+        f"{report['max_abs_difference']:.2e}. It takes uint8 images [N, S, S, 3] as "
+        "`serve_images` does and returns float32 `probabilities` in the order of "
+        "`labels.json`; it holds no class names and no minimum confidence (apply "
+        "`serving.json`'s yourself)"
+        + (", and int8 probabilities come in steps of 1/256" if report["mode"] == "int8" else "")
+        + ".\n"
     )

@@ -6,7 +6,7 @@ import zipfile
 
 import keras
 
-from kftransfer.components.core import layers, layout, storage
+from kftransfer.components.core import calibration, layers, layout, storage
 from kftransfer.components.core.errors import UserError
 
 
@@ -14,10 +14,13 @@ def save_model(model: keras.Model, uri: str) -> str:
     """Saves `model` to the `.keras` file `uri` (local or gs://, atomically); returns `uri`.
 
     The file is for inference and initialisation: the optimizer's state is left out (a
-    fine-tuned model's momentum would double its size). Resumable checkpoints are the
+    fine-tuned model's momentum would double its size), and a model trained in mixed
+    precision is saved in float32 (`float32_model`). Resumable checkpoints are the
     training loop's own.
     """
-    if getattr(model, "optimizer", None) is not None:  # the same layers, uncompiled
+    if _is_mixed(model):
+        model = float32_model(model)
+    elif getattr(model, "optimizer", None) is not None:  # the same layers, uncompiled
         model = keras.Model(model.inputs, model.outputs, name=model.name)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, storage.basename(uri))
@@ -26,13 +29,38 @@ def save_model(model: keras.Model, uri: str) -> str:
     return uri
 
 
+def float32_model(model: keras.Model) -> keras.Model:
+    """A copy of `model` (uncompiled, same weights) whose every layer computes in float32.
+
+    Mixed precision is a training device's setting (`--mixed-precision`): a model that
+    kept it would compute in float16 wherever it is served, which TFLite's converter
+    refuses in every mode and CPUs run slower. The variables of a mixed model are float32
+    already, so the weights carry over exactly.
+    """
+    clone = keras.models.clone_model(model, clone_function=_float32_layer, recursive=True)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _float32_layer(layer: keras.layers.Layer) -> keras.layers.Layer:
+    return layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
+
+
+def _is_mixed(model: keras.Model) -> bool:
+    """Whether any layer, at any depth, computes in another dtype than its variables."""
+    return any(
+        layer.dtype_policy.compute_dtype != layer.dtype_policy.variable_dtype
+        for layer in model._flatten_layers(include_self=False)
+    )
+
+
 def load_model(uri: str) -> keras.Model:
     """Loads the `.keras` file `uri` (local or gs://) for inference, with `safe_mode=True`.
 
     Raises:
         UserError: the file is missing or not a loadable Keras model.
     """
-    assert layers.Preprocess  # custom layers must be registered before loading
+    assert layers.Preprocess and calibration.TemperatureScaling  # registered before loading
     with storage.local_path(uri) as path:
         return load_keras_file(path, uri)
 

@@ -18,6 +18,7 @@ from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.export import load_exported, load_labelled_model
 from kftransfer.components.core.layout import (
     LABELS_FILE,
+    MODEL_FILE,
     SERVING_FILE,
     UNKNOWN,
     unknown_is_ambiguous,
@@ -30,10 +31,13 @@ from kftransfer.components.core.validation import (
     ImageCheck,
     check_image,
     header_problem,
+    header_size,
 )
 from kftransfer.components.core.versions import resolve_model_folder
 
-HEAD_BYTES = 128 << 10  # enough for a header behind an EXIF segment (at most 64 KiB)
+HEAD_BYTES = 128 << 10  # enough for a header behind an EXIF segment (at most 64 KiB); a
+# file whose size lies further in (a JPEG's ICC profile or XMP before its frame header) is
+# read whole
 HEAD_THREADS = 16
 WINDOW = 1024  # images whose headers are checked before their batches start
 
@@ -87,7 +91,15 @@ def load_predictor(uri: str) -> tuple[keras.Model, list[str], float]:
         if not storage.exists(labels_uri):
             raise UserError(f"no {LABELS_FILE} beside {uri}: the class names are needed")
         return (*load_labelled_model(uri, labels_uri), 0.0)
-    folder = resolve_model_folder(uri.rstrip("/"))
+    uri = uri.rstrip("/")
+    if storage.exists(uri):
+        raise UserError(
+            f"{uri} is a file: give an export folder, a version folder or a .keras file "
+            f"(predict reads {MODEL_FILE}; saved_model.pb and model.tflite are for serving)"
+        )
+    if not storage.is_folder(uri):
+        raise UserError(f"{uri}: no such export folder, version folder or .keras file")
+    folder = resolve_model_folder(uri)
     return (*load_exported(folder), read_min_confidence(folder))
 
 
@@ -254,15 +266,17 @@ class HeaderScreen:
 def _refused_by_header(uris: list[str], skip: set[int], max_pixels: int) -> dict[int, str]:
     """Index -> why, for the local images whose header proves they must not be decoded.
 
-    One read of the first HEAD_BYTES per image, HEAD_THREADS at a time (TensorFlow reads
-    local files itself, so they are checked before); an image that cannot be read is left
-    to the batches, whose failure says why. `gs://` images are in `skip`: `HeaderScreen`
-    checks the bytes the batches read.
+    One read of the first HEAD_BYTES per image (the whole file when they give no size),
+    HEAD_THREADS at a time (TensorFlow reads local files itself, so they are checked
+    before); an image that cannot be read is left to the batches, whose failure says why.
+    `gs://` images are in `skip`: `HeaderScreen` checks the bytes the batches read.
     """
 
     def judge(index: int) -> str:
         try:
             head = storage.read_head(uris[index], HEAD_BYTES)
+            if len(head) == HEAD_BYTES and header_size(head) is None:
+                head = storage.read_bytes(uris[index])
         except storage.StorageError:
             return ""
         return _reason(header_problem(uris[index], head, max_pixels))

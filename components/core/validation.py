@@ -127,6 +127,11 @@ def header_problem(uri: str, head: bytes, max_pixels: int) -> ImageCheck | None:
     return _judge_header(uri, "", head, max_pixels)[1]
 
 
+def header_size(head: bytes) -> tuple[int, int] | None:
+    """The (width, height) a file's first bytes give; None when they give none."""
+    return _sniff(head)[1]
+
+
 def _head_problem(uri: str, head: bytes, max_pixels: int) -> ImageCheck | None:
     """What a file's first bytes alone prove: no image, too many pixels, a misread BMP."""
     header_format, problem = _judge_header(uri, "", head, max_pixels)

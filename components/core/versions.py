@@ -43,20 +43,21 @@ def latest_version(destination: str) -> str | None:
     """The production version: the one `DEST/latest` names, or None before any export.
 
     When that version is gone (rolled back by deleting its folder, which makes TF Serving
-    serve the highest one left), the highest complete version, with a warning.
+    serve the highest one left), or `latest` itself is (deleted, or versions copied in by
+    hand), the highest complete version, with a warning: what TF Serving serves.
     """
+    pointer = storage.join(destination, layout.LATEST)
     try:
-        named = storage.read_text(storage.join(destination, layout.LATEST)).strip() or None
+        named = storage.read_text(pointer).strip() or None
     except storage.NotFoundError:
-        return None
-    if named is None or _complete(destination, named):
+        named = None
+    if named is not None and _complete(destination, named):
         return named
     served = max(complete_versions(destination), key=int, default=None)
-    instead = f"using {served}, the highest version left" if served else "no version is left"
-    LOGGER.warning(
-        "%s names version %s, which is not there: %s (what TF Serving serves)",
-        storage.join(destination, layout.LATEST), named, instead,
-    )  # fmt: skip
+    if named is not None or served is not None:
+        said = f"names version {named}, which is not there" if named else "is missing"
+        instead = f"using {served}, the highest version" if served else "no version is left"
+        LOGGER.warning("%s %s: %s (what TF Serving serves)", pointer, said, instead)
     return served
 
 

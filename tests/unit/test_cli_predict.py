@@ -1,5 +1,6 @@
 """`kftransfer predict`: top-k lines, JSON lines, per-file errors, model lookup."""
 
+import io
 import json
 import os
 import re
@@ -147,6 +148,28 @@ def test_export_folder_without_labels_is_exit_2(tmp_path):
     assert "has no labels.json: give an export folder or a version folder" in result.stderr
 
 
+def test_a_model_argument_of_the_wrong_kind_says_what_to_give(exported, tmp_path):
+    """Before: `DEST/latest` and a version's `saved_model.pb` gave `.../latest/latest: Not a
+    directory`, a missing path `has no labels.json`, and a version without its model.keras
+    `.../model.keras: not found`."""
+    version = versions.resolve_model_folder(exported)
+    (tmp_path / "only-labels").mkdir()
+    shutil.copy(os.path.join(version, "labels.json"), tmp_path / "only-labels")
+    expected = {
+        os.path.join(exported, "latest"): " is a file: give an export folder, a version folder "
+        "or a .keras file (predict reads model.keras; saved_model.pb and model.tflite are "
+        "for serving)",
+        os.path.join(version, "saved_model.pb"): " is a file: give an export folder",
+        str(tmp_path / "nowhere"): ": no such export folder, version folder or .keras file",
+        str(tmp_path / "only-labels"): " has no model.keras: give an export folder or a "
+        "version folder",
+    }
+    for model, said in expected.items():
+        result = CliRunner().invoke(cli, ["predict", model, str(tmp_path)])
+        assert result.exit_code == 2, model
+        assert result.stderr.startswith(f"error: {model}{said}"), result.stderr
+
+
 def test_folders_give_their_images_and_say_what_they_left_out(tuned, exported, tmp_path):
     """Image names of any case (.JFIF, .jpe too); hidden files and sidecars are left out."""
     rows = read_rows(tuned["split"], "test")[:2]
@@ -236,6 +259,12 @@ def test_a_production_version_rolled_back_by_deleting_it_falls_back_to_the_serve
     result = CliRunner().invoke(cli, ["predict", destination, image, "--top-k", "1"])
     assert result.exit_code == 0, result.output
     assert result.stdout.startswith(f"{image}: ")
+    os.remove(os.path.join(destination, "latest"))  # before: "models has no labels.json"
+    with caplog.at_level("WARNING"):
+        assert versions.latest_version(destination) == os.path.basename(first)
+    assert "latest is missing: using " in caplog.text
+    result = CliRunner().invoke(cli, ["predict", destination, image, "--top-k", "1"])
+    assert result.exit_code == 0, result.output
     shutil.rmtree(first)
     assert versions.latest_version(destination) is None  # nothing left: as before any export
 
@@ -332,3 +361,25 @@ def test_a_shown_probability_never_rounds_up_past_the_threshold():
     answer = predict.Prediction("x.png", [("red", nearly)], label="unknown", abstained=True)
     assert answer.to_json()["predictions"] == [{"label": "red", "probability": 0.999999}]
     assert [predict.shown(p, 3) for p in (nearly, 0.29, 0.5, 0.0004)] == [0.999, 0.29, 0.5, 0.0]
+
+
+def test_a_jpeg_whose_size_lies_past_the_first_read_is_still_judged_by_it(exported, tmp_path):
+    """Before: ICC or XMP segments before the frame header pushed the size past the
+    128 KiB predict reads, so a JPEG over the pixel cap was decoded unchecked."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.fromarray(np.zeros((512, 512, 3), np.uint8)).save(out, "JPEG")  # 64x64 at 1/8
+    plain = out.getvalue()
+    comment = b"\xff\xfe" + (65535).to_bytes(2, "big") + bytes(65533)  # a 64 KiB segment
+    padded = plain[:2] + 3 * comment + plain[2:]  # SOI, the segments, then the rest
+    assert len(padded) > predict.HEAD_BYTES
+    for name, data in (("plain.jpg", plain), ("padded.jpg", padded)):
+        (tmp_path / name).write_bytes(data)
+    model, labels, _ = predict.load_predictor(exported)
+    uris = [str(tmp_path / "plain.jpg"), str(tmp_path / "padded.jpg")]
+    answers = list(predict.predict(model, labels, uris, max_pixels=refused_images.CAP))
+    assert [a.error for a in answers] == [answers[0].error] * 2
+    assert answers[0].error == (
+        "decompression_bomb: 512x512 px (decoded at 1/8 scale: 4096 px) > 2304 px cap"
+    )

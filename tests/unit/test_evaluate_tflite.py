@@ -12,8 +12,10 @@ from kftransfer.components.core.config import EvalConfig
 from kftransfer.components.core.errors import UserError
 from kftransfer.components.core.evaluate import evaluate_stages
 from kftransfer.components.core.layout import read_labels, read_rows
+from kftransfer.components.core.model_card import tflite_figures
 from kftransfer.components.core.report import render_report
 from kftransfer.components.core.tflite import accuracy_drop, gate_reason
+from kftransfer.pipelines.summary import format_summary
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +121,13 @@ def test_a_model_the_converter_refuses_is_not_blessed_and_the_evaluation_is_writ
     assert not (folder / "model.tflite").exists()
     assert "tflite_accuracy" not in result.metrics_summary()
     assert "could not be converted" in render_report(result, {}, {})
+    figures = tflite_figures(result.tflite)  # the run's summary: before, a KeyError
+    assert figures == {"mode": "int8", "error": result.tflite["error"]}
+    summary = {"head": {"val_accuracy": 0.9, "test_accuracy": 0.9}, "fine_tuned": {
+        "val_accuracy": 0.9, "test_accuracy": 0.9}, "blessed": False, "reasons": [],
+        "report": "", "exported": None, "tflite": figures}  # fmt: skip
+    line = format_summary(summary).splitlines()[-1]
+    assert line == f"tflite:   int8, conversion failed: {result.tflite['error']}"
 
 
 def test_the_gate_line_says_what_was_lost_and_against_what():

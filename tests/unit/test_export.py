@@ -193,3 +193,27 @@ def test_a_damaged_evaluation_of_production_is_a_one_line_error(tmp_path):
         said = f"{folder}/evaluation.json is not a JSON object .* delete the version folder "
         with pytest.raises(UserError, match=said + f"{folder} to roll production back"):
             export.exported_evaluation(str(folder))
+
+
+def test_a_binary_model_is_exported_with_a_column_per_label_at_any_temperature(tmp_path):
+    """Before: at T = 1 a sigmoid model's `model.keras` answered one column, p(class 1),
+    so `labels.json` read in "output order" named the wrong class; at T != 1, two."""
+    import keras
+
+    inputs = keras.Input((4, 4, 3), dtype="uint8")
+    flat = keras.layers.Flatten()(keras.layers.Rescaling(1 / 255)(inputs))
+    sigmoid = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(flat))
+    images = np.random.default_rng(0).integers(0, 255, (5, 4, 4, 3)).astype("uint8")
+    p = sigmoid.predict_on_batch(images)[:, 0]
+    for temperature in (1.0, 0.5):
+        serving = {"temperature": temperature, "test_time_flip": False, "min_confidence": 0.0}
+        model = export.serving_model(sigmoid, serving)
+        destination = str(tmp_path / f"t{temperature}")
+        target = export.export_model(model, ["a", "b"], destination, "# card", EVALUATION)
+        exported, labels = export.load_exported(target)
+        out = exported.predict_on_batch(images)
+        assert labels == ["a", "b"] and out.shape == (5, 2)
+        if temperature == 1.0:
+            np.testing.assert_allclose(out, np.stack([1 - p, p], axis=1), atol=1e-6)
+        else:  # sharpened, the same answers
+            assert (out.argmax(1) == (p >= 0.5)).all()

@@ -10,6 +10,7 @@ from kftransfer.components.core.backbones import load_backbone
 from kftransfer.components.core.config import ExtractConfig, FineTuneConfig, HeadConfig
 from kftransfer.components.core.devices import dtype_policy
 from kftransfer.components.core.errors import UserError
+from kftransfer.components.core.export import write_saved_model
 from kftransfer.components.core.features import build_backbone
 from kftransfer.components.core.heads import build_head, train_head
 from kftransfer.components.core.images import image_dataset
@@ -21,6 +22,7 @@ from kftransfer.components.core.layout import (
     split_rule,
 )
 from kftransfer.components.core.model_io import load_model, save_model
+from kftransfer.components.core.tflite import convert
 
 ONE_EPOCH = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16)
 
@@ -312,3 +314,25 @@ def test_cold_start_every_n_counts_warm_starts_in_a_row(learnable, head_file, tm
     allowed = start(4)
     assert allowed.note.startswith("warm start from production version ")
     assert allowed.warm_starts == 3
+
+
+def test_a_model_trained_in_mixed_precision_is_saved_in_float32_and_converts_to_tflite(
+    tmp_path,
+):
+    """Before: model.keras kept `mixed_float16` (GPUs of capability 7.0 or more turn it on
+    by default), so the SavedModel computed in float16 and TFLite refused it in every mode."""
+    with dtype_policy(True):
+        backbone = build_backbone(
+            ExtractConfig(backbone="mobilenet", weights="none", image_size=32)
+        )
+        head = build_head(1024, 3, HeadConfig(head_units="8"))
+        mixed = ftm.build_fine_tune_model(backbone, head, "avg")
+    assert {layer.compute_dtype for layer in mixed._flatten_layers()} >= {"float16"}
+    saved = load_model(save_model(mixed, str(tmp_path / "model.keras")))
+    assert {layer.compute_dtype for layer in saved._flatten_layers()} == {"float32"}
+    images = np.random.default_rng(0).integers(0, 255, (4, 32, 32, 3)).astype("uint8")
+    np.testing.assert_allclose(
+        saved.predict_on_batch(images), mixed.predict_on_batch(images), atol=2e-2
+    )
+    write_saved_model(saved, ["a", "b", "c"], str(tmp_path / "saved"))
+    assert convert(str(tmp_path / "saved"), "float")[4:8] == b"TFL3"  # a TFLite flatbuffer
