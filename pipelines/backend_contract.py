@@ -157,7 +157,7 @@ def executor_output_problems(run_folder: str) -> list[str]:
     pattern = os.path.join(run_folder, "**", "executor_output.json")
     for path in sorted(glob.glob(pattern, recursive=True)):
         task_folder = os.path.dirname(path)
-        with open(path) as file:
+        with open(path, encoding="utf-8") as file:
             output = json.load(file)
         for name, artifacts in output.get("artifacts", {}).items():
             for artifact in artifacts.get("artifacts", []):

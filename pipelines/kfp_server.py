@@ -47,7 +47,7 @@ def connect(host: str, namespace: str, token: str | None) -> Server:
 
     bearer, mounted = token or "", "" if token else kfp_access.service_account_token_path()
     if mounted:
-        with open(mounted) as file:
+        with open(mounted, encoding="utf-8") as file:
             bearer = file.read().strip()
     healthz = kfp_access.check_api(host, bearer)
     if healthz.get("multi_user") and namespace == "kubeflow":

@@ -228,7 +228,10 @@ def _step_log(log_path: str, verbose: bool) -> Iterator["StepLog"]:
     """
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level  # kfp.local may leave one on our stdout
-    with open(log_path, "w") as log, contextlib.redirect_stdout(steps := StepLog(log, verbose)):
+    with (
+        open(log_path, "w", encoding="utf-8") as log,
+        contextlib.redirect_stdout(steps := StepLog(log, verbose)),
+    ):
         warnings.filterwarnings("ignore", "Task .* have no effect in the current local runner")
         warnings.filterwarnings("ignore", "You may be attemping to run a task that uses custom")
         root.addHandler(steps.cache_hits)
@@ -250,7 +253,7 @@ STEP_ERROR = re.compile(r"^\s*(?:error: (.+)|(?:\w+\.)*\w*(?:Error|Exception): (
 def failure(kfp_message: str, log_path: str) -> str:
     """`step X failed: <the step's own error line>`, from kfp.local's message and the log."""
     task = re.search(r"task failed: '([^']+)'", ANSI.sub("", kfp_message))
-    with open(log_path) as log:
+    with open(log_path, encoding="utf-8") as log:
         errors = [a or b for a, b in STEP_ERROR.findall(log.read())]
     where = f"step {task.group(1)} failed" if task else "the local run failed"
     return f"{where}: {errors[-1]}" if errors else where

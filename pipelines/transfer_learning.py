@@ -202,7 +202,7 @@ def compiled_documents(pipeline: Callable) -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         raw = os.path.join(tmp, "pipeline.yaml")
         compiler.Compiler().compile(pipeline, package_path=raw)
-        with open(raw) as file:
+        with open(raw, encoding="utf-8") as file:
             return list(yaml.safe_load_all(file))
 
 

@@ -49,7 +49,7 @@ def write_if_generation(uri: str, data: bytes, generation: int) -> None:
     path = local_files.path_of(uri)
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     lock_path = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.lock")
-    with open(lock_path, "w") as lock:
+    with open(lock_path, "w", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         current = _local_generation(os.stat(path)) if os.path.exists(path) else 0
         if current != generation:

@@ -124,7 +124,7 @@ def _image_converter(keras_hub, location: str):
     except ValueError:
         if not os.path.isfile(path):
             raise
-    with open(path) as file:
+    with open(path, encoding="utf-8") as file:
         spec = json.load(file)
     spec["config"]["image_size"] = None
     return keras.saving.deserialize_keras_object(spec)

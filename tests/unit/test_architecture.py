@@ -72,3 +72,24 @@ def test_no_step_moves_an_output_artifact():
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 moved = [t for t in targets if isinstance(t, ast.Attribute) and t.attr == "uri"]
                 assert not moved, f"{path.stem} assigns an artifact's .uri"
+
+
+def _text_opens_without_encoding(path: pathlib.Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "open"):
+            continue
+        modes = [a for a in node.args[1:2] if isinstance(a, ast.Constant)]
+        modes += [k.value for k in node.keywords if k.arg == "mode"]
+        binary = any("b" in getattr(mode, "value", "") for mode in modes)
+        if not binary and not any(k.arg == "encoding" for k in node.keywords):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def test_text_files_are_read_and_written_as_utf8():
+    """Before: the export wrote labels.json and the card in the locale's encoding, so a
+    class named 'café' failed the export under a non-UTF-8 locale (and run.log, the
+    summary's reads of evaluation.json and label_issues.csv likewise)."""
+    sources = sorted([*(ROOT / "components").rglob("*.py"), *(ROOT / "pipelines").rglob("*.py")])
+    assert [where for path in sources for where in _text_opens_without_encoding(path)] == []
