@@ -43,8 +43,9 @@ def _json_safe(value: Any) -> Any:
 def publish(artifact: Any, summary: Mapping[str, Any], write_file: bool = True) -> None:
     """Records `summary` on `artifact`: numbers as metrics of a Metrics artifact, else metadata.
 
-    A metric that is NaN or infinite is left out with a warning, and in metadata such a
-    number becomes a string (`_json_safe`): KFP could not store the step's outputs.
+    A metric that is NaN or infinite is left out with a warning, and in metadata and the
+    file such a number becomes a string (`_json_safe`): KFP could not store the step's
+    outputs.
 
     Args:
         artifact: a KFP output artifact.
@@ -60,8 +61,8 @@ def publish(artifact: Any, summary: Mapping[str, Any], write_file: bool = True) 
                 artifact.log_metric(name, value)
     else:
         artifact.metadata.update(_json_safe(dict(summary)))
-    if write_file:
-        storage.write_json(artifact.path, dict(summary))
+    if write_file:  # strict JSON too: a bare NaN is no JSON a strict reader accepts
+        storage.write_json(artifact.path, _json_safe(dict(summary)))
 
 
 def publish_confusion(artifact: Any, labels: list[str], matrix: list[list[int]]) -> None:

@@ -176,6 +176,8 @@ def test_a_nan_in_step_outputs_breaks_the_metadata_values_rule_and_publish_keeps
     (folder / "head").write_text("{}")
     assert metrics.metadata == {"val_accuracy": 0.5}
     assert head.metadata["val_loss"] == "NaN" and head.metadata["sweep"] == [{"loss": "Infinity"}]
+    strict = json.loads((folder / "metrics").read_text(), parse_constant=pytest.fail)
+    assert strict["val_loss"] == "NaN"  # before: a bare NaN, which strict parsers refuse
 
     def write(run: str, artifacts: dict) -> list[str]:
         (tmp_path / run / "train-head").mkdir(parents=True, exist_ok=True)
