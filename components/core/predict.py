@@ -31,13 +31,13 @@ from kftransfer.components.core.validation import (
     ImageCheck,
     check_image,
     header_problem,
-    header_size,
+    judged_by_head,
 )
 from kftransfer.components.core.versions import resolve_model_folder
 
 HEAD_BYTES = 128 << 10  # enough for a header behind an EXIF segment (at most 64 KiB); a
-# file whose size lies further in (a JPEG's ICC profile or XMP before its frame header) is
-# read whole
+# file whose size lies further in (a JPEG's ICC profile or XMP before its frame header),
+# or a larger GIF (its frames are counted), is read whole
 HEAD_THREADS = 16
 WINDOW = 1024  # images whose headers are checked before their batches start
 
@@ -266,7 +266,7 @@ class HeaderScreen:
 def _refused_by_header(uris: list[str], skip: set[int], max_pixels: int) -> dict[int, str]:
     """Index -> why, for the local images whose header proves they must not be decoded.
 
-    One read of the first HEAD_BYTES per image (the whole file when they give no size),
+    One read of the first HEAD_BYTES per image (the whole file when they cannot tell),
     HEAD_THREADS at a time (TensorFlow reads local files itself, so they are checked
     before); an image that cannot be read is left to the batches, whose failure says why.
     `gs://` images are in `skip`: `HeaderScreen` checks the bytes the batches read.
@@ -275,7 +275,7 @@ def _refused_by_header(uris: list[str], skip: set[int], max_pixels: int) -> dict
     def judge(index: int) -> str:
         try:
             head = storage.read_head(uris[index], HEAD_BYTES)
-            if len(head) == HEAD_BYTES and header_size(head) is None:
+            if len(head) == HEAD_BYTES and not judged_by_head(head):
                 head = storage.read_bytes(uris[index])
         except storage.StorageError:
             return ""

@@ -8,6 +8,7 @@ import os
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from kftransfer.components.core import storage
 
@@ -127,9 +128,14 @@ def header_problem(uri: str, head: bytes, max_pixels: int) -> ImageCheck | None:
     return _judge_header(uri, "", head, max_pixels)[1]
 
 
-def header_size(head: bytes) -> tuple[int, int] | None:
-    """The (width, height) a file's first bytes give; None when they give none."""
-    return _sniff(head)[1]
+def judged_by_head(head: bytes) -> bool:
+    """Whether a file's first bytes tell all the pixel cap needs: its size and frames.
+
+    Not when the size lies further in (a JPEG's ICC profile or XMP before its frame
+    header), nor for a GIF, whose frames are only counted by reading them all.
+    """
+    header = _sniff(head)
+    return header.dims is not None and header.format != "GIF"
 
 
 def _head_problem(uri: str, head: bytes, max_pixels: int) -> ImageCheck | None:
@@ -160,17 +166,20 @@ def _judge_header(
 
     Too many pixels for `max_pixels` (a decompression bomb), or a BMP TensorFlow misreads.
     """
-    header_format, dims, progressive, mode = _sniff(data)
-    if dims and decoded_pixels(header_format, dims, progressive) > max_pixels:
-        detail = _bomb_detail(header_format, dims, max_pixels, progressive)
-        return header_format, ImageCheck(uri, digest, DECOMPRESSION_BOMB, detail)
-    if header_format == "BMP" and mode in PALETTE_BMP_MODES:
-        detail = f"a BMP of {PALETTE_BMP_MODES[mode]} is not supported ({PALETTE_BMP_HINT})"
-        return header_format, ImageCheck(uri, digest, UNSUPPORTED_FORMAT, detail)
-    return header_format, None
+    header = _sniff(data)
+    if header.dims and decoded_pixels(*header[:3], frames=header.frames) > max_pixels:
+        detail = _bomb_detail(header, max_pixels)
+        return header.format, ImageCheck(uri, digest, DECOMPRESSION_BOMB, detail)
+    if header.format == "BMP" and header.mode in PALETTE_BMP_MODES:
+        kind = PALETTE_BMP_MODES[header.mode]
+        detail = f"a BMP of {kind} is not supported ({PALETTE_BMP_HINT})"
+        return header.format, ImageCheck(uri, digest, UNSUPPORTED_FORMAT, detail)
+    return header.format, None
 
 
-def decoded_pixels(header_format: str | None, dims: tuple[int, int], progressive=False) -> int:
+def decoded_pixels(
+    header_format: str | None, dims: tuple[int, int], progressive=False, frames: int = 1
+) -> int:
     """The pixels decoding holds: a baseline JPEG's at 1/8 of each side, anything else's all.
 
     Validation decodes a JPEG at libjpeg's 1/8 DCT scale (`images.decoded_size`), and
@@ -179,25 +188,28 @@ def decoded_pixels(header_format: str | None, dims: tuple[int, int], progressive
     progressive JPEG is the exception: libjpeg keeps every DCT coefficient of the whole
     image while it decodes one, whatever the scale (a 20000x20000 one of 2.3 MB took
     1.75 GB at 1/8, its baseline twin 0.60 GB: docs/benchmarks.md), so its pixels count
-    in full.
+    in full. So do all `frames` of an animated GIF: TensorFlow decodes every frame to keep
+    the first (a 2.8 MB GIF of 600 frames of 2000x2000 took 2.3 GB to give one image).
     """
     from kftransfer.components.core.images import JPEG_SCALES
 
     width, height = dims
     if header_format == "JPEG" and not progressive:
         return -(-width // JPEG_SCALES[0]) * -(-height // JPEG_SCALES[0])
-    return width * height
+    return width * height * frames
 
 
-def _bomb_detail(header_format, dims, cap: int, progressive: bool) -> str:
+def _bomb_detail(header: "Header", cap: int) -> str:
     from kftransfer.components.core.images import JPEG_SCALES
 
-    size = f"{dims[0]}x{dims[1]} px"
-    if header_format == "JPEG" and progressive:
+    size = f"{header.dims[0]}x{header.dims[1]} px"
+    if header.format == "JPEG" and header.progressive:
         size += " (a progressive JPEG: decoding holds all of its coefficients)"
-    elif header_format == "JPEG":
+    elif header.format == "JPEG":
         scale = JPEG_SCALES[0]
-        size += f" (decoded at 1/{scale} scale: {decoded_pixels(header_format, dims)} px)"
+        size += f" (decoded at 1/{scale} scale: {decoded_pixels(*header[:3])} px)"
+    elif header.frames > 1:
+        size += f" x {header.frames} frames (TensorFlow decodes every frame of a GIF)"
     return f"{size} > {cap} px cap"
 
 
@@ -215,8 +227,26 @@ def _decode_check(uri, digest, data, header_format, min_side) -> ImageCheck:
     return ImageCheck(uri, digest, note=extension_note(uri, header_format))
 
 
-def _sniff(data: bytes) -> tuple[str | None, tuple[int, int] | None, bool, str]:
-    """From the header only (no pixel decode): format, size, progressive (JPEG), PIL mode.
+class Header(NamedTuple):
+    """What a file's header says, without decoding a pixel.
+
+    Attributes:
+        format: PIL's name of the format (None when PIL knows none).
+        dims: (width, height); None when the bytes end before they say.
+        progressive: a progressive JPEG.
+        mode: PIL's mode (a BMP of a palette is `P`).
+        frames: a GIF's frames (counted by skipping through them), else 1.
+    """
+
+    format: str | None
+    dims: tuple[int, int] | None
+    progressive: bool
+    mode: str
+    frames: int
+
+
+def _sniff(data: bytes) -> Header:
+    """From the header only (no pixel decode): format, size, progressive, mode, frames.
 
     PIL's own decompression-bomb cap is off while it reads the header: `--max-image-pixels`
     is applied to the size read here. With it on, an image over PIL's 179 MP was refused
@@ -227,9 +257,11 @@ def _sniff(data: bytes) -> tuple[str | None, tuple[int, int] | None, bool, str]:
 
     try:
         with _pil_cap_off(Image), Image.open(io.BytesIO(data)) as image:
-            return image.format, image.size, bool(image.info.get("progressive")), image.mode
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        return _magic_format(data), None, False, ""
+            progressive = bool(image.info.get("progressive"))
+            frames = image.n_frames if image.format == "GIF" else 1
+            return Header(image.format, image.size, progressive, image.mode, frames)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        return Header(_magic_format(data), None, False, "", 1)
 
 
 _PIL_CAP = threading.Lock()  # Image.MAX_IMAGE_PIXELS is PIL's global

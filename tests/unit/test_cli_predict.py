@@ -383,3 +383,17 @@ def test_a_jpeg_whose_size_lies_past_the_first_read_is_still_judged_by_it(export
     assert answers[0].error == (
         "decompression_bomb: 512x512 px (decoded at 1/8 scale: 4096 px) > 2304 px cap"
     )
+
+
+def test_an_animated_gif_over_the_cap_in_all_its_frames_is_not_decoded(exported, tmp_path):
+    """Before: only its first frame counted, though TensorFlow decodes all of them."""
+    from PIL import Image
+
+    frames = [Image.new("RGB", (32, 32), color=(25 * i, 0, 0)) for i in range(10)]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:])
+    model, labels, _ = predict.load_predictor(exported)
+    answers = list(predict.predict(model, labels, [str(tmp_path / "a.gif")], max_pixels=2304))
+    assert answers[0].error == (
+        "decompression_bomb: 32x32 px x 10 frames (TensorFlow decodes every frame of a GIF) "
+        "> 2304 px cap"
+    )

@@ -237,3 +237,31 @@ def test_a_large_image_is_still_read_whole_and_hashed(tmp_path):
     result = check_image(uri, 16, 10**8)
     assert (result.problem, result.format) == (None, "JPEG")
     assert result.sha256 == hashlib.sha256(Path(uri).read_bytes()).hexdigest()
+
+
+def _animated_gif(frames: int, side: int = 64) -> bytes:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    images = [
+        Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).quantize(16)
+        for _ in range(frames)
+    ]
+    out = io.BytesIO()
+    images[0].save(out, "GIF", save_all=True, append_images=images[1:], duration=50)
+    return out.getvalue()
+
+
+def test_an_animated_gif_counts_every_frame_against_the_pixel_cap(tmp_path):
+    """Before: only the first frame's pixels counted, but TensorFlow decodes every frame of
+    a GIF to keep the first: a 2.8 MB GIF of 600 frames of 2000x2000 took 2.3 GB."""
+    cap = 64 * 64 * 5
+    for frames, problem in ((5, None), (6, validation.DECOMPRESSION_BOMB)):
+        path = tmp_path / f"{frames}.gif"
+        path.write_bytes(_animated_gif(frames))
+        check = check_image(str(path), min_side=8, max_pixels=cap)
+        assert check.problem == problem, check
+    assert check.detail == (
+        "64x64 px x 6 frames (TensorFlow decodes every frame of a GIF) > 20480 px cap"
+    )
+    assert not validation.judged_by_head(_animated_gif(2))  # frames are counted whole
