@@ -15,7 +15,7 @@ import tempfile
 
 from bench.common import machine, timed
 from bench.trust import SHARED
-from kftransfer.components.core import evaluate_tflite, export
+from kftransfer.components.core import evaluate_tflite, serving
 from kftransfer.components.core.backbones import load_backbone
 from kftransfer.components.core.config import ExtractConfig, HeadConfig, SplitConfig
 from kftransfer.components.core.features import extract_features
@@ -40,7 +40,7 @@ def main() -> None:
         head = train_head(f"{tmp}/features", HeadConfig()).model
         model = build_fine_tune_model(load_backbone("mobilenet", weights, SIZE), head, "avg")
         labels = [str(i) for i in range(head.output_shape[-1])]
-        export.write_saved_model(model, labels, f"{tmp}/saved")
+        serving.write_saved_model(model, labels, f"{tmp}/saved")
         for mode in ("float", "fp16", "dynamic", "int8"):
             request = evaluate_tflite.tflite_request(f"{tmp}/split", SIZE, mode)
             seconds, (_, report) = timed(convert_and_measure, f"{tmp}/saved", request)

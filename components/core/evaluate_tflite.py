@@ -16,11 +16,12 @@ from kftransfer.components.core import layout, storage
 from kftransfer.components.core.blessing import Verdict
 from kftransfer.components.core.config import EvalConfig
 from kftransfer.components.core.evaluate import Evaluation
-from kftransfer.components.core.export import serving_model, serving_settings, write_saved_model
+from kftransfer.components.core.export import serving_model, serving_settings
 from kftransfer.components.core.images import image_dataset
 from kftransfer.components.core.layout import TFLITE_FILE, TFLITE_REPORT_FILE
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
+from kftransfer.components.core.serving import write_saved_model
 from kftransfer.components.core.tflite import (
     ConversionFailed,
     TFLiteRequest,

@@ -24,18 +24,15 @@ import tempfile
 from collections.abc import Callable
 
 import keras
-import tensorflow as tf
 
 from kftransfer.components.core import layout, storage, versions
 from kftransfer.components.core.calibration import TemperatureScaling
 from kftransfer.components.core.classifier import (
-    as_probabilities,
     is_binary,
     num_classes,
     with_flip_averaging,
 )
 from kftransfer.components.core.errors import UserError
-from kftransfer.components.core.images import decode_resized
 from kftransfer.components.core.layout import (
     CARD_FILE,
     EVALUATION_FILE,
@@ -49,6 +46,7 @@ from kftransfer.components.core.layout import (
 from kftransfer.components.core.model_card import model_card, tflite_figures
 from kftransfer.components.core.model_io import load_model
 from kftransfer.components.core.progress import LOGGER
+from kftransfer.components.core.serving import write_saved_model
 
 
 def load_exported(folder: str) -> tuple[keras.Model, list[str]]:
@@ -130,44 +128,6 @@ def serving_model(model: keras.Model, serving: dict) -> keras.Model:
     if serving["test_time_flip"]:
         model = with_flip_averaging(model)
     return with_temperature(model, serving["temperature"])
-
-
-def write_saved_model(
-    model: keras.Model, labels: list[str], path: str, min_confidence: float = 0.0
-) -> None:
-    """A SavedModel whose `serving_default` maps encoded image bytes to probabilities and labels.
-
-    Signatures: `serving_default(image_bytes: string[N])` -> `probabilities` `[N, classes]`
-    and `label` `[N]` (`UNKNOWN` where the top probability is below `min_confidence`);
-    `serve_images(images: uint8[N, S, S, 3])` -> `probabilities`. Decoding and resizing
-    are the training pipeline's own (`images.decode_resized`).
-    """
-    size = model.input_shape[1]
-    names = tf.constant(labels)
-
-    def probabilities(images):
-        return as_probabilities(model(images, training=False))
-
-    def serve_bytes(image_bytes):
-        images = tf.map_fn(
-            lambda data: decode_resized(data, size),
-            image_bytes,
-            fn_output_signature=tf.TensorSpec([size, size, 3], tf.uint8),
-        )
-        probs = probabilities(images)
-        label = tf.gather(names, tf.argmax(probs, axis=1))
-        sure = tf.reduce_max(probs, axis=1) >= min_confidence
-        return {"probabilities": probs, "label": tf.where(sure, label, UNKNOWN)}
-
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    bytes_spec = tf.TensorSpec([None], tf.string, name="image_bytes")
-    images_spec = tf.TensorSpec([None, size, size, 3], tf.uint8, name="images")
-    archive.add_endpoint("serving_default", serve_bytes, [bytes_spec])
-    archive.add_endpoint(
-        "serve_images", lambda images: {"probabilities": probabilities(images)}, [images_spec]
-    )
-    archive.write_out(path, verbose=False)
 
 
 def export_model(

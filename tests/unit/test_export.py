@@ -1,6 +1,7 @@
 """Export: the bytes signature matches the Keras model, and `latest` only ever moves whole."""
 
 import os
+import re
 import shutil
 
 import numpy as np
@@ -16,6 +17,7 @@ from kftransfer.components.core.errors import PreconditionFailed, UserError
 from kftransfer.components.core.evaluate import evaluate_stages
 from kftransfer.components.core.layout import read_labels, read_rows
 from kftransfer.components.core.model_io import load_model
+from kftransfer.components.core.serving import write_saved_model
 
 EVALUATION = {"verdict": {"blessed": True, "reasons": []}}
 
@@ -217,3 +219,21 @@ def test_a_binary_model_is_exported_with_a_column_per_label_at_any_temperature(t
             np.testing.assert_allclose(out, np.stack([1 - p, p], axis=1), atol=1e-6)
         else:  # sharpened, the same answers
             assert (out.argmax(1) == (p >= 0.5)).all()
+
+
+def test_the_serving_signature_refuses_what_the_split_refuses_from_the_header(
+    tuned, model, tmp_path
+):
+    """Before: `serving_default` decoded whatever TensorFlow could: a 0.39 MB PNG of
+    20000x20000 px took 0.9 GB more, and a palette BMP was answered from misread pixels."""
+    from tests import refused_images
+
+    good = read_rows(tuned["split"], "test")[0].uri
+    files = refused_images.files(good)
+    write_saved_model(model, read_labels(tuned["split"]), str(tmp_path / "v"), 0.0,
+                             refused_images.CAP)  # fmt: skip
+    serving = tf.saved_model.load(str(tmp_path / "v")).signatures["serving_default"]
+    assert serving(image_bytes=tf.constant([files["a.png"]]))["probabilities"].shape[0] == 1
+    for name, error in zip(("b.bmp", "c.png"), refused_images.ERRORS[1:], strict=True):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(error)):
+            serving(image_bytes=tf.constant([files["a.png"], files[name]]))

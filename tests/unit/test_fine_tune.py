@@ -10,7 +10,6 @@ from kftransfer.components.core.backbones import load_backbone
 from kftransfer.components.core.config import ExtractConfig, FineTuneConfig, HeadConfig
 from kftransfer.components.core.devices import dtype_policy
 from kftransfer.components.core.errors import UserError
-from kftransfer.components.core.export import write_saved_model
 from kftransfer.components.core.features import build_backbone
 from kftransfer.components.core.heads import build_head, train_head
 from kftransfer.components.core.images import image_dataset
@@ -22,6 +21,7 @@ from kftransfer.components.core.layout import (
     split_rule,
 )
 from kftransfer.components.core.model_io import load_model, save_model
+from kftransfer.components.core.serving import write_saved_model
 from kftransfer.components.core.tflite import convert
 
 ONE_EPOCH = FineTuneConfig(fine_tune_epochs=1, fine_tune_batch_size=16)

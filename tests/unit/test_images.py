@@ -10,7 +10,6 @@ import tensorflow as tf
 from PIL import Image
 
 from devtools.imagegen import with_exif_orientation
-from kftransfer.components.core import export
 from kftransfer.components.core.images import (
     decode_resized,
     decode_rgb,
@@ -18,6 +17,7 @@ from kftransfer.components.core.images import (
     jpeg_scale,
     resize_uint8,
 )
+from kftransfer.components.core.serving import write_saved_model
 
 
 def photo_jpeg(width: int, height: int) -> bytes:
@@ -71,7 +71,7 @@ def test_the_same_bytes_give_the_same_pixels_in_training_and_in_the_saved_model(
     uris += [str(tmp_path / "4.png"), str(tmp_path / "5.jpg")]
     training = np.concatenate([x.numpy() for x, _, _ in image_dataset(uris, [0] * 6, size, 2)])
     pixels_out = keras.Sequential([keras.Input((size, size, 3)), keras.layers.Flatten()])
-    export.write_saved_model(pixels_out, [str(i) for i in range(size * size * 3)], f"{tmp_path}/m")
+    write_saved_model(pixels_out, [str(i) for i in range(size * size * 3)], f"{tmp_path}/m")
     serving = tf.saved_model.load(f"{tmp_path}/m").signatures["serving_default"]
     served = serving(image_bytes=tf.constant([Path(u).read_bytes() for u in uris]))
     np.testing.assert_array_equal(
