@@ -60,12 +60,12 @@ and `label` [N]; `serve_images` takes uint8 images [N, {size}, {size}, 3].
 `model.keras` (Keras 3; load it with `kftransfer` installed, through
 `kftransfer.components.core.model_io.load_model`) takes uint8 images
 [N, {size}, {size}, 3]. Every output is `probabilities` [N, {len(labels)}] in the order of
-`labels.json`. Decoding and resizing match training exactly: `serving_default` turns a
-JPEG upright by its EXIF orientation, as training did, so uint8 images given to the
-other inputs (and to `model.tflite`) must already be upright; an alpha channel is
-dropped, as in training. `label` is `unknown` below the minimum confidence the version
-was exported with (`serving.json` records it; editing that file does not change the
-SavedModel).
+`labels.json`. Decoding and resizing match training exactly:
+`serving_default` turns a JPEG upright by its EXIF orientation, as training did, so uint8
+images given to the other inputs (and to `model.tflite`) must already be upright; an alpha
+channel is dropped, as in training. `label` is `unknown` below the minimum confidence the
+version was exported with (`serving.json` records it; editing that file does not change
+the SavedModel).
 
 {_data(stats, labels)}
 
