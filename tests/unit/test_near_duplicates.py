@@ -5,7 +5,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from kftransfer.components.core.near_duplicates import near_duplicate_pairs
+from kftransfer.components.core import trust
+from kftransfer.components.core.config import EvalConfig
+from kftransfer.components.core.near_duplicates import near_duplicate_pairs, near_duplicate_search
 
 
 def planted(n_queries=300, n_references=500, dim=64, seed=0):
@@ -84,3 +86,42 @@ def test_memory_stays_bounded_by_the_block():
     assert peak < 8 << 20, f"peak {peak / 2**20:.1f} MiB"
     # without exclude_self every row is its own duplicate: the search did cover all blocks
     assert {(i, i) for i in range(6000)} <= {(i, j) for i, j, _ in pairs}
+
+
+@pytest.mark.parametrize("exclude_self", [False, True])
+def test_the_search_counts_every_pair_and_lists_the_first_as_the_full_list_orders_them(
+    exclude_self,
+):
+    queries, references, _ = planted(n_queries=400, n_references=400)
+    references = queries.copy() if exclude_self else references
+    queries[100:140] = queries[100]  # a cluster: many pairs per row
+    references = queries if exclude_self else references
+    every = near_duplicate_pairs(queries, references, 0.95, block=64, exclude_self=exclude_self)
+    for limit in (0, 1, 7, 50, len(every), len(every) + 10):
+        found = near_duplicate_search(queries, references, 0.95, limit, 64, exclude_self)
+        assert found.count == len(every)
+        assert [pair[:2] for pair in found.pairs] == [pair[:2] for pair in every[:limit]]
+        np.testing.assert_allclose(
+            [p[2] for p in found.pairs], [p[2] for p in every[:limit]], atol=1e-6
+        )
+        assert set(np.flatnonzero(found.twinned)) == {i for i, _, _ in every}
+
+
+def test_a_class_of_near_identical_photos_is_counted_in_bounded_memory():
+    """Before: every pair became a Python tuple, then cross-class pairs were dropped: 3,000
+    near-identical photos (bursts, product shots) are 4.5 million pairs, ~1 GB."""
+    rng = np.random.default_rng(0)
+    burst = np.repeat(rng.normal(size=(1, 32)), 3000, axis=0) + 1e-4 * rng.normal(size=(3000, 32))
+    train = trust.KeyedFeatures(burst.astype(np.float16), np.zeros(3000, int),
+                                np.array([f"{i:064x}" for i in range(3000)]),
+                                [f"/d/{i}.jpg" for i in range(3000)])  # fmt: skip
+    test = trust.KeyedFeatures(burst[:2].astype(np.float16), np.zeros(2, int),
+                               np.array(["a" * 64, "b" * 64]), ["/t/a", "/t/b"])  # fmt: skip
+    tracemalloc.start()
+    found = trust.find_near_duplicates(train, test, EvalConfig())
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert found["within_class_count"] == 3000 * 2999 // 2
+    assert len(found["within_class"]) == trust.LISTED_PAIRS
+    assert found["leaked_count"] == 2 and len(found["leaked"]) == trust.LISTED_PAIRS
+    assert peak < 120 * 2**20, f"{peak / 2**20:.0f} MiB"
