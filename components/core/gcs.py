@@ -109,6 +109,21 @@ def list_objects(uri: str) -> list[tuple[str, int, str, float, str]]:
     return [_listed(bucket, b) for b in blobs if not b.name.endswith("/")]
 
 
+def list_folder_objects(uri: str, max_pages: int) -> list[tuple[str, int, str, float, str]]:
+    """`list_objects`' entries of the objects directly in the prefix `uri`, at most pages.
+
+    At most `max_pages` pages of the listing are read (1,000 objects a page), so the
+    entries are all of them or the first.
+    """
+    bucket, prefix = split_gcs(uri)
+    prefix = prefix.rstrip("/") + "/" if prefix.strip("/") else ""
+    pages = client().list_blobs(bucket, prefix=prefix, delimiter="/", retry=retry()).pages
+    found = []
+    for _, page in zip(range(max_pages), pages, strict=False):
+        found += [_listed(bucket, b) for b in page if not b.name.endswith("/")]
+    return found
+
+
 def list_prefixes(uri: str) -> list[str]:
     """The names of the "folders" directly below the prefix `uri`, sorted."""
     bucket, prefix = split_gcs(uri)

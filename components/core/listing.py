@@ -77,6 +77,20 @@ def file_info(uri: str) -> FileInfo | None:
         return _local_info(path, os.stat(path)) if os.path.isfile(path) else None
 
 
+def folder_infos(uri: str, max_pages: int) -> dict[str, FileInfo]:
+    """The files directly in the `gs://` folder `uri`, by URI: all of them, or some.
+
+    At most `max_pages` requests of its listing are made (1,000 files each).
+
+    Raises:
+        ValueError: `uri` is a local path (a local file's `file_info` costs no request).
+    """
+    if not is_gcs(uri):
+        raise ValueError(f"{uri}: folder_infos lists gs:// folders only")
+    with gcs.translated_errors(uri):
+        return {entry[0]: FileInfo(*entry) for entry in gcs.list_folder_objects(uri, max_pages)}
+
+
 def _local_info(path: str, stat: os.stat_result) -> FileInfo:
     version = f"{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
     return FileInfo(path, stat.st_size, version, stat.st_mtime)

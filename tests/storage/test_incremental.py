@@ -56,6 +56,28 @@ def test_a_csv_sources_resplit_reads_only_changed_files_and_its_fingerprint_sees
     assert split_files(again) == split_files(split_dataset(csv_uri, CONFIG))  # = a cold split
 
 
+def test_a_bucket_csv_lists_its_folders_instead_of_a_request_per_file(gcs_bucket, monkeypatch):
+    """Before: one metadata request per file the CSV names, in each of three steps a run
+    (precheck, fingerprint, split): 3 N requests a night where a folder costs N / 1000."""
+    from kftransfer.components.core import csv_source, gcs
+
+    data = storage.join(gcs_bucket, "data")
+    uris = write_class_folders(data, {"cat": 30, "dog": 30})
+    csv_uri = storage.join(gcs_bucket, "labels.csv")
+    rows = "".join(f"{uri},{uri.split('/')[-2]}\n" for uri in uris[:-5])  # not all of them
+    storage.write_text(csv_uri, "uri,label\n" + rows + f"{data}/cat/gone.png,cat\n")
+    each = {uri: listing.file_info(uri) for uri in uris}
+    requests = []
+    object_info = gcs.object_info
+    monkeypatch.setattr(gcs, "object_info", lambda uri: (requests.append(uri), object_info(uri))[1])
+    found = csv_source.discover_csv(csv_uri)
+    assert requests == [f"{data}/cat/gone.png"]  # only the file no listing gave
+    assert {c.uri: c.listed for c in found.candidates} == {
+        **{uri: each[uri] for uri in uris[:-5]},
+        f"{data}/cat/gone.png": None,
+    }
+
+
 def test_the_same_folder_spelled_another_way_reuses_its_verdicts(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_class_folders("data", {"cat": 6, "dog": 6})
