@@ -8,7 +8,11 @@ hash, under a root that names what computed them (local or gs://)::
     <root>/chunks/<id>.keys         the chunk's sha256 list, one per line (written last)
 
 Chunk ids hash their content, so concurrent writers (parallel extraction pods) never
-collide, and a chunk counts only once its `.keys` file exists. Unlike KFP's step cache,
+collide, and a chunk counts only once its `.keys` file exists. Each run adds a part-filled
+chunk or two (its new images); once a store holds more than COMPACT_AFTER of them they are
+merged into full ones (`compact`), so what a lookup reads, and an epoch's chunk reads,
+follow the data, not the number of past runs. A reader whose chunk was merged away meanwhile
+finds its rows again (`read_rows`). Unlike KFP's step cache,
 which reruns a whole step when its input changes, a store reuses every row already
 computed: retraining after adding 10% new images computes those 10% only.
 
@@ -37,6 +41,8 @@ LIST_THREADS = 16
 # (smaller) chunk. On a cluster a stopped pod's step gets about a second after SIGTERM
 # (docs/kfp-backend.md), too little to count on the last flush.
 FLUSH_SECONDS = 60.0
+COMPACT_AFTER = 8  # part-filled chunks (under half full) a store keeps before merging them
+KEY_LINE_BYTES = 65  # a sha256 in hex and a newline: a `.keys` file's bytes per row
 
 
 class ChunkStore:
@@ -55,6 +61,7 @@ class ChunkStore:
         self._pending: list[tuple[np.ndarray, np.ndarray]] = []
         self._pending_rows = 0
         self._oldest_pending = 0.0  # when the oldest queued row was queued (monotonic)
+        self._flushed: list[str] = []  # ids of the chunks this object wrote
         self.written = 0
 
     def lookup(self, sha256s: set[str]) -> dict[str, str]:
@@ -79,10 +86,35 @@ class ChunkStore:
         for sha, chunk_id in hits.items():
             by_chunk[chunk_id].append(sha)
         for chunk_id, wanted in sorted(by_chunk.items()):
-            arrays = self.read_chunk(chunk_id)
-            position = {sha: i for i, sha in enumerate(arrays["sha256"].tolist())}
-            take = np.array([position[sha] for sha in wanted])
-            yield arrays["sha256"][take], arrays[self.column][take]
+            yield np.array(wanted), self.chunk_rows_of(chunk_id, wanted)
+
+    def chunk_rows_of(self, chunk_id: str, wanted: list[str]) -> np.ndarray:
+        """The rows of `wanted` (sha256s, in that order) from the chunk `lookup` named.
+
+        When that chunk is gone (merged by `compact` in another run since the lookup),
+        they are looked up again and read from where they are now.
+
+        Raises:
+            NotFoundError: a row is in no chunk any more.
+        """
+        try:
+            found = [self.read_chunk(chunk_id)]
+        except storage.NotFoundError:
+            LOGGER.info("%s store: chunk %s was merged: finding its rows", self.column, chunk_id)
+            found = [self.read_chunk(c) for c in sorted(set(self.lookup(set(wanted)).values()))]
+        rows, filled = None, np.zeros(len(wanted), dtype=bool)
+        for arrays in found:
+            where = {sha: i for i, sha in enumerate(arrays["sha256"].tolist())}
+            column = arrays[self.column]
+            if rows is None:
+                rows = np.empty((len(wanted), *column.shape[1:]), column.dtype)
+            at = [k for k, sha in enumerate(wanted) if sha in where and not filled[k]]
+            rows[at] = column[[where[wanted[k]] for k in at]]
+            filled[at] = True
+        if not filled.all():
+            missing = wanted[int(np.argmin(filled))]
+            raise storage.NotFoundError(f"{self.root}: row {missing} is in no chunk any more")
+        return rows
 
     def add(self, sha256: np.ndarray, rows: np.ndarray) -> None:
         """Queues new rows; writes them out once they fill a chunk or wait FLUSH_SECONDS."""
@@ -110,7 +142,46 @@ class ChunkStore:
         storage.write_bytes(self._chunk_uri(chunk_id, layout.CHUNK_ROWS_SUFFIX), data)
         storage.write_text(self._chunk_uri(chunk_id, layout.CHUNK_KEYS_SUFFIX), keys)
         self.written += len(sha)
+        self._flushed.append(chunk_id)
         LOGGER.debug("%s store: wrote chunk %s (%d rows)", self.column, chunk_id, len(sha))
+
+    def compact(self) -> int:
+        """Merges the part-filled chunks into full ones once there are more than COMPACT_AFTER.
+
+        Each row is kept once. The merged chunks are written (committed by their `.keys`)
+        before the parts are removed, `.keys` first, so a kill at any point leaves every
+        row findable; a part another writer merged meanwhile is skipped (its rows are in
+        that writer's chunks; at worst a row is stored twice). Returns the number of
+        chunks merged (0 when below the limit).
+        """
+        part = [
+            info.uri.removesuffix(layout.CHUNK_KEYS_SUFFIX)
+            for info in self._list_chunks()
+            if info.uri.endswith(layout.CHUNK_KEYS_SUFFIX)
+            and info.size < KEY_LINE_BYTES * self.chunk_rows // 2
+        ]
+        if len(part) <= COMPACT_AFTER:
+            return 0
+        self.flush()
+        written, seen, self._flushed = self.written, set(), []
+        for prefix in part:
+            try:
+                arrays = self.read_chunk(storage.basename(prefix))
+            except storage.NotFoundError:  # merged by another writer meanwhile
+                continue
+            new = np.array([sha not in seen for sha in arrays["sha256"].tolist()], dtype=bool)
+            seen.update(arrays["sha256"].tolist())
+            if new.any():
+                self.add(arrays["sha256"][new], arrays[self.column][new])
+        self.flush()
+        self.written = written
+        for prefix in part:
+            if storage.basename(prefix) not in self._flushed:  # not rewritten as it was
+                storage.remove(prefix + layout.CHUNK_KEYS_SUFFIX)
+                storage.remove(prefix + layout.CHUNK_ROWS_SUFFIX)
+        LOGGER.info("%s store: merged %d part-filled chunks into %d", self.column, len(part),
+                    len(self._flushed))  # fmt: skip
+        return len(part)
 
     def _chunk_uri(self, chunk_id: str, suffix: str) -> str:
         return storage.join(self.root, layout.CACHE_CHUNKS, chunk_id + suffix)

@@ -181,7 +181,10 @@ def _copy_cached(job: _Job, rows: dict[str, list[Row]]) -> list[tuple[str, Row]]
 
 
 def _compute_and_keep(job: _Job, todo: list[tuple[str, Row]]) -> float:
-    """`_compute`, then the caches' queued rows written, also when it is stopped.
+    """`_compute`, the caches' queued rows written (also when stopped), chunks merged.
+
+    Once the rows are computed, the caches' part-filled chunks are merged
+    (`ChunkStore.compact`).
 
     Stopped by a stopped pod (SIGTERM), Ctrl-C or an error, the rows computed so far are
     still written to the caches, so a retry computes only the rest. On a cluster the step
@@ -190,11 +193,15 @@ def _compute_and_keep(job: _Job, todo: list[tuple[str, Row]]) -> float:
     """
     with sigterm_deferred() as stop_if_terminated:
         try:
-            return _compute(job, todo, stop_if_terminated)
+            seconds = _compute(job, todo, stop_if_terminated)
         finally:
             for store in (job.cache, job.pixels):
                 if store:
                     store.flush()
+    for store in (job.cache, job.pixels):
+        if store:
+            store.compact()  # once done: a stopped step leaves it to the next run
+    return seconds
 
 
 def _compute(

@@ -51,6 +51,7 @@ def fill(store: ChunkStore, uris: list[str], sha256s: list[str], image_size: int
             progress.update(len(indices))
             decoded += len(indices)
         store.flush()
+        store.compact()
         progress.finish()
     skipped = f", {len(missing) - decoded} skipped" if decoded < len(missing) else ""
     LOGGER.info("pixel cache: %d images decoded, %d reused%s", decoded, len(known), skipped)
@@ -91,11 +92,9 @@ def dataset(
 
     def read(position):
         index = int(position)
-        arrays = store.read_chunk(chunk_ids[index])
-        where = {sha: i for i, sha in enumerate(arrays["sha256"].tolist())}
         rows = rows_of[index]
-        take = np.array([where[sha] for sha in sha_array[rows]], dtype=np.int64)
-        return arrays[store.column][take], label_array[rows], rows
+        images = store.chunk_rows_of(chunk_ids[index], sha_array[rows].tolist())
+        return images, label_array[rows], rows
 
     order = tf.data.Dataset.range(len(chunk_ids))
     if shuffle_seed is not None:
