@@ -23,7 +23,7 @@ from kftransfer.pipelines.backend_rules import (
     MLMD_VALUE_BYTES,
     SWF_PREFIX_CHARS,
 )
-from kftransfer.pipelines.settings import find_step
+from kftransfer.pipelines.steps import find_step
 
 
 def parse_version(tag: str) -> tuple[int, ...] | None:

@@ -18,9 +18,10 @@ from kftransfer.components.core.errors import (
     signal_status,
 )
 from kftransfer.components.core.progress import setup_logging
-from kftransfer.pipelines.commands_cluster import compile_command, doctor, schedule, submit
+from kftransfer.pipelines.commands_cluster import compile_command, doctor, submit
 from kftransfer.pipelines.commands_local import demo, run, split
 from kftransfer.pipelines.commands_predict import predict
+from kftransfer.pipelines.commands_schedule import schedule
 from kftransfer.pipelines.native_log import tensorflow_logs_dropped
 from kftransfer.pipelines.terminal import printable
 

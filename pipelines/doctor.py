@@ -19,7 +19,8 @@ from kftransfer.pipelines.backend_contract import (
 )
 from kftransfer.pipelines.backend_rules import RULES
 from kftransfer.pipelines.container_registry import image_exists
-from kftransfer.pipelines.settings import BACKOFF_FACTOR, STEPS, ClusterSettings, find_step
+from kftransfer.pipelines.settings import BACKOFF_FACTOR, ClusterSettings
+from kftransfer.pipelines.steps import STEPS, find_step
 from kftransfer.pipelines.transfer_learning import compile_pipeline, task_names
 
 KFP_DEFAULT_ROOT = "minio://mlpipeline/v2/artifacts"  # backend/src/v2/config/env.go:38

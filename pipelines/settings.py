@@ -1,9 +1,7 @@
-"""Compile-time Kubernetes settings of the pipeline, and its steps, each named once.
+"""Compile-time Kubernetes settings of the pipeline's pods (`steps.STEPS` names the steps).
 
-`STEPS` is keyed by each step's component name (`split_data`, ...; KFP names the task
-after it, `split-data`); a step's short alias (`split`) is accepted wherever a step is
-named on the command line. `ClusterSettings` holds what shapes the pods; its fields'
-help texts are the `compile`/`submit`/`schedule` options' help (`options.cluster_options`).
+`ClusterSettings` holds what shapes the pods; its fields' help texts are the
+`compile`/`submit`/`schedule` options' help (`options.cluster_options`).
 """
 
 import re
@@ -13,98 +11,7 @@ from typing import Any
 from kftransfer.components.component import DEFAULT_IMAGE, GPU_SUFFIX
 from kftransfer.components.core.errors import ParameterError
 from kftransfer.pipelines.kubernetes_names import cluster_problems
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step of the DAG.
-
-    Attributes:
-        component: the component's function name; the task is named after it.
-        alias: a short name for `--cpu`/`--memory`.
-        display_name: what the KFP UI shows.
-        cpu: default (request, limit) in cores.
-        memory: default (request, limit).
-        gpu: requests GPUs (when `gpu_count` > 0).
-        retried: retried after a failure (the steps a preempted GPU node can kill).
-        cached: its outputs follow from its inputs, so KFP may reuse them. Not so for the
-            source listing (what the source holds now), the evaluation (what is in
-            production now) and the export (a side effect).
-    """
-
-    component: str
-    alias: str
-    display_name: str
-    cpu: tuple[str, str]
-    memory: tuple[str, str]
-    gpu: bool = False
-    retried: bool = False
-    cached: bool = True
-
-    @property
-    def task(self) -> str:
-        """The task's name in the compiled pipeline and in a local run's folder."""
-        return self.component.replace("_", "-")
-
-
-STEPS: dict[str, Step] = {
-    step.component: step
-    for step in (
-        Step(
-            "fingerprint_source",
-            "fingerprint",
-            "fingerprint source",
-            ("0.5", "1"),
-            ("1G", "2G"),
-            cached=False,
-        ),
-        Step("split_data", "split", "split data", ("1", "2"), ("2G", "4G")),
-        Step(
-            "extract_bottlenecks",
-            "extract",
-            "extract bottlenecks",
-            ("4", "8"),
-            ("8G", "16G"),
-            gpu=True,
-            retried=True,
-        ),
-        Step("merge_features", "merge", "merge features", ("1", "2"), ("2G", "4G")),
-        Step("train_head", "head", "train head", ("2", "4"), ("4G", "8G"), retried=True),
-        Step("choose_backbone", "choose", "choose backbone", ("1", "2"), ("2G", "4G")),
-        Step(
-            "fine_tune",
-            "fine_tune",
-            "fine-tune",
-            ("4", "8"),
-            ("16G", "32G"),
-            gpu=True,
-            retried=True,
-        ),
-        Step("evaluate_model", "evaluate", "evaluate", ("2", "4"), ("8G", "16G"), cached=False),
-        Step("export_model", "export", "export", ("2", "4"), ("8G", "16G"), cached=False),
-    )
-}
-
-
-def find_step(name: str) -> Step:
-    """The step with this component name, task name or alias.
-
-    Raises:
-        KeyError: no such step.
-    """
-    for step in STEPS.values():
-        if name in (step.component, step.task, step.alias):
-            return step
-    raise KeyError(name)
-
-
-def step_names() -> str:
-    """The accepted step names, for messages and help."""
-    return ", ".join(
-        f"{s.component} ({s.alias})" if s.alias != s.component else s.component
-        for s in STEPS.values()
-    )
-
+from kftransfer.pipelines.steps import Step, find_step, step_names
 
 DURATION = re.compile(r"[0-9]+[smhdw]$")  # what kfp.dsl's set_retry accepts
 BACKOFF_FACTOR = 2  # an integer: Argo parses the factor as an int (docs/kfp-backend.md)
@@ -296,37 +203,3 @@ def _backbone_problems(settings: "ClusterSettings") -> list[str]:
             "pod, in parallel; drop --extract-parts"
         )
     return found
-
-
-def configure(task, settings: ClusterSettings, display_name: str = ""):
-    """Applies a step's resources, GPUs, node placement, retries and caching to its task."""
-    from kfp import kubernetes
-
-    step = find_step(task.component_spec.name)
-    task.set_display_name(display_name or step.display_name)
-    cpu_request, cpu_limit, memory_request, memory_limit = settings.resources(step)
-    task.set_cpu_request(cpu_request).set_cpu_limit(cpu_limit)
-    task.set_memory_request(memory_request).set_memory_limit(memory_limit)
-    if settings.gets_gpu(step):
-        task.set_accelerator_type(settings.gpu_type).set_accelerator_limit(settings.gpu_count)
-        for key, value in settings.node_selector:
-            kubernetes.add_node_selector(task, key, value)
-        for toleration in settings.tolerations:
-            kubernetes.add_toleration(
-                task,
-                key=toleration.key,
-                operator=toleration.operator,
-                value=toleration.value or None,
-                effect=toleration.effect,
-            )
-    for pvc, mount_path in settings.volumes:
-        kubernetes.mount_pvc(task, pvc_name=pvc, mount_path=mount_path)
-    if step.retried and settings.retries:
-        task.set_retry(
-            settings.retries,
-            backoff_duration=settings.backoff,
-            backoff_factor=BACKOFF_FACTOR,
-            backoff_max_duration=settings.retry_window,
-        )
-    task.set_caching_options(settings.caching and step.cached)
-    return task

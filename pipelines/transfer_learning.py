@@ -41,7 +41,8 @@ from kftransfer.components.fingerprint_source import fingerprint_source
 from kftransfer.components.merge_features import merge_features
 from kftransfer.components.split_data import split_data
 from kftransfer.components.train_head import train_head
-from kftransfer.pipelines.settings import STEPS, ClusterSettings, configure, find_step
+from kftransfer.pipelines.settings import BACKOFF_FACTOR, ClusterSettings
+from kftransfer.pipelines.steps import STEPS, find_step
 
 PIPELINE_NAME = "kftransfer"
 DESCRIPTION = "Image-classification transfer learning."
@@ -222,3 +223,37 @@ def task_names(settings: ClusterSettings = ClusterSettings()) -> list[str]:  # n
     visit(spec["root"]["dag"])
     order = list(STEPS)
     return sorted(found, key=lambda name: order.index(find_step(name).component))
+
+
+def configure(task, settings: ClusterSettings, display_name: str = ""):
+    """Applies a step's resources, GPUs, node placement, retries and caching to its task."""
+    from kfp import kubernetes
+
+    step = find_step(task.component_spec.name)
+    task.set_display_name(display_name or step.display_name)
+    cpu_request, cpu_limit, memory_request, memory_limit = settings.resources(step)
+    task.set_cpu_request(cpu_request).set_cpu_limit(cpu_limit)
+    task.set_memory_request(memory_request).set_memory_limit(memory_limit)
+    if settings.gets_gpu(step):
+        task.set_accelerator_type(settings.gpu_type).set_accelerator_limit(settings.gpu_count)
+        for key, value in settings.node_selector:
+            kubernetes.add_node_selector(task, key, value)
+        for toleration in settings.tolerations:
+            kubernetes.add_toleration(
+                task,
+                key=toleration.key,
+                operator=toleration.operator,
+                value=toleration.value or None,
+                effect=toleration.effect,
+            )
+    for pvc, mount_path in settings.volumes:
+        kubernetes.mount_pvc(task, pvc_name=pvc, mount_path=mount_path)
+    if step.retried and settings.retries:
+        task.set_retry(
+            settings.retries,
+            backoff_duration=settings.backoff,
+            backoff_factor=BACKOFF_FACTOR,
+            backoff_max_duration=settings.retry_window,
+        )
+    task.set_caching_options(settings.caching and step.cached)
+    return task

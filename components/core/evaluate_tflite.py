@@ -15,7 +15,7 @@ import numpy as np
 from kftransfer.components.core import layout, storage
 from kftransfer.components.core.blessing import Verdict
 from kftransfer.components.core.config import EvalConfig
-from kftransfer.components.core.evaluate import Evaluation
+from kftransfer.components.core.evaluation_result import Evaluation
 from kftransfer.components.core.export import serving_model, serving_settings
 from kftransfer.components.core.images import image_dataset
 from kftransfer.components.core.layout import TFLITE_FILE, TFLITE_REPORT_FILE

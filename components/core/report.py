@@ -3,7 +3,7 @@
 import html
 
 from kftransfer.components.core import layout, storage
-from kftransfer.components.core.evaluate import Evaluation
+from kftransfer.components.core.evaluation_result import Evaluation
 from kftransfer.components.core.head_sweep import SWEPT
 from kftransfer.components.core.plots import (
     html_page,

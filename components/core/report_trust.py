@@ -2,7 +2,7 @@
 
 import html
 
-from kftransfer.components.core.evaluate import Evaluation
+from kftransfer.components.core.evaluation_result import Evaluation
 from kftransfer.components.core.plots import figure_png, img_tag, plt, thumbnail
 
 SHOWN = 24  # label issues and pairs shown with thumbnails

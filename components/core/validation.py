@@ -3,14 +3,11 @@
 import contextlib
 import dataclasses
 import hashlib
-import io
 import os
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from kftransfer.components.core import storage
+from kftransfer.components.core.image_headers import Header, read_header
 
 # Problem codes, in the order they are checked.
 ZERO_BYTES = "zero_bytes"
@@ -27,22 +24,6 @@ NOT_AN_IMAGE_DETAIL = "not a recognised image format"
 LARGE_FILE_BYTES = 32 << 20  # 3-4x a 12-megapixel photo
 HEADER_BYTES = 1 << 20  # PIL reads a header in far less; an EXIF segment is at most 64 KiB
 
-# Leading bytes of image formats, to recognise a file whose header is too damaged for PIL.
-MAGIC_NUMBERS = {
-    b"\xff\xd8\xff": "JPEG",
-    b"\x89PNG\r\n\x1a\n": "PNG",
-    b"GIF8": "GIF",
-    b"BM": "BMP",
-    b"II*\x00": "TIFF",
-    b"MM\x00*": "TIFF",
-}
-
-# Major brands of ISO media files that hold still images TensorFlow cannot decode.
-ISO_MEDIA_BRANDS = {
-    **dict.fromkeys((b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1"), "HEIF"),
-    b"avif": "AVIF",
-    b"avis": "AVIF",
-}
 UNSUPPORTED_HINTS = {  # what to do with a format users commonly have
     "HEIF": "iPhone photos: convert them to JPEG, or set Camera > Formats > Most Compatible",
 }
@@ -134,7 +115,7 @@ def judged_by_head(head: bytes) -> bool:
     Not when the size lies further in (a JPEG's ICC profile or XMP before its frame
     header), nor for a GIF, whose frames are only counted by reading them all.
     """
-    header = _sniff(head)
+    header = read_header(head)
     return header.dims is not None and header.format != "GIF"
 
 
@@ -166,7 +147,7 @@ def _judge_header(
 
     Too many pixels for `max_pixels` (a decompression bomb), or a BMP TensorFlow misreads.
     """
-    header = _sniff(data)
+    header = read_header(data)
     if header.dims and decoded_pixels(*header[:3], frames=header.frames) > max_pixels:
         detail = _bomb_detail(header, max_pixels)
         return header.format, ImageCheck(uri, digest, DECOMPRESSION_BOMB, detail)
@@ -225,65 +206,6 @@ def _decode_check(uri, digest, data, header_format, min_side) -> ImageCheck:
     if min(height, width) < min_side:
         return ImageCheck(uri, digest, TOO_SMALL, f"{width}x{height} px < {min_side} px")
     return ImageCheck(uri, digest, note=extension_note(uri, header_format))
-
-
-class Header(NamedTuple):
-    """What a file's header says, without decoding a pixel.
-
-    Attributes:
-        format: PIL's name of the format (None when PIL knows none).
-        dims: (width, height); None when the bytes end before they say.
-        progressive: a progressive JPEG.
-        mode: PIL's mode (a BMP of a palette is `P`).
-        frames: a GIF's frames (counted by skipping through them), else 1.
-    """
-
-    format: str | None
-    dims: tuple[int, int] | None
-    progressive: bool
-    mode: str
-    frames: int
-
-
-def _sniff(data: bytes) -> Header:
-    """From the header only (no pixel decode): format, size, progressive, mode, frames.
-
-    PIL's own decompression-bomb cap is off while it reads the header: `--max-image-pixels`
-    is applied to the size read here. With it on, an image over PIL's 179 MP was refused
-    whatever the cap (and named only "PIL refused it"), and one over 89 MP printed PIL's
-    two-line DecompressionBombWarning to stderr.
-    """
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with _pil_cap_off(Image), Image.open(io.BytesIO(data)) as image:
-            progressive = bool(image.info.get("progressive"))
-            frames = image.n_frames if image.format == "GIF" else 1
-            return Header(image.format, image.size, progressive, image.mode, frames)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
-        return Header(_magic_format(data), None, False, "", 1)
-
-
-_PIL_CAP = threading.Lock()  # Image.MAX_IMAGE_PIXELS is PIL's global
-
-
-@contextlib.contextmanager
-def _pil_cap_off(image_module) -> Iterator[None]:
-    """PIL's pixel cap off for the block (a header read: nothing is decoded), then restored."""
-    with _PIL_CAP:
-        saved, image_module.MAX_IMAGE_PIXELS = image_module.MAX_IMAGE_PIXELS, None
-        try:
-            yield
-        finally:
-            image_module.MAX_IMAGE_PIXELS = saved
-
-
-def _magic_format(data: bytes) -> str | None:
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WEBP"
-    if data[4:8] == b"ftyp" and data[8:12] in ISO_MEDIA_BRANDS:
-        return ISO_MEDIA_BRANDS[data[8:12]]
-    return next((fmt for magic, fmt in MAGIC_NUMBERS.items() if data.startswith(magic)), None)
 
 
 def _decode_failure(uri: str, digest: str, header_format: str | None, err: Exception):

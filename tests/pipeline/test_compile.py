@@ -17,7 +17,8 @@ from kftransfer.components.core.config import (
 )
 from kftransfer.pipelines.backend_contract import required_backend, spec_problems
 from kftransfer.pipelines.cli import cli
-from kftransfer.pipelines.settings import STEPS, ClusterSettings, Toleration
+from kftransfer.pipelines.settings import ClusterSettings, Toleration
+from kftransfer.pipelines.steps import STEPS
 from kftransfer.pipelines.transfer_learning import compile_pipeline, task_names
 
 GPU_FLAGS = [

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from kftransfer.components.component import DEFAULT_IMAGE, GPU_SUFFIX
 from kftransfer.pipelines.cli import cli
-from kftransfer.pipelines.settings import STEPS
+from kftransfer.pipelines.steps import STEPS
 from kftransfer.pipelines.summary import format_summary
 from tests.readme import demo_output, section
 

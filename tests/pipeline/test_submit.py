@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from kftransfer.pipelines.backend_contract import request_problems
 from kftransfer.pipelines.cli import cli
-from kftransfer.pipelines.settings import find_step
+from kftransfer.pipelines.steps import find_step
 from tests.pipeline.fake_kfp import FakeKfp
 from tests.shell_job import AS_A_SHELL_JOB, press_ctrl_c
 
