@@ -102,50 +102,14 @@ def header_problem(data: tf.Tensor, max_pixels: int) -> tf.Tensor:
 def _dims(data: tf.Tensor, first: tf.Tensor):
     """(width, height, decoded pixels, a BMP's bits per pixel (else 0), a JPEG, progressive).
 
-    Zero sizes when the header is of no known format.
-
-    `first`: the first HEADER_BYTES of `data`, padded with zeros.
+    Zero sizes when the header is of no known format. `first`: the first HEADER_BYTES of
+    `data`, padded with zeros.
     """
     head = tf.cast(tf.io.decode_raw(first, tf.uint8), tf.int64)
-    magic = tf.strings.substr(first, 0, 4)
     zero = tf.constant(0, tf.int64)
-
-    def le(start: int, count: int) -> tf.Tensor:
-        return sum(head[start + i] * 256**i for i in range(count))
-
-    def be(start: int, count: int) -> tf.Tensor:
-        return sum(head[start + i] * 256 ** (count - 1 - i) for i in range(count))
-
-    def png():
-        return be(16, 4), be(20, 4)
-
-    def gif():
-        return le(6, 2), le(8, 2)
-
-    def bmp():
-        height = le(22, 4)
-        height = tf.where(height >= 2**31, 2**32 - height, height)  # top-down: negative
-        return le(18, 4), height
-
-    def webp():
-        chunk = tf.strings.substr(first, 12, 4)
-        lossy = (le(26, 2) % 2**14, le(28, 2) % 2**14)  # 14 bits each, 2 of scale
-        lossless_bits = le(21, 4)
-        lossless = (1 + lossless_bits % 2**14, 1 + (lossless_bits // 2**14) % 2**14)
-        extended = (1 + le(24, 3), 1 + le(27, 3))
-        return tuple(
-            tf.where(
-                chunk == "VP8 ", a, tf.where(chunk == "VP8L", b, tf.where(chunk == "VP8X", c, zero))
-            )
-            for a, b, c in zip(lossy, lossless, extended, strict=True)
-        )
-
-    is_png = magic == b"\x89PNG"
-    is_gif = tf.strings.substr(first, 0, 3) == b"GIF"
     is_bmp = tf.strings.substr(first, 0, 2) == b"BM"
-    is_webp = tf.logical_and(magic == b"RIFF", tf.strings.substr(first, 8, 4) == b"WEBP")
     width, height = zero, zero
-    for found, dims in ((is_png, png()), (is_gif, gif()), (is_bmp, bmp()), (is_webp, webp())):
+    for found, dims in _header_dims(first, head):
         width = tf.where(found, dims[0], width)
         height = tf.where(found, dims[1], height)
     pixels = width * height
@@ -156,8 +120,49 @@ def _dims(data: tf.Tensor, first: tf.Tensor):
     width = tf.where(jpeg, jpeg_width, width)
     height = tf.where(jpeg, jpeg_height, height)
     pixels = tf.where(jpeg, jpeg_pixels, pixels)
-    bmp_bits = tf.where(is_bmp, le(28, 2), zero)
+    bmp_bits = tf.where(is_bmp, _le(head, 28, 2), zero)
     return width, height, pixels, bmp_bits, jpeg, progressive
+
+
+def _le(head: tf.Tensor, start: int, count: int) -> tf.Tensor:
+    return sum(head[start + i] * 256**i for i in range(count))
+
+
+def _be(head: tf.Tensor, start: int, count: int) -> tf.Tensor:
+    return sum(head[start + i] * 256 ** (count - 1 - i) for i in range(count))
+
+
+def _header_dims(first: tf.Tensor, head: tf.Tensor):
+    """`(is this format, (width, height))` of PNG, GIF, BMP and WebP, from fixed offsets."""
+    bmp_height = _le(head, 22, 4)
+    bmp_height = tf.where(bmp_height >= 2**31, 2**32 - bmp_height, bmp_height)  # top-down
+    return (
+        (tf.strings.substr(first, 0, 4) == b"\x89PNG", (_be(head, 16, 4), _be(head, 20, 4))),
+        (tf.strings.substr(first, 0, 3) == b"GIF", (_le(head, 6, 2), _le(head, 8, 2))),
+        (tf.strings.substr(first, 0, 2) == b"BM", (_le(head, 18, 4), bmp_height)),
+        (
+            tf.logical_and(
+                tf.strings.substr(first, 0, 4) == b"RIFF", tf.strings.substr(first, 8, 4) == b"WEBP"
+            ),
+            _webp_dims(first, head),
+        ),
+    )
+
+
+def _webp_dims(first: tf.Tensor, head: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """A WebP's size from its first chunk: lossy `VP8 `, lossless `VP8L`, extended `VP8X`."""
+    chunk = tf.strings.substr(first, 12, 4)
+    lossy = (_le(head, 26, 2) % 2**14, _le(head, 28, 2) % 2**14)  # 14 bits, 2 of scale
+    lossless_bits = _le(head, 21, 4)
+    lossless = (1 + lossless_bits % 2**14, 1 + (lossless_bits // 2**14) % 2**14)
+    extended = (1 + _le(head, 24, 3), 1 + _le(head, 27, 3))
+    zero = tf.constant(0, tf.int64)
+    return tuple(
+        tf.where(
+            chunk == "VP8 ", a, tf.where(chunk == "VP8L", b, tf.where(chunk == "VP8X", c, zero))
+        )
+        for a, b, c in zip(lossy, lossless, extended, strict=True)
+    )
 
 
 def _jpeg_dims(data: tf.Tensor):
