@@ -31,7 +31,7 @@ from kftransfer.components.core.validation import (
     ImageCheck,
     check_image,
     header_problem,
-    judged_by_head,
+    judge_head,
 )
 from kftransfer.components.core.versions import resolve_model_folder
 
@@ -275,11 +275,12 @@ def _refused_by_header(uris: list[str], skip: set[int], max_pixels: int) -> dict
     def judge(index: int) -> str:
         try:
             head = storage.read_head(uris[index], HEAD_BYTES)
-            if len(head) == HEAD_BYTES and not judged_by_head(head):
-                head = storage.read_bytes(uris[index])
+            problem, told_all = judge_head(uris[index], head, max_pixels)
+            if len(head) == HEAD_BYTES and not told_all:
+                problem = header_problem(uris[index], storage.read_bytes(uris[index]), max_pixels)
         except storage.StorageError:
             return ""
-        return _reason(header_problem(uris[index], head, max_pixels))
+        return _reason(problem)
 
     todo = [i for i in range(len(uris)) if i not in skip]
     reasons = map_ordered(judge, todo, threads=HEAD_THREADS)

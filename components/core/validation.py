@@ -109,14 +109,15 @@ def header_problem(uri: str, head: bytes, max_pixels: int) -> ImageCheck | None:
     return _judge_header(uri, "", head, max_pixels)[1]
 
 
-def judged_by_head(head: bytes) -> bool:
-    """Whether a file's first bytes tell all the pixel cap needs: its size and frames.
+def judge_head(uri: str, head: bytes, max_pixels: int) -> tuple[ImageCheck | None, bool]:
+    """`header_problem` of a file's first bytes, and whether they told all the cap needs.
 
-    Not when the size lies further in (a JPEG's ICC profile or XMP before its frame
-    header), nor for a GIF, whose frames are only counted by reading them all.
+    They do not when the size lies further in (a JPEG's ICC profile or XMP before its
+    frame header), nor for a GIF, whose frames are only counted by reading them all.
     """
     header = read_header(head)
-    return header.dims is not None and header.format != "GIF"
+    told_all = header.dims is not None and header.format != "GIF"
+    return _judge(uri, "", header, max_pixels)[1], told_all
 
 
 def _head_problem(uri: str, head: bytes, max_pixels: int) -> ImageCheck | None:
@@ -143,11 +144,14 @@ def check_image_bytes(
 def _judge_header(
     uri: str, digest: str, data: bytes, max_pixels: int
 ) -> tuple[str | None, ImageCheck | None]:
-    """The format a file's header names, and its problem if the header proves one.
+    """The format a file's header names, and its problem if the header proves one."""
+    return _judge(uri, digest, read_header(data), max_pixels)
 
-    Too many pixels for `max_pixels` (a decompression bomb), or a BMP TensorFlow misreads.
-    """
-    header = read_header(data)
+
+def _judge(
+    uri: str, digest: str, header: Header, max_pixels: int
+) -> tuple[str | None, ImageCheck | None]:
+    """Too many pixels for `max_pixels` (a decompression bomb), or a BMP TensorFlow misreads."""
     if header.dims and decoded_pixels(*header[:3], frames=header.frames) > max_pixels:
         detail = _bomb_detail(header, max_pixels)
         return header.format, ImageCheck(uri, digest, DECOMPRESSION_BOMB, detail)
@@ -180,7 +184,7 @@ def decoded_pixels(
     return width * height * frames
 
 
-def _bomb_detail(header: "Header", cap: int) -> str:
+def _bomb_detail(header: Header, cap: int) -> str:
     from kftransfer.components.core.images import JPEG_SCALES
 
     size = f"{header.dims[0]}x{header.dims[1]} px"

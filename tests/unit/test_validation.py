@@ -264,4 +264,4 @@ def test_an_animated_gif_counts_every_frame_against_the_pixel_cap(tmp_path):
     assert check.detail == (
         "64x64 px x 6 frames (TensorFlow decodes every frame of a GIF) > 20480 px cap"
     )
-    assert not validation.judged_by_head(_animated_gif(2))  # frames are counted whole
+    assert not validation.judge_head("a.gif", _animated_gif(2), cap)[1]  # counted whole
