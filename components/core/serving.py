@@ -19,7 +19,7 @@ from kftransfer.components.core.images import JPEG_SCALES, decode_resized
 from kftransfer.components.core.layout import UNKNOWN
 from kftransfer.components.core.validation import PALETTE_BMP_HINT, PALETTE_BMP_MODES
 
-HEADER_BYTES = 30  # the bytes the PNG, GIF, BMP and WebP sizes below are read from
+SIZE_FIELDS_BYTES = 30  # the first bytes, where the PNG, GIF, BMP and WebP sizes are
 PROGRESSIVE_SOF = (0xC2, 0xC6, 0xCA, 0xCE)  # start-of-frame markers of progressive JPEGs
 OTHER_SOF = (0xC0, 0xC1, 0xC3, 0xC5, 0xC7, 0xC9, 0xCB, 0xCD, 0xCF)
 JPEG_SEGMENTS = 1000  # at most this many segments are walked to find the frame header
@@ -81,9 +81,9 @@ def header_problem(data: tf.Tensor, max_pixels: int) -> tf.Tensor:
     palette ...`, as `validation` words them; bytes of no known header give ''.
     """
     data = tf.convert_to_tensor(data, tf.string)
-    padding = b"\0" * HEADER_BYTES  # so that short data gives zeros, not a failed op
-    first = tf.strings.join([tf.strings.substr(data, 0, HEADER_BYTES), padding])
-    first = tf.strings.substr(first, 0, HEADER_BYTES)
+    padding = b"\0" * SIZE_FIELDS_BYTES  # so that short data gives zeros, not a failed op
+    first = tf.strings.join([tf.strings.substr(data, 0, SIZE_FIELDS_BYTES), padding])
+    first = tf.strings.substr(first, 0, SIZE_FIELDS_BYTES)
     width, height, pixels, bmp_bits, jpeg, progressive = _dims(data, first)
     size = tf.strings.format("{}x{} px", (width, height))
     scale = tf.strings.format(f" (decoded at 1/{JPEG_SCALES[0]} scale: {{}} px)", pixels)
@@ -102,7 +102,7 @@ def header_problem(data: tf.Tensor, max_pixels: int) -> tf.Tensor:
 def _dims(data: tf.Tensor, first: tf.Tensor):
     """(width, height, decoded pixels, a BMP's bits per pixel (else 0), a JPEG, progressive).
 
-    Zero sizes when the header is of no known format. `first`: the first HEADER_BYTES of
+    Zero sizes when the header is of no known format. `first`: the first SIZE_FIELDS_BYTES of
     `data`, padded with zeros.
     """
     head = tf.cast(tf.io.decode_raw(first, tf.uint8), tf.int64)
