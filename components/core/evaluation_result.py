@@ -70,7 +70,7 @@ class Evaluation:
                 if stage and stage[key] is not None:
                     summary[f"{name}_{key}"] = stage[key]
         tuned = self.calibration["fine_tuned"]
-        if self.tflite and "accuracy" in self.tflite:  # converted (else "error")
+        if self.tflite and "error" not in self.tflite:  # converted (see tflite_figures)
             summary["tflite_accuracy"] = self.tflite["accuracy"]
             summary["tflite_drop_points"] = self.tflite["drop_points"]
         return {
